@@ -1,0 +1,20 @@
+# gsm8k-pipeline — the Snakemake side of the DAG (dvc.yaml is the other; tests/test_parity.py keeps them equal).
+# Every knob lives in params.yaml; edit it, then rerun: only stale jobs run.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+configfile: "params.yaml"
+validate(config, "workflow/schemas/params.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/eval.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        expand(rules.eval.output.metrics, model=["base"]),

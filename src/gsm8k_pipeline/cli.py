@@ -1,0 +1,108 @@
+"""`gsm8k` — one command per pipeline stage; the Snakefile and dvc.yaml call these same commands.
+
+Knob precedence: command line > environment (EVAL_SAMPLES, OUTPUT_DIR, ...) > params.yaml.
+Heavy libraries are imported inside the handlers so `gsm8k --help` and param errors are instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _params(args) -> dict:
+    from . import params
+
+    return params.load(args.params)
+
+
+def _cmd_check_params(args) -> int:
+    _params(args)
+    print(f"{args.params}: ok")
+    return 0
+
+
+def _cmd_download(args) -> int:
+    import json
+
+    from .download import DownloadConfig, main
+
+    stats = main(_params(args), DownloadConfig(out_dir=args.out_dir))
+    print(json.dumps({s: stats[s]["rows"] for s in ("train", "test")}))
+    return 0
+
+
+def _cmd_base_model(args) -> int:
+    from .base_model import BaseModelConfig, main
+
+    print(main(_params(args), BaseModelConfig(train_file=args.train_file, out_dir=args.out_dir)))
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from .evaluate import EvalConfig, main
+
+    params = _params(args)
+    config = EvalConfig(
+        model_path=args.model_path,
+        output_dir=args.output_dir or Path(os.environ.get("OUTPUT_DIR") or "metrics/eval"),
+        output_file=args.output_file,
+        test_file=args.test_file,
+        samples=args.samples,
+    )
+    m = main(params, config)
+    lo, hi = m["accuracy_ci95"]
+    print(f"{m['model_id']}: accuracy {m['accuracy']:.4f} ({m['correct']}/{m['n']}, 95% CI {lo:.4f}-{hi:.4f}), "
+          f"answer_proportion {m['answer_proportion']:.4f}, {m['problems_per_second']} problems/s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import grader
+
+    parser = argparse.ArgumentParser(prog="gsm8k", description=__doc__.splitlines()[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default: %(default)s)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("check-params", parents=[common], help="validate params.yaml against the schema")
+    p.set_defaults(func=_cmd_check_params)
+
+    p = sub.add_parser("download", parents=[common], help="stage: data/gsm8k/{train,test}.jsonl + stats.json")
+    p.add_argument("--out-dir", type=Path, default=Path("data/gsm8k"))
+    p.set_defaults(func=_cmd_download)
+
+    p = sub.add_parser("base-model", parents=[common], help="stage: models/base/ (tiny or a hub model)")
+    p.add_argument("--train-file", type=Path, default=Path("data/gsm8k/train.jsonl"))
+    p.add_argument("--out-dir", type=Path, default=Path("models/base"))
+    p.set_defaults(func=_cmd_base_model)
+
+    p = sub.add_parser("evaluate", parents=[common], help="stage: evaluate a model on the test split")
+    p.add_argument("--model-path", type=Path, default=Path("models/base/model"))
+    p.add_argument("--output-dir", type=Path, default=None, help="default: $OUTPUT_DIR or metrics/eval")
+    p.add_argument("--output-file", default="base.json", help="metrics file; its stem is the model id")
+    p.add_argument("--test-file", type=Path, default=Path("data/gsm8k/test.jsonl"))
+    p.add_argument("--samples", type=int, default=None, help="cap on test problems (default: $EVAL_SAMPLES or eval.samples)")
+    p.set_defaults(func=_cmd_evaluate)
+
+    grader.add_cli(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    from .download import DataError
+    from .params import ParamsError
+
+    args = build_parser().parse_args(argv)
+    try:
+        code = args.func(args)
+    except (ParamsError, DataError) as exc:
+        print(f"gsm8k {args.command}: error: {exc}", file=sys.stderr)
+        code = 2
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

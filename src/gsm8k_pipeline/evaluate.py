@@ -1,0 +1,139 @@
+"""`eval` stage → metrics/eval/<model_id>.json, metrics/eval/<model_id>/{debug.csv,summary.txt}.
+
+The model id is the output file's stem (base, prep_sft, full_sft_512, ...).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .fileio import atomic_write_json, atomic_write_text
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    model_path: Path = Path("models/base/model")
+    output_dir: Path = Path("metrics/eval")
+    output_file: str = "base.json"
+    test_file: Path = Path("data/gsm8k/test.jsonl")
+    samples: int | None = None  # None: params eval.samples (or EVAL_SAMPLES)
+
+    @property
+    def model_id(self) -> str:
+        return Path(self.output_file).stem
+
+
+def wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """95 % Wilson score interval for a binomial proportion k/n."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (round(max(0.0, centre - half), 6), round(min(1.0, centre + half), 6))
+
+
+def score(rows: list[dict], completions: list[str]) -> list[dict]:
+    """One debug record per problem."""
+    from .download import gold
+    from .formatting import has_answer, has_thinking
+    from .grader import grade
+
+    records = []
+    for i, (row, completion) in enumerate(zip(rows, completions, strict=True)):
+        extracted, correct = grade(completion, row["answer"])
+        records.append({
+            "id": i,
+            "question": row["question"],
+            "gold": gold(row["answer"]),
+            "completion": completion,
+            "extracted": extracted,
+            "correct": correct,
+            "has_thinking": has_thinking(completion),
+            "has_answer": has_answer(completion),
+        })
+    return records
+
+
+def summarize(records: list[dict], model_id: str, settings: dict, seconds: float) -> dict:
+    n = len(records)
+    k = sum(r["correct"] for r in records)
+    low, high = wilson_interval(k, n)
+    return {
+        "model_id": model_id,
+        "n": n,
+        "correct": k,
+        "accuracy": k / n if n else 0.0,
+        "accuracy_ci95": [low, high],
+        "thinking_proportion": sum(r["has_thinking"] for r in records) / n if n else 0.0,
+        "answer_proportion": sum(r["has_answer"] for r in records) / n if n else 0.0,
+        "generation": settings,
+        "seconds": round(seconds, 3),
+        "problems_per_second": round(n / seconds, 3) if seconds > 0 else None,
+    }
+
+
+def summary_text(metrics: dict, records: list[dict], model_path: Path) -> str:
+    lo, hi = metrics["accuracy_ci95"]
+    lines = [
+        f"GSM8K evaluation — {metrics['model_id']} ({model_path})",
+        f"accuracy            {metrics['accuracy']:.4f}  ({metrics['correct']}/{metrics['n']}, 95% CI {lo:.4f}–{hi:.4f})",
+        f"thinking_proportion {metrics['thinking_proportion']:.4f}",
+        f"answer_proportion   {metrics['answer_proportion']:.4f}",
+        f"generation          {metrics['generation']}",
+        f"time                {metrics['seconds']:.1f} s ({metrics['problems_per_second']} problems/s)",
+        "",
+    ]
+    for r in records[:3]:
+        completion = r["completion"] if len(r["completion"]) <= 300 else r["completion"][:300] + "…"
+        lines += [
+            f"--- problem {r['id']} (gold {r['gold']}, extracted {r['extracted']}, correct {r['correct']})",
+            completion,
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
+    import pandas as pd
+    import torch
+
+    from .download import read_jsonl
+    from .formatting import prompt_messages
+    from .generation import generate, load_for_inference, render_prompts
+    from .params import env_int
+
+    ev = params["eval"]
+    samples = config.samples if config.samples is not None else env_int("EVAL_SAMPLES", ev["samples"])
+    rows = read_jsonl(config.test_file)[:samples]
+    settings = {
+        "max_new_tokens": ev["max_new_tokens"],
+        "do_sample": ev["do_sample"],
+        "temperature": ev["temperature"] if ev["do_sample"] else None,
+        "batch_size": ev["batch_size"],
+        "samples": len(rows),
+    }
+    json_path = config.output_dir / config.output_file
+    json_path.unlink(missing_ok=True)  # a failed run must not leave an older result looking current
+
+    torch.manual_seed(params["seed"])
+    model, tokenizer = load_for_inference(config.model_path)
+    prompts = render_prompts(tokenizer, [prompt_messages(r["question"]) for r in rows])
+    started = time.perf_counter()
+    completions = generate(
+        model, tokenizer, prompts,
+        batch_size=ev["batch_size"], max_new_tokens=ev["max_new_tokens"],
+        do_sample=ev["do_sample"], temperature=ev["temperature"], desc=f"eval {config.model_id}",
+    )
+    seconds = time.perf_counter() - started
+
+    records = score(rows, [c[0] for c in completions])
+    metrics = summarize(records, config.model_id, settings, seconds)
+    detail_dir = config.output_dir / config.model_id
+    atomic_write_text(detail_dir / "debug.csv", pd.DataFrame(records).to_csv(index=False))
+    atomic_write_text(detail_dir / "summary.txt", summary_text(metrics, records, config.model_path))
+    atomic_write_json(json_path, metrics)  # last: its presence means the evaluation finished
+    return metrics

@@ -1,0 +1,50 @@
+"""The output format the models learn, and how problems become prompts and targets.
+
+Target: <start_working_out>reasoning<end_working_out><SOLUTION>N</SOLUTION>
+"""
+
+from __future__ import annotations
+
+import re
+
+START_WORKING = "<start_working_out>"
+END_WORKING = "<end_working_out>"
+SOLUTION_START = "<SOLUTION>"
+SOLUTION_END = "</SOLUTION>"
+FORMAT_TOKENS = (START_WORKING, END_WORKING, SOLUTION_START, SOLUTION_END)
+
+SYSTEM_PROMPT = (
+    f"You are given a problem. Think about the problem and provide your working out. "
+    f"Place it between {START_WORKING} and {END_WORKING}. "
+    f"Then, provide your solution between {SOLUTION_START}{SOLUTION_END}"
+)
+
+_THINKING_RE = re.compile(re.escape(START_WORKING) + r".*?" + re.escape(END_WORKING), re.S)
+_ANSWER_RE = re.compile(re.escape(SOLUTION_START) + r".*?" + re.escape(SOLUTION_END), re.S)
+
+
+def split_gsm8k_answer(answer: str) -> tuple[str, str]:
+    """('reasoning lines', 'N') from a GSM8K answer ending in '#### N'."""
+    reasoning, final = answer.rsplit("####", 1)
+    return reasoning.strip(), final.strip().replace(",", "")
+
+
+def to_target(answer: str) -> str:
+    """A GSM8K answer rewritten in the output format the models learn."""
+    reasoning, final = split_gsm8k_answer(answer)
+    return f"{START_WORKING}{reasoning}{END_WORKING}{SOLUTION_START}{final}{SOLUTION_END}"
+
+
+def prompt_messages(question: str) -> list[dict]:
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": question},
+    ]
+
+
+def has_thinking(completion: str) -> bool:
+    return _THINKING_RE.search(completion) is not None
+
+
+def has_answer(completion: str) -> bool:
+    return _ANSWER_RE.search(completion) is not None

@@ -1,0 +1,314 @@
+"""Answer grader for GSM8K: one module shared by evaluation and (later) RL rewards.
+
+Extraction order (`extract_answer`), on the completion with calculator annotations
+`<<...>>` removed first (they restate intermediate results and are not answers):
+
+1. the first complete `<SOLUTION>...</SOLUTION>` block (tags case-insensitive; the first
+   closing tag pairs with the nearest opening tag before it, so an unclosed tag is ignored);
+2. the first complete `\\boxed{...}` (braces balanced, so `\\boxed{\\frac{3}{4}}` works);
+3. the first `#### N`;
+4. the last "answer is N" (case-insensitive; only spaces, `:`, `*`, `=`, currency or a sign
+   may sit between "is" and N), since models restate corrected answers at the end;
+5. the last number in the text.
+
+A SOLUTION or boxed block is authoritative: when present, later rules are never tried.
+Inside a block: one number (or one fraction `a/b`, `\\frac{a}{b}`) is the answer; with
+several numbers, "answer is N" then the last number within the block (so "5 + 7 = 12" gives
+12); with no number, or a fraction without an exact decimal (1/3), the answer is None.
+Fractions are only recognised there and in `normalize_number`; in free text "3/4" is two numbers.
+
+Numbers: ASCII digits; "1,234,567" is one number but "1,2,3" or "1, 2, 3" are a list of
+numbers; a period not followed by a digit ends a sentence ("is 42." -> 42); `$ £ €`, `%`
+and unit words around a number are ignored; `-`, U+2212 and other dashes are a minus sign
+unless they follow a letter, digit or closing bracket ("5-3" is 5 and 3, not -3).
+Values are canonical decimal strings ("1,234.50" -> "1234.5", "-0" -> "0", "007" -> "7")
+and compared exactly with Decimal, never float. Exponents ("1e5") are not supported.
+
+Every regex here matches in linear time (no nested or overlapping quantifiers), and the
+block scans are single passes, so pathological completions stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from decimal import Decimal
+from fractions import Fraction
+from itertools import islice
+
+from .fileio import atomic_write_jsonl
+
+_MINUS = "-\u2212\u2010\u2011\u2012\u2013\u2014\u2015\ufe63\uff0d"  # hyphen, U+2212, dashes
+_CURRENCY = "$£€"
+
+# Digit runs joined by single commas, optional decimal part. Nothing after it is mandatory,
+# so a match never backtracks; `.5` counts only when not part of "3.5.6".
+_NUM = r"[0-9]+(?:,[0-9]+)*(?:\.[0-9]+)?|(?<![0-9.])\.[0-9]+"
+_NUM_RE = re.compile(_NUM)
+# What may separate "####"/"answer is" from its number; it shares no character with a
+# number's first character, so there is exactly one way to split gap and number.
+_GAP = "[\\s:*=" + re.escape(_CURRENCY + _MINUS + "+\\") + "]*"
+_HASH_RE = re.compile("####" + _GAP + "(?P<num>" + _NUM + ")")
+_ANSWER_IS_RE = re.compile(r"\banswer\s+is\b" + _GAP + "(?P<num>" + _NUM + ")", re.I)
+_ANNOTATION_RE = re.compile(r"<<[^<>]*>>")  # [^<>] stops at the next '<', so scans don't pile up
+_OPEN_RE = re.compile(r"<solution>", re.I)
+_CLOSE_RE = re.compile(r"</solution>", re.I)
+_BRACE_RE = re.compile(r"\\boxed\s*\{|[{}]")
+
+
+class GradeInputError(ValueError):
+    """A malformed grading input line; the message reads "FILE:LINE: reason"."""
+
+
+# --- numbers -------------------------------------------------------------------------
+
+
+def _canonical(digits: str, negative: bool) -> str:
+    """'007.50' -> '7.5'; string surgery rather than Decimal.normalize, which would round
+    to the context precision (28 digits) and could print an exponent."""
+    int_part, _, frac = digits.partition(".")
+    int_part, frac = int_part.lstrip("0") or "0", frac.rstrip("0")
+    value = f"{int_part}.{frac}" if frac else int_part
+    return "-" + value if negative and value != "0" else value
+
+
+def _is_negative(text: str, start: int) -> bool:
+    """Is the number at text[start] preceded by a minus sign (possibly before `$`/`\\$`)?"""
+    j = start
+    if j and text[j - 1] in _CURRENCY:
+        j -= 1
+        if j and text[j - 1] == "\\":  # LaTeX "\$"
+            j -= 1
+    if not j or text[j - 1] not in _MINUS:
+        return False
+    # After a word or closing bracket a dash is subtraction or a range: "5-3", "10–12".
+    return j == 1 or not (text[j - 2].isalnum() or text[j - 2] in ")]}")
+
+
+def _is_list(token: str) -> bool:
+    """True when the commas in a number token are not thousands grouping ("1,2,3", "12,5")."""
+    groups = token.partition(".")[0].split(",")
+    return len(groups) > 1 and not (len(groups[0]) <= 3 and all(len(g) == 3 for g in groups[1:]))
+
+
+def _number(text: str, start: int, token: str, last: bool = False) -> str:
+    """Canonical value of the number token found at text[start]; for a comma list, its first
+    item (or its last, when last=True)."""
+    if _is_list(token):
+        head, dot, frac = token.partition(".")
+        items = head.split(",")
+        if last:
+            return _canonical(items[-1] + dot + frac, False)  # after a comma: never signed
+        token = items[0]
+    return _canonical(token.replace(",", ""), _is_negative(text, start))
+
+
+def _exact_decimal(numerator: str, denominator: str) -> str | None:
+    """numerator/denominator as a canonical decimal, or None if it does not terminate."""
+    try:
+        q = Fraction(numerator) / Fraction(denominator)
+        d, twos, fives = q.denominator, 0, 0
+        while d % 2 == 0:
+            d, twos = d // 2, twos + 1
+        while d % 5 == 0:
+            d, fives = d // 5, fives + 1
+        if d != 1:  # e.g. 1/3: no exact decimal, so it can never equal a decimal gold
+            return None
+        shift = max(twos, fives)
+        digits = str(abs(q.numerator) * 10**shift // q.denominator).rjust(shift + 1, "0")
+    except (ValueError, ZeroDivisionError):  # x/0, or beyond Python's int/str digit limit
+        return None
+    return _canonical(digits[: len(digits) - shift] + "." + digits[len(digits) - shift :], q < 0)
+
+
+def _single(text: str) -> tuple[bool, str | None]:
+    """(True, value) if text holds exactly one number or one fraction (value None for a
+    fraction with no exact decimal); (False, None) if it holds none or several."""
+    found = list(islice(_NUM_RE.finditer(text), 3))  # never need more than 3 to decide
+    if any(_is_list(m.group()) for m in found):
+        return False, None
+    if len(found) == 1:
+        return True, _number(text, found[0].start(), found[0].group())
+    if len(found) == 2:
+        a, b = found
+        sep = text[a.end() : b.start()].strip()
+        if sep == "/" or (sep == "}{" and "frac{" in text[max(0, a.start() - 8) : a.start()]):
+            numerator, denominator = (_number(text, m.start(), m.group()) for m in found)
+            return True, _exact_decimal(numerator, denominator)
+    return False, None
+
+
+def normalize_number(text: str) -> str | None:
+    """Canonical decimal string of the single number (or exact fraction) in text, else None.
+
+    Surrounding currency, `%`, units and words are ignored: "$1,234.50" -> "1234.5",
+    "−5 apples" -> "-5", "+3" -> "3", "3/4" -> "0.75", "1/3" -> None, "1 or 2" -> None.
+    """
+    return _single(text)[1]
+
+
+# --- extraction rules ----------------------------------------------------------------
+
+
+def _first_solution(text: str) -> str | None:
+    """Content of the first complete <SOLUTION> block, or None. Pairs each closing tag with
+    the nearest opening tag before it, so unclosed openings cost one scan, not one each."""
+    pos = 0
+    while close := _CLOSE_RE.search(text, pos):
+        opening = None
+        for opening in _OPEN_RE.finditer(text, pos, close.start()):
+            pass
+        if opening:
+            return text[opening.end() : close.start()]
+        pos = close.end()  # a stray closing tag: look for the next one
+    return None
+
+
+def _first_boxed(text: str) -> str | None:
+    """Content of the earliest-opened \\boxed{...} whose braces balance, found in one pass
+    with a brace stack (a regex cannot match nested braces, and rescanning is quadratic)."""
+    stack: list[tuple[bool, int]] = []  # (opened by \boxed?, content start)
+    best: tuple[int, int] | None = None
+    first = text.find("\\boxed")
+    if first < 0:
+        return None
+    for m in _BRACE_RE.finditer(text, first):  # braces before the first \boxed are irrelevant
+        if m.group() != "}":
+            stack.append((m.group() != "{", m.end()))
+        elif stack:
+            boxed, start = stack.pop()
+            if boxed and (best is None or start < best[0]):
+                best = (start, m.start())
+    return text[best[0] : best[1]] if best else None
+
+
+def _hash_answer(text: str) -> str | None:
+    m = _HASH_RE.search(text)
+    return _number(text, m.start("num"), m["num"]) if m else None
+
+
+def _answer_is(text: str) -> str | None:
+    m = None
+    for m in _ANSWER_IS_RE.finditer(text):
+        pass
+    return _number(text, m.start("num"), m["num"]) if m else None
+
+
+def _last_number(text: str) -> str | None:
+    m = None
+    for m in _NUM_RE.finditer(text):  # keep only the last match: cheap even for 1 MB
+        pass
+    return _number(text, m.start(), m.group(), last=True) if m else None
+
+
+def _block_value(content: str) -> str | None:
+    is_single, value = _single(content)
+    if is_single:
+        return value
+    return _answer_is(content) or _last_number(content)
+
+
+def extract_answer(completion: str) -> str | None:
+    """The completion's final answer as a canonical decimal string, or None (see module doc)."""
+    text = _ANNOTATION_RE.sub("", completion).replace("{,}", ",")  # LaTeX 1{,}000
+    for block in (_first_solution(text), _first_boxed(text)):
+        if block is not None:
+            return _block_value(block)  # authoritative, even when it holds no number
+    return _hash_answer(text) or _answer_is(text) or _last_number(text)
+
+
+# --- grading -------------------------------------------------------------------------
+
+
+def gold_number(gold: str) -> str:
+    """Canonical gold answer from a full GSM8K answer (its first `#### N`) or a bare number
+    ("72", "1,200", "-3"); raises ValueError when there is no (single) number."""
+    value = _hash_answer(gold) if "####" in gold else normalize_number(gold)
+    if value is None:
+        raise ValueError(f"gold has no number: {gold[:60]!r}")
+    return value
+
+
+def answers_match(extracted: str | None, gold: str) -> bool:
+    """Exact numeric equality ("3.50" == "3.5"); gold may be a full GSM8K answer."""
+    expected = gold_number(gold)
+    value = None if extracted is None else normalize_number(extracted)
+    return value is not None and Decimal(value) == Decimal(expected)
+
+
+def grade(completion: str, gold: str) -> tuple[str | None, bool]:
+    """(extracted answer, is it correct)."""
+    extracted = extract_answer(completion)
+    return extracted, answers_match(extracted, gold)
+
+
+def _check_record(raw: bytes) -> dict:
+    """The record on one input line; raises ValueError with the reason it is malformed."""
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError("not valid UTF-8") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"invalid JSON: {e.msg} (column {e.colno})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+    for key in ("completion", "gold"):
+        if key not in record:
+            raise ValueError(f'missing key "{key}"')
+        if not isinstance(record[key], str):
+            raise ValueError(f'"{key}" must be a string')
+    gold_number(record["gold"])
+    return record
+
+
+def grade_jsonl(in_path, out_path=None) -> tuple[int, int]:
+    """Grade a JSONL file of {"completion", "gold"} records; return (correct, total).
+
+    Every line is validated before anything is written, so a malformed line raises
+    GradeInputError ("FILE:LINE: reason") and leaves no output. Blank lines are skipped.
+    With out_path, each record is written back with "extracted" and "correct" added, via a
+    temp file in the same directory and os.replace, so readers never see a partial file.
+    """
+    results = []
+    with open(in_path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            try:
+                record = _check_record(raw)
+            except ValueError as e:
+                raise GradeInputError(f"{os.fspath(in_path)}:{lineno}: {e}") from None
+            extracted, correct = grade(record["completion"], record["gold"])
+            results.append({**record, "extracted": extracted, "correct": correct})
+    if out_path is not None:
+        atomic_write_jsonl(out_path, results)
+    return sum(r["correct"] for r in results), len(results)
+
+
+# --- CLI -----------------------------------------------------------------------------
+
+
+def _cmd_grade(args) -> int:
+    try:
+        k, n = grade_jsonl(args.input, args.output)
+    except (GradeInputError, OSError) as e:  # bad input or unreadable/unwritable file
+        print(e, file=sys.stderr)
+        return 2
+    print(f"accuracy: {k / n if n else 0:.4f} ({k}/{n})")
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    """Register `grade IN.jsonl [-o OUT.jsonl]` on an argparse subparsers object."""
+    parser = subparsers.add_parser(
+        "grade",
+        help="grade completions against gold answers",
+        description='Grade a JSONL file of {"completion": str, "gold": str} records and print '
+        "`accuracy: X (k/n)`. With -o, also write each record with "
+        '"extracted" and "correct" added.',
+    )
+    parser.add_argument("input", metavar="IN.jsonl")
+    parser.add_argument("-o", "--output", metavar="OUT.jsonl", default=None)
+    parser.set_defaults(func=_cmd_grade)

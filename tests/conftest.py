@@ -1,0 +1,74 @@
+"""Shared fixtures: the repo root, real GSM8K when present, and test-sized params."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_GSM8K = REPO.parent / "shared" / "data" / "gsm8k"
+
+# The pipeline's files a temp checkout needs (code deps are hashed, so src/ comes too).
+PIPELINE_FILES = ("Snakefile", "dvc.yaml", "workflow", "src", "pyproject.toml")
+
+TEST_SIZE = {
+    "data": {"synthetic": {"n_train": 300, "n_test": 24}},
+    "base_model": {"tiny": {"vocab_size": 320, "hidden_size": 32, "intermediate_size": 64,
+                            "num_hidden_layers": 1, "num_attention_heads": 2}},
+    "eval": {"samples": 12, "batch_size": 6, "max_new_tokens": 12},
+}
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) else value
+    return out
+
+
+def test_params(**override) -> dict:
+    """The shipped params.yaml, shrunk to test size, with `override` merged on top."""
+    shipped = yaml.safe_load((REPO / "params.yaml").read_text())
+    return _merge(_merge(shipped, TEST_SIZE), override)
+
+
+test_params.__test__ = False  # a helper, not a test
+
+
+def run(cmd: list[str] | str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, shell=isinstance(cmd, str))
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}) in {cwd}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def make_checkout(dest: Path, params: dict) -> Path:
+    """A temp git repo holding the pipeline files and the given params.yaml, with DVC initialised."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PIPELINE_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "init", "-q", "-b", "main"], dest)
+    run(["git", "config", "user.email", "test@example.com"], dest)
+    run(["git", "config", "user.name", "test"], dest)
+    run(["dvc", "init", "-q"], dest)
+    run(["dvc", "config", "core.analytics", "false"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-q", "-m", "checkout"], dest)
+    return dest
+
+
+@pytest.fixture
+def shared_gsm8k() -> Path:
+    if not (SHARED_GSM8K / "train.jsonl").exists():
+        pytest.skip("real GSM8K not present at ../shared/data/gsm8k")
+    return SHARED_GSM8K

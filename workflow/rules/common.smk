@@ -1,0 +1,8 @@
+# Shared by all rules. Each rule's `input.code` lists the modules its command runs (dvc.yaml: deps),
+# and `params` the params.yaml sections it reads (dvc.yaml: params), so an edit reruns just what it touches.
+PARAMS_FILE = "params.yaml"
+PKG = "src/gsm8k_pipeline"
+
+
+def code(*modules):
+    return [f"{PKG}/{m}.py" for m in modules]

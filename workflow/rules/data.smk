@@ -1,0 +1,13 @@
+rule download:
+    input:
+        code=code("download", "synthetic"),
+    output:
+        train="data/gsm8k/train.jsonl",
+        test="data/gsm8k/test.jsonl",
+        stats="data/gsm8k/stats.json",
+    params:
+        data=config["data"],
+    log:
+        "logs/download.log",
+    shell:
+        "gsm8k download --params {PARAMS_FILE} > {log} 2>&1"

@@ -1,0 +1,13 @@
+rule base_model:
+    input:
+        train=rules.download.output.train,
+        code=code("base_model", "formatting"),
+    output:
+        directory("models/base"),
+    params:
+        seed=config["seed"],
+        base_model=config["base_model"],
+    log:
+        "logs/base_model.log",
+    shell:
+        "gsm8k base-model --params {PARAMS_FILE} > {log} 2>&1"
