@@ -31,10 +31,11 @@ def main() -> None:
 
     if not args.model.exists():
         subprocess.run(["snakemake", "--cores", "1", str(args.model.parent)], check=True)
-    ev = P.load(args.params)["eval"]
+    params = P.load(args.params)
+    ev = params["eval"]
     rows = read_jsonl(Path("data/gsm8k/test.jsonl"))[: args.problems]
     model, tokenizer = load_for_inference(args.model)
-    prompts = render_prompts(tokenizer, [prompt_messages(r["question"]) for r in rows])
+    prompts = render_prompts(tokenizer, [prompt_messages(r["question"], params["prompt"]["system"]) for r in rows])
 
     result = {"problems": len(prompts), "max_new_tokens": ev["max_new_tokens"], "threads": torch.get_num_threads()}
     for label, batch_size in (("sequential", 1), ("batched", ev["batch_size"])):

@@ -18,7 +18,7 @@ PIPELINE_FILES = ("Snakefile", "dvc.yaml", "workflow", "src", "pyproject.toml")
 
 TEST_SIZE = {
     "data": {"synthetic": {"n_train": 300, "n_test": 24}},
-    "base_model": {"tiny": {"vocab_size": 320, "hidden_size": 32, "intermediate_size": 64,
+    "base_model": {"tiny": {"vocab_size": 400, "hidden_size": 32, "intermediate_size": 64,
                             "num_hidden_layers": 1, "num_attention_heads": 2}},
     "eval": {"samples": 12, "batch_size": 6, "max_new_tokens": 12},
 }
@@ -61,6 +61,7 @@ def make_checkout(dest: Path, params: dict) -> Path:
     run(["git", "config", "user.email", "test@example.com"], dest)
     run(["git", "config", "user.name", "test"], dest)
     run(["dvc", "init", "-q"], dest)
+    shutil.copy2(REPO / ".dvcignore", dest / ".dvcignore")
     run(["dvc", "config", "core.analytics", "false"], dest)
     run(["git", "add", "-A"], dest)
     run(["git", "commit", "-q", "-m", "checkout"], dest)

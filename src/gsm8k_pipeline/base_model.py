@@ -59,12 +59,12 @@ def train_tokenizer(texts: list[str], vocab_size: int):
     )
 
 
-def build_tiny(train_rows: list[dict], tiny: dict, seed: int):
+def build_tiny(train_rows: list[dict], tiny: dict, seed: int, system: str | None):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     texts = [
-        _render(prompt_messages(r["question"]) + [{"role": "assistant", "content": to_target(r["answer"])}])
+        _render(prompt_messages(r["question"], system) + [{"role": "assistant", "content": to_target(r["answer"])}])
         for r in train_rows
     ]
     tokenizer = train_tokenizer(texts, tiny["vocab_size"])
@@ -109,7 +109,9 @@ def main(params: dict, config: BaseModelConfig = BaseModelConfig()) -> Path:
 
     spec = params["base_model"]
     if spec["name"] == TINY:
-        model, tokenizer = build_tiny(read_jsonl(config.train_file), spec["tiny"], params["seed"])
+        model, tokenizer = build_tiny(
+            read_jsonl(config.train_file), spec["tiny"], params["seed"], params["prompt"]["system"]
+        )
     else:
         model, tokenizer = load_hub(spec["name"], spec.get("revision"))
     with atomic_dir(config.out_dir) as tmp:

@@ -121,7 +121,7 @@ def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
 
     torch.manual_seed(params["seed"])
     model, tokenizer = load_for_inference(config.model_path)
-    prompts = render_prompts(tokenizer, [prompt_messages(r["question"]) for r in rows])
+    prompts = render_prompts(tokenizer, [prompt_messages(r["question"], params["prompt"]["system"]) for r in rows])
     started = time.perf_counter()
     completions = generate(
         model, tokenizer, prompts,

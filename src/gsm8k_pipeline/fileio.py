@@ -37,7 +37,8 @@ def atomic_write_json(path: str | os.PathLike, obj) -> None:
 
 
 def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    # ASCII-escaped: a raw U+2028 (real GSM8K has one) is a line break to many line readers.
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 @contextlib.contextmanager

@@ -13,12 +13,6 @@ SOLUTION_START = "<SOLUTION>"
 SOLUTION_END = "</SOLUTION>"
 FORMAT_TOKENS = (START_WORKING, END_WORKING, SOLUTION_START, SOLUTION_END)
 
-SYSTEM_PROMPT = (
-    f"You are given a problem. Think about the problem and provide your working out. "
-    f"Place it between {START_WORKING} and {END_WORKING}. "
-    f"Then, provide your solution between {SOLUTION_START}{SOLUTION_END}"
-)
-
 _THINKING_RE = re.compile(re.escape(START_WORKING) + r".*?" + re.escape(END_WORKING), re.S)
 _ANSWER_RE = re.compile(re.escape(SOLUTION_START) + r".*?" + re.escape(SOLUTION_END), re.S)
 
@@ -35,11 +29,10 @@ def to_target(answer: str) -> str:
     return f"{START_WORKING}{reasoning}{END_WORKING}{SOLUTION_START}{final}{SOLUTION_END}"
 
 
-def prompt_messages(question: str) -> list[dict]:
-    return [
-        {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": question},
-    ]
+def prompt_messages(question: str, system: str | None) -> list[dict]:
+    """The conversation a model sees for one problem (params: prompt.system)."""
+    system_turn = [{"role": "system", "content": system}] if system else []
+    return system_turn + [{"role": "user", "content": question}]
 
 
 def has_thinking(completion: str) -> bool:

@@ -15,6 +15,7 @@ rule eval:
         model="|".join(MODEL_DIRS),
     params:
         seed=config["seed"],
+        prompt=config["prompt"],
         eval=config["eval"],
     log:
         "logs/eval/{model}.log",

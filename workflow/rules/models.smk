@@ -6,6 +6,7 @@ rule base_model:
         directory("models/base"),
     params:
         seed=config["seed"],
+        prompt=config["prompt"],
         base_model=config["base_model"],
     log:
         "logs/base_model.log",

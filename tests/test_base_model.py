@@ -1,0 +1,74 @@
+import pytest
+
+from conftest import test_params
+from gsm8k_pipeline import base_model
+from gsm8k_pipeline.formatting import FORMAT_TOKENS, prompt_messages, to_target
+from gsm8k_pipeline.synthetic import generate_splits
+
+
+@pytest.fixture(scope="module")
+def saved_tiny(tmp_path_factory):
+    params = test_params()
+    train, _ = generate_splits(200, 10, 0)
+    model, tokenizer = base_model.build_tiny(train, params["base_model"]["tiny"], seed=1, system=None)
+    out = tmp_path_factory.mktemp("tiny")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out, train
+
+
+def test_tiny_model_and_tokenizer_load_with_auto_classes(saved_tiny):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path, train = saved_tiny
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    assert model.config.model_type == "llama"
+    assert model.config.vocab_size == len(tokenizer)
+    assert tokenizer.eos_token == "<|end|>" and tokenizer.pad_token == "<|pad|>"
+
+
+def test_format_tokens_are_atomic_and_survive_decoding(saved_tiny):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(saved_tiny[0])
+    target = to_target("Ann has 3+4=<<3+4=7>>7 pens.\n#### 7")
+    ids = tokenizer(target, add_special_tokens=False)["input_ids"]
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    assert all(t in tokens for t in FORMAT_TOKENS)
+    # TRL decodes completions with skip_special_tokens=True before rewarding them.
+    assert tokenizer.decode(ids, skip_special_tokens=True) == target
+
+
+def test_digits_are_single_tokens(saved_tiny):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(saved_tiny[0])
+    tokens = tokenizer.tokenize("1234+56")
+    assert [t for t in tokens if t.isdigit()] == list("123456")
+
+
+def test_chat_template_ends_with_the_assistant_turn(saved_tiny):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(saved_tiny[0])
+    text = tokenizer.apply_chat_template(prompt_messages("How many?", "Be brief."), tokenize=False,
+                                         add_generation_prompt=True)
+    assert text == "<|system|>Be brief.<|end|><|user|>How many?<|end|><|assistant|>"
+
+
+def test_same_seed_same_weights(saved_tiny):
+    import torch
+
+    params = test_params()
+    train = saved_tiny[1]
+    a, _ = base_model.build_tiny(train, params["base_model"]["tiny"], seed=1, system=None)
+    b, _ = base_model.build_tiny(train, params["base_model"]["tiny"], seed=1, system=None)
+    c, _ = base_model.build_tiny(train, params["base_model"]["tiny"], seed=2, system=None)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), c.state_dict().values()))
+
+
+def test_hub_model_needs_a_pinned_revision():
+    with pytest.raises(ValueError, match="base_model.revision"):
+        base_model.load_hub("Qwen/Qwen2.5-0.5B-Instruct", None)
