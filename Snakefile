@@ -11,10 +11,12 @@ validate(config, "workflow/schemas/params.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
+include: "workflow/rules/train.smk"
 include: "workflow/rules/eval.smk"
 
 
 rule all:
     default_target: True
     input:
-        expand(rules.eval.output.metrics, model=["base"]),
+        expand(rules.eval.output.metrics, model=UNBUDGETED),
+        expand(rules.eval_budget.output.metrics, method=BUDGETED, budget=config["budgets"]),

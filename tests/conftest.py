@@ -21,6 +21,11 @@ TEST_SIZE = {
     "base_model": {"tiny": {"vocab_size": 400, "hidden_size": 32, "intermediate_size": 64,
                             "num_hidden_layers": 1, "num_attention_heads": 2}},
     "eval": {"samples": 12, "batch_size": 6, "max_new_tokens": 12},
+    "budgets": [8],
+    "train": {"save_steps": 2, "logging_steps": 1},
+    "prep_sft": {"samples": 48, "epochs": 1, "batch_size": 8, "max_length": 128},
+    "full_sft": {"epochs": 1, "batch_size": 4, "max_length": 128},
+    "grpo": {"num_generations": 2, "prompts_per_step": 2, "max_completion_length": 16},
 }
 
 

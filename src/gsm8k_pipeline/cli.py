@@ -59,6 +59,26 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_train_sft(args) -> int:
+    from .train_sft import SFTStageConfig, main
+
+    main(_params(args), SFTStageConfig(
+        stage=args.stage, output_dir=args.output_dir or Path(os.environ.get("OUTPUT_DIR") or f"models/{args.stage}_sft"),
+        base_model=args.base_model, train_file=args.train_file, traces_file=args.traces_file, samples=args.samples,
+    ))
+    return 0
+
+
+def _cmd_train_grpo(args) -> int:
+    from .train_grpo import GRPOStageConfig, main
+
+    main(_params(args), GRPOStageConfig(
+        output_dir=args.output_dir or Path(os.environ.get("OUTPUT_DIR") or "models/grpo"),
+        base_model=args.base_model, train_file=args.train_file, samples=args.samples,
+    ))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import grader
 
@@ -86,6 +106,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-file", type=Path, default=Path("data/gsm8k/test.jsonl"))
     p.add_argument("--samples", type=int, default=None, help="cap on test problems (default: $EVAL_SAMPLES or eval.samples)")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("train-sft", parents=[common], help="stage: SFT (prep, full, or on traces) with TRL")
+    p.add_argument("--stage", choices=("prep", "full"), required=True)
+    p.add_argument("--output-dir", type=Path, default=None, help="default: $OUTPUT_DIR or models/<stage>_sft")
+    p.add_argument("--base-model", type=Path, default=Path("models/base/model"), help="model dir to start from")
+    p.add_argument("--train-file", type=Path, default=Path("data/gsm8k/train.jsonl"))
+    p.add_argument("--traces-file", type=Path, default=None, help="train on these traces instead of the solutions")
+    p.add_argument("--samples", type=int, default=None,
+                   help="examples to train on (default: $PREP_TRAIN_SAMPLES / $TRAIN_SAMPLES, else params)")
+    p.set_defaults(func=_cmd_train_sft)
+
+    p = sub.add_parser("train-grpo", parents=[common], help="stage: GRPO with TRL")
+    p.add_argument("--output-dir", type=Path, default=None, help="default: $OUTPUT_DIR or models/grpo")
+    p.add_argument("--base-model", type=Path, default=Path("models/prep_sft/model"), help="model dir to start from")
+    p.add_argument("--train-file", type=Path, default=Path("data/gsm8k/train.jsonl"))
+    p.add_argument("--samples", type=int, default=None, help="problems to train on (default: $TRAIN_SAMPLES, else all)")
+    p.set_defaults(func=_cmd_train_grpo)
 
     grader.add_cli(sub)
     return parser

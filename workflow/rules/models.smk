@@ -3,7 +3,8 @@ rule base_model:
         train=rules.download.output.train,
         code=code("base_model", "formatting"),
     output:
-        directory("models/base"),
+        model=directory("models/base/model"),
+        info="models/base/info.json",
     params:
         seed=config["seed"],
         prompt=config["prompt"],

@@ -1,0 +1,81 @@
+"""SFT stages with TRL's SFTTrainer, loss on the completion only.
+
+- prep: format learning on the first PREP_TRAIN_SAMPLES train problems, from the base model;
+- full: the first `budget` train problems (TRAIN_SAMPLES), from prep_sft;
+- traces: a traces file (data/traces/grpo_B.jsonl), from prep_sft, with full_sft's settings so the
+  two SFT variants differ only in their targets.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+STAGES = ("prep", "full")
+
+
+@dataclass(frozen=True)
+class SFTStageConfig:
+    stage: str                      # prep | full
+    output_dir: Path
+    base_model: Path
+    train_file: Path = Path("data/gsm8k/train.jsonl")
+    traces_file: Path | None = None  # train on these targets instead of the original solutions
+    samples: int | None = None       # None: PREP_TRAIN_SAMPLES / TRAIN_SAMPLES, else params
+
+
+def examples(config: SFTStageConfig, params: dict) -> list[dict]:
+    """(question, target) pairs in the output format."""
+    from .download import read_jsonl
+    from .formatting import to_target
+    from .params import env_int
+
+    if config.traces_file is not None:
+        rows = [json.loads(line) for line in config.traces_file.read_text().splitlines()]
+        pairs = [(r["question"], r["completion"]) for r in rows]
+    else:
+        pairs = [(r["question"], to_target(r["answer"])) for r in read_jsonl(config.train_file)]
+    if config.stage == "prep":
+        n = config.samples or env_int("PREP_TRAIN_SAMPLES", params["prep_sft"]["samples"])
+    else:
+        n = config.samples or env_int("TRAIN_SAMPLES", None) or len(pairs)
+    if n > len(pairs):
+        raise ValueError(f"asked for {n} training examples, but only {len(pairs)} are available")
+    return [{"question": q, "target": t} for q, t in pairs[:n]]
+
+
+def main(params: dict, config: SFTStageConfig) -> None:
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from .formatting import prompt_messages
+    from .training import StageDirs, fingerprint, load_trainable, prepare_checkpoints, run, trainer_args
+
+    if config.stage not in STAGES:
+        raise ValueError(f"--stage must be one of {STAGES}, not {config.stage!r}")
+    section = params["prep_sft" if config.stage == "prep" else "full_sft"]
+    rows = examples(config, params)
+    system = params["prompt"]["system"]
+    dataset = Dataset.from_list([
+        {"prompt": prompt_messages(r["question"], system),
+         "completion": [{"role": "assistant", "content": r["target"]}]}
+        for r in rows
+    ])
+    dirs = StageDirs(config.output_dir)
+    run_id = fingerprint("sft", config.stage, str(config.base_model), rows, section, params["lora"],
+                         params["train"], params["seed"], system)
+    resume_from = prepare_checkpoints(dirs, run_id)
+    model, tokenizer, peft_config = load_trainable(config.base_model, params)
+    args = SFTConfig(
+        **trainer_args(params, dirs),
+        num_train_epochs=section["epochs"],
+        learning_rate=section["learning_rate"],
+        per_device_train_batch_size=section["batch_size"],
+        max_length=section["max_length"],
+        completion_only_loss=True,
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         peft_config=peft_config)
+    print(f"sft {config.stage}: {len(rows)} examples from {config.traces_file or config.train_file}", flush=True)
+    run(trainer, dirs, resume_from)

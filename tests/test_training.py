@@ -1,0 +1,138 @@
+"""Real TRL training of a test-sized model: label masking, resumption after kill -9, determinism, GRPO."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from conftest import make_checkout, run, test_params
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A checkout with data and the base model built (through Snakemake)."""
+    repo = make_checkout(tmp_path_factory.mktemp("train"), test_params())
+    run(["snakemake", "--cores", "1", "models/base/model"], repo)
+    return repo
+
+
+def params_of(repo):
+    from gsm8k_pipeline import params
+
+    return params.load(repo / "params.yaml")
+
+
+def test_sft_trains_on_the_completion_only_and_in_the_eval_prompt_format(repo, monkeypatch):
+    """The labels are exactly the target plus the end-of-turn token, after the same prompt eval uses."""
+    from trl import SFTConfig, SFTTrainer
+
+    from gsm8k_pipeline.formatting import prompt_messages, to_target
+    from gsm8k_pipeline.generation import render_prompts
+    from gsm8k_pipeline.train_sft import SFTStageConfig, examples
+    from gsm8k_pipeline.training import load_trainable
+
+    monkeypatch.chdir(repo)
+    params = params_of(repo)
+    config = SFTStageConfig(stage="prep", output_dir=repo / "unused", base_model=repo / "models/base/model")
+    rows = examples(config, params)
+    model, tokenizer, _ = load_trainable(config.base_model, params)
+    from datasets import Dataset
+
+    dataset = Dataset.from_list([{"prompt": prompt_messages(r["question"], None),
+                                  "completion": [{"role": "assistant", "content": r["target"]}]} for r in rows[:4]])
+    trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=dataset,
+                         args=SFTConfig(output_dir=str(repo / "unused"), bf16=False, report_to=[],
+                                        per_device_train_batch_size=4, completion_only_loss=True))
+    batch = next(iter(trainer.get_train_dataloader()))
+    prompts = render_prompts(tokenizer, [prompt_messages(r["question"], None) for r in rows[:4]])
+    expected = {(p, r["target"] + tokenizer.eos_token) for p, r in zip(prompts, rows[:4])}
+    seen = set()
+    for ids, labels in zip(batch["input_ids"].tolist(), batch["labels"].tolist()):
+        first = next(i for i, lab in enumerate(labels) if lab != -100)
+        assert all(lab != -100 or t == tokenizer.pad_token_id for t, lab in zip(ids[first:], labels[first:]))
+        prompt = tokenizer.decode([t for t in ids[:first] if t != tokenizer.pad_token_id])
+        seen.add((prompt, tokenizer.decode([t for t, lab in zip(ids, labels) if lab != -100])))
+    assert seen == expected  # the batch is shuffled, so compare as sets
+    assert rows[0]["target"] == to_target(json.loads((repo / "data/gsm8k/train.jsonl").read_text().splitlines()[0])["answer"])
+
+
+def wait_for_checkpoint(folder, proc, timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if list(folder.glob("checkpoint-*/trainer_state.json")):
+            return
+        assert proc.poll() is None, "training finished before a checkpoint could be interrupted"
+        time.sleep(0.05)
+    raise AssertionError("no checkpoint appeared")
+
+
+@pytest.mark.parametrize("engine", ["snakemake", "dvc"])
+def test_killed_training_resumes_from_its_last_checkpoint(tmp_path, engine):
+    params = test_params(prep_sft={"samples": 300, "epochs": 2, "batch_size": 4})
+    repo = make_checkout(tmp_path / "repo", params)
+    run(["snakemake", "--cores", "1", "models/base/model"], repo)
+    if engine == "dvc":
+        run(["dvc", "commit", "-f", "download", "base_model"], repo)  # adopt the outputs Snakemake built
+        start, again = ["dvc", "repro", "prep_sft"], ["dvc", "repro", "prep_sft"]
+    else:
+        start = ["snakemake", "--cores", "1", "models/prep_sft/model"]
+        again = start + ["--rerun-incomplete"]
+    proc = subprocess.Popen(start, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    wait_for_checkpoint(repo / "models/prep_sft/checkpoints", proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (repo / "models/prep_sft/model").exists(), "a half-trained model must not look finished"
+
+    if engine == "snakemake":  # a killed Snakemake leaves its lock behind; the documented step clears it
+        run(["snakemake", "--unlock"], repo)
+    out = run(again, repo)
+    log = (repo / "logs/prep_sft.log").read_text() if engine == "snakemake" else out.stdout
+    assert "resuming from" in log and "checkpoint-" in log
+    resumed_step = int(re.search(r"resuming from \S+/checkpoint-(\d+)", log).group(1))
+    final_step = int(re.search(r"trained to step (\d+)", log).group(1))
+    assert 2 <= resumed_step < final_step
+    assert (repo / "models/prep_sft/model/model.safetensors").exists()
+    assert not (repo / "models/prep_sft/checkpoints").exists()
+
+
+def test_same_params_and_seed_give_identical_eval_metrics(repo):
+    metrics = []
+    for i in range(2):
+        out = repo / f"determinism{i}"
+        run(["gsm8k", "train-sft", "--stage", "prep", "--output-dir", str(out)], repo)
+        run(["gsm8k", "evaluate", "--model-path", str(out / "model"), "--output-dir", str(out / "eval"),
+             "--output-file", "prep.json"], repo)
+        m = json.loads((out / "eval/prep.json").read_text())
+        metrics.append({k: v for k, v in m.items() if k not in ("seconds", "problems_per_second")})
+    assert metrics[0] == metrics[1]
+    assert (repo / "determinism0/model/model.safetensors").read_bytes() == \
+           (repo / "determinism1/model/model.safetensors").read_bytes()
+
+
+def test_grpo_trains_and_logs_rewards(repo):
+    run(["snakemake", "--cores", "1", "models/grpo/8/model"], repo)
+    import pandas as pd
+
+    log = pd.read_csv(repo / "models/grpo/8/train_log.csv")
+    assert {"reward", "reward_std", "loss"} <= set(log.columns)
+    assert any(c.startswith("rewards/correctness") for c in log.columns)
+    assert (repo / "models/grpo/8/model/model.safetensors").exists()
+
+
+def test_use_vllm_fails_clearly_on_cpu(repo, tmp_path):
+    params = params_of(repo)
+    params["grpo"]["use_vllm"] = True
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = subprocess.run(["gsm8k", "train-grpo", "--params", str(tmp_path / "params.yaml"),
+                           "--output-dir", str(tmp_path / "out"), "--samples", "4"],
+                          cwd=repo, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "grpo.use_vllm is true but" in proc.stderr
