@@ -13,10 +13,10 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/eval.smk"
+include: "workflow/rules/leaderboard.smk"
 
 
 rule all:
     default_target: True
     input:
-        expand(rules.eval.output.metrics, model=UNBUDGETED),
-        expand(rules.eval_budget.output.metrics, method=BUDGETED, budget=config["budgets"]),
+        rules.leaderboard.output,

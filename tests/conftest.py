@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_GSM8K = REPO.parent / "shared" / "data" / "gsm8k"
 
 # The pipeline's files a temp checkout needs (code deps are hashed, so src/ comes too).
-PIPELINE_FILES = ("Snakefile", "dvc.yaml", "workflow", "src", "pyproject.toml")
+PIPELINE_FILES = ("Snakefile", "dvc.yaml", "workflow", "src", "pyproject.toml", "configs")
 
 TEST_SIZE = {
     "data": {"synthetic": {"n_train": 300, "n_test": 24}},
@@ -22,6 +22,7 @@ TEST_SIZE = {
                             "num_hidden_layers": 1, "num_attention_heads": 2}},
     "eval": {"samples": 12, "batch_size": 6, "max_new_tokens": 12},
     "budgets": [8],
+    "traces": {"batch_size": 8, "max_attempts": 2, "max_new_tokens": 16},
     "train": {"save_steps": 2, "logging_steps": 1},
     "prep_sft": {"samples": 48, "epochs": 1, "batch_size": 8, "max_length": 128},
     "full_sft": {"epochs": 1, "batch_size": 4, "max_length": 128},

@@ -69,4 +69,12 @@ def dvc_stages(repo: Path) -> dict[str, dict[str, set[str]]]:
         "        'outputs': sorted(o.def_path for o in s.outs)} for s in repo.index.stages}))\n"
     )
     out = run(["python", "-c", script, str(repo)], repo).stdout
-    return {name: {k: set(v) for k, v in io.items()} for name, io in json.loads(out).items()}
+    stages = {name: {k: set(v) for k, v in io.items()} for name, io in json.loads(out).items()}
+    # A directory dep (the leaderboard's metrics/eval) stands for every output of other stages beneath it.
+    all_outs = {o for io in stages.values() for o in io["outputs"]}
+    for io in stages.values():
+        for dep in list(io["inputs"]):
+            beneath = {o for o in all_outs if o.startswith(dep.rstrip("/") + "/")}
+            if beneath:
+                io["inputs"] = (io["inputs"] - {dep}) | beneath
+    return stages

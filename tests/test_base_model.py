@@ -2,6 +2,7 @@ import pytest
 
 from conftest import test_params
 from gsm8k_pipeline import base_model
+from gsm8k_pipeline.errors import PipelineError
 from gsm8k_pipeline.formatting import FORMAT_TOKENS, prompt_messages, to_target
 from gsm8k_pipeline.synthetic import generate_splits
 
@@ -70,5 +71,5 @@ def test_same_seed_same_weights(saved_tiny):
 
 
 def test_hub_model_needs_a_pinned_revision():
-    with pytest.raises(ValueError, match="base_model.revision"):
+    with pytest.raises(PipelineError, match="base_model.revision"):
         base_model.load_hub("Qwen/Qwen2.5-0.5B-Instruct", None)

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import PipelineError
 from .fileio import atomic_dir
 from .formatting import FORMAT_TOKENS, prompt_messages, to_target
 
@@ -92,12 +93,12 @@ def load_hub(name: str, revision: str | None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if not revision:
-        raise ValueError(f"params.yaml: base_model.revision: hub model {name!r} needs a pinned revision")
+        raise PipelineError(f"params.yaml: base_model.revision: hub model {name!r} needs a pinned revision")
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, revision=revision)
         model = AutoModelForCausalLM.from_pretrained(name, revision=revision, dtype="auto")
     except OSError as exc:
-        raise RuntimeError(
+        raise PipelineError(
             f"hub unreachable: could not load {name}@{revision} from the Hugging Face hub ({exc}). "
             f"Offline? Use base_model.name: tiny."
         ) from exc

@@ -79,6 +79,29 @@ def _cmd_train_grpo(args) -> int:
     return 0
 
 
+def _cmd_generate_traces(args) -> int:
+    import json
+
+    from .traces import TracesConfig, main
+
+    stats = main(_params(args), TracesConfig(
+        grpo_model=args.grpo_model, output_dir=args.output_dir, output_file=args.output_file,
+        dataset_split=args.dataset_split, num_samples=args.num_samples, batch_size=args.batch_size,
+        max_attempts=args.max_attempts, temperature=args.temperature,
+    ))
+    print(json.dumps(stats))
+    return 0
+
+
+def _cmd_leaderboard(args) -> int:
+    from .leaderboard import LeaderboardConfig, main
+
+    records = main(_params(args), LeaderboardConfig(eval_dir=args.eval_dir, out_dir=args.out_dir))
+    best = max(records, key=lambda r: r["accuracy"])
+    print(f"{len(records)} models; best {best['id']} at {best['accuracy']:.4f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import grader
 
@@ -124,18 +147,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=None, help="problems to train on (default: $TRAIN_SAMPLES, else all)")
     p.set_defaults(func=_cmd_train_grpo)
 
+    p = sub.add_parser("generate-traces", parents=[common], help="stage: reasoning traces from a GRPO model")
+    p.add_argument("--grpo-model", type=Path, required=True)
+    p.add_argument("--output-dir", type=Path, default=Path("data/traces"))
+    p.add_argument("--output-file", default="traces.jsonl")
+    p.add_argument("--dataset-split", default="train")
+    p.add_argument("--num-samples", type=int, default=None, help="default: traces.num_samples")
+    p.add_argument("--batch-size", type=int, default=None, help="default: traces.batch_size")
+    p.add_argument("--max-attempts", type=int, default=None, help="default: traces.max_attempts")
+    p.add_argument("--temperature", type=float, default=None, help="default: traces.temperature")
+    p.set_defaults(func=_cmd_generate_traces)
+
+    p = sub.add_parser("leaderboard", parents=[common], help="stage: metrics/all.json, LEADERBOARD.md, plots")
+    p.add_argument("--eval-dir", type=Path, default=Path("metrics/eval"))
+    p.add_argument("--out-dir", type=Path, default=Path("metrics"))
+    p.set_defaults(func=_cmd_leaderboard)
+
     grader.add_cli(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .download import DataError
-    from .params import ParamsError
+    from .errors import PipelineError
 
     args = build_parser().parse_args(argv)
     try:
         code = args.func(args)
-    except (ParamsError, DataError) as exc:
+    except PipelineError as exc:
         print(f"gsm8k {args.command}: error: {exc}", file=sys.stderr)
         code = 2
     sys.exit(code)

@@ -12,6 +12,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import PipelineError
 from .fileio import atomic_write_json, atomic_write_jsonl
 
 SPLITS = ("train", "test")
@@ -20,7 +21,7 @@ HF_DATASET = "openai/gsm8k"
 GOLD_RE = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
 
 
-class DataError(ValueError):
+class DataError(PipelineError, ValueError):
     """A row of a data file is invalid; the message starts with FILE:LINE."""
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from .errors import PipelineError
+
 DEFAULT_PARAMS = Path("params.yaml")
 SCHEMA_RELPATH = Path("workflow/schemas/params.schema.yaml")
 # The schema of the checkout this package was installed from (editable install); used when the
@@ -20,7 +22,7 @@ SCHEMA_RELPATH = Path("workflow/schemas/params.schema.yaml")
 _PACKAGE_SCHEMA = Path(__file__).resolve().parents[2] / SCHEMA_RELPATH
 
 
-class ParamsError(ValueError):
+class ParamsError(PipelineError, ValueError):
     """params.yaml is unreadable or does not match the schema; the message names the file and key."""
 
 

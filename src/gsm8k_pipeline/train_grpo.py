@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import PipelineError
+
 
 @dataclass(frozen=True)
 class GRPOStageConfig:
@@ -22,10 +24,11 @@ def check_vllm(use_vllm: bool) -> None:
 
     import torch
 
+
     if importlib.util.find_spec("vllm") is None:
-        raise RuntimeError("grpo.use_vllm is true but vLLM is not installed (`uv pip install vllm` on a GPU machine)")
+        raise PipelineError("grpo.use_vllm is true but vLLM is not installed (`uv pip install vllm` on a GPU machine)")
     if not torch.cuda.is_available():
-        raise RuntimeError("grpo.use_vllm is true but no CUDA GPU is visible; set grpo.use_vllm: false on CPU")
+        raise PipelineError("grpo.use_vllm is true but no CUDA GPU is visible; set grpo.use_vllm: false on CPU")
 
 
 def main(params: dict, config: GRPOStageConfig) -> None:
@@ -43,7 +46,7 @@ def main(params: dict, config: GRPOStageConfig) -> None:
     rows = read_jsonl(config.train_file)
     n = config.samples or env_int("TRAIN_SAMPLES", None) or len(rows)
     if n > len(rows):
-        raise ValueError(f"asked for {n} training problems, but {config.train_file} has {len(rows)}")
+        raise PipelineError(f"asked for {n} training problems, but {config.train_file} has {len(rows)}")
     rows = rows[:n]
     num_generations = env_int("NUM_GENERATIONS", section["num_generations"])
     system = params["prompt"]["system"]

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import PipelineError
+
 STAGES = ("prep", "full")
 
 
@@ -41,7 +43,7 @@ def examples(config: SFTStageConfig, params: dict) -> list[dict]:
     else:
         n = config.samples or env_int("TRAIN_SAMPLES", None) or len(pairs)
     if n > len(pairs):
-        raise ValueError(f"asked for {n} training examples, but only {len(pairs)} are available")
+        raise PipelineError(f"asked for {n} training examples, but only {len(pairs)} are available")
     return [{"question": q, "target": t} for q, t in pairs[:n]]
 
 

@@ -1,6 +1,7 @@
 # Shared by all rules. Each rule's `input.code` lists the modules its command runs (dvc.yaml: deps),
 # and `params` the params.yaml sections it reads (dvc.yaml: params), so an edit reruns just what it touches.
-PARAMS_FILE = "params.yaml"
+# The params file every command reads: the last --configfile given (e.g. configs/gpu.yaml), else params.yaml.
+PARAMS_FILE = workflow.overwrite_configfiles[-1] if workflow.overwrite_configfiles else "params.yaml"
 PKG = "src/gsm8k_pipeline"
 
 

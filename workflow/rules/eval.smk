@@ -6,7 +6,11 @@ EVAL_CMD = (
     "--output-dir metrics/eval --output-file {wildcards.model}.json > {log} 2>&1"
 )
 UNBUDGETED = {"base": rules.base_model.output.model, "prep_sft": rules.prep_sft.output.model}
-BUDGETED = {"full_sft": rules.full_sft.output.model, "grpo": rules.grpo.output.model}
+BUDGETED = {
+    "full_sft": rules.full_sft.output.model,
+    "grpo": rules.grpo.output.model,
+    "sft_traces": rules.sft_from_traces.output.model,
+}
 
 
 rule eval:

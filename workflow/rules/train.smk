@@ -55,3 +55,40 @@ rule grpo:
     shell:
         "gsm8k train-grpo --params {PARAMS_FILE} --base-model {input.model} "
         "--samples {wildcards.budget} --output-dir models/grpo/{wildcards.budget} > {log} 2>&1"
+
+
+rule traces:
+    input:
+        model=rules.grpo.output.model,
+        train=rules.download.output.train,
+        code=code("traces", "generation", "rewards", "grader", "formatting"),
+    output:
+        traces="data/traces/grpo_{budget}.jsonl",
+        stats="data/traces/grpo_{budget}.jsonl.stats.json",
+    params:
+        seed=config["seed"],
+        prompt=config["prompt"],
+        traces=config["traces"],
+    log:
+        "logs/traces/{budget}.log",
+    shell:
+        "gsm8k generate-traces --params {PARAMS_FILE} --grpo-model {input.model} --output-dir data/traces "
+        "--output-file grpo_{wildcards.budget}.jsonl --num-samples {wildcards.budget} > {log} 2>&1"
+
+
+rule sft_from_traces:
+    input:
+        model=rules.prep_sft.output.model,
+        traces=rules.traces.output.traces,
+        code=code("train_sft", "training", "formatting"),
+    output:
+        model=directory("models/sft_traces/{budget}/model"),
+        log="models/sft_traces/{budget}/train_log.csv",
+    params:
+        **TRAIN_PARAMS,
+        full_sft=config["full_sft"],
+    log:
+        "logs/sft_from_traces/{budget}.log",
+    shell:
+        "gsm8k train-sft --params {PARAMS_FILE} --stage full --base-model {input.model} "
+        "--traces-file {input.traces} --output-dir models/sft_traces/{wildcards.budget} > {log} 2>&1"
