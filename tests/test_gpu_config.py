@@ -1,8 +1,6 @@
 """The real experiment (configs/gpu.yaml) is one switch away: it validates and dry-runs here, in both
 engines, and fails clearly only where the hub or a GPU is really needed."""
 
-import shutil
-
 import pytest
 import yaml
 
@@ -20,7 +18,6 @@ def test_gpu_config_validates():
 
 def test_snakemake_dry_run_uses_the_gpu_params_file(tmp_path):
     repo = make_checkout(tmp_path / "repo", yaml.safe_load((REPO / "params.yaml").read_text()))
-    shutil.copytree(REPO / "configs", repo / "configs")
     jobs = snakemake_plan(repo, "--configfile", "configs/gpu.yaml")
     assert {f"grpo@{b}" for b in (256, 512, 1024, 2048)} <= jobs
     printed = run(["snakemake", "-n", "-p", "--cores", "1", "--configfile", "configs/gpu.yaml"], repo).stdout
