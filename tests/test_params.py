@@ -67,3 +67,21 @@ def test_env_int(monkeypatch):
         params.env_int("EVAL_SAMPLES", 3)
     monkeypatch.delenv("EVAL_SAMPLES")
     assert params.env_int("EVAL_SAMPLES", 3) == 3
+
+
+def test_precedence_command_line_then_environment_then_params(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from gsm8k_pipeline.synthetic import generate_splits
+    from gsm8k_pipeline.train_sft import SFTStageConfig, examples
+
+    train, _ = generate_splits(30, 2, 0)
+    (tmp_path / "train.jsonl").write_text("".join(__import__("json").dumps(r) + "\n" for r in train))
+    p = test_params(prep_sft={"samples": 10})
+    config = lambda samples=None: SFTStageConfig(stage="prep", output_dir=Path("x"), base_model=Path("y"),  # noqa: E731
+                                                 train_file=tmp_path / "train.jsonl", samples=samples)
+    monkeypatch.delenv("PREP_TRAIN_SAMPLES", raising=False)
+    assert len(examples(config(), p)) == 10            # params.yaml
+    monkeypatch.setenv("PREP_TRAIN_SAMPLES", "20")
+    assert len(examples(config(), p)) == 20            # environment beats params
+    assert len(examples(config(samples=5), p)) == 5    # command line beats both

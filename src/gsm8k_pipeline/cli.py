@@ -18,6 +18,11 @@ def _params(args) -> dict:
     return params.load(args.params)
 
 
+def _output_dir(args, default: str) -> Path:
+    """--output-dir, else $OUTPUT_DIR, else the stage's default."""
+    return args.output_dir or Path(os.environ.get("OUTPUT_DIR") or default)
+
+
 def _cmd_check_params(args) -> int:
     _params(args)
     print(f"{args.params}: ok")
@@ -47,7 +52,7 @@ def _cmd_evaluate(args) -> int:
     params = _params(args)
     config = EvalConfig(
         model_path=args.model_path,
-        output_dir=args.output_dir or Path(os.environ.get("OUTPUT_DIR") or "metrics/eval"),
+        output_dir=_output_dir(args, "metrics/eval"),
         output_file=args.output_file,
         test_file=args.test_file,
         samples=args.samples,
@@ -63,7 +68,7 @@ def _cmd_train_sft(args) -> int:
     from .train_sft import SFTStageConfig, main
 
     main(_params(args), SFTStageConfig(
-        stage=args.stage, output_dir=args.output_dir or Path(os.environ.get("OUTPUT_DIR") or f"models/{args.stage}_sft"),
+        stage=args.stage, output_dir=_output_dir(args, f"models/{args.stage}_sft"),
         base_model=args.base_model, train_file=args.train_file, traces_file=args.traces_file, samples=args.samples,
     ))
     return 0
@@ -73,7 +78,7 @@ def _cmd_train_grpo(args) -> int:
     from .train_grpo import GRPOStageConfig, main
 
     main(_params(args), GRPOStageConfig(
-        output_dir=args.output_dir or Path(os.environ.get("OUTPUT_DIR") or "models/grpo"),
+        output_dir=_output_dir(args, "models/grpo"),
         base_model=args.base_model, train_file=args.train_file, samples=args.samples,
     ))
     return 0
