@@ -50,7 +50,7 @@ def main() -> None:
     run(cmd, repo)
     wall = time.perf_counter() - started
 
-    board = json.loads((repo / "metrics/all.json").read_text())["models"]
+    board = list(json.loads((repo / "metrics/all.json").read_text())["models"].values())
     accuracy = {r["id"]: r["accuracy"] for r in board}
     trained = {k: v for k, v in accuracy.items() if k != "base"}
     prep_answer = next(r["answer_proportion"] for r in board if r["id"] == "prep_sft")

@@ -109,9 +109,9 @@ def plot(records: list[dict], path: Path) -> None:
     for method in sorted({r["method"] for r in records if r["budget"] is not None}):
         points = sorted((r["budget"], r["accuracy"]) for r in records if r["method"] == method)
         ax.plot([b for b, _ in points], [a for _, a in points], marker="o", label=method)
-    for r in records:
-        if r["budget"] is None:
-            ax.axhline(r["accuracy"], linestyle="--", linewidth=1, label=r["id"])
+    references = [r for r in records if r["budget"] is None]  # base, prep_sft: budget-free lines
+    for k, r in enumerate(references):
+        ax.axhline(r["accuracy"], linestyle="--", linewidth=1, color=f"C{k + 3}", label=r["id"])
     ax.set_xscale("log", base=2)
     ax.set_xlabel("sample budget")
     ax.set_ylabel("test accuracy")
@@ -140,5 +140,9 @@ def main(params: dict, config: LeaderboardConfig = LeaderboardConfig()) -> list[
     atomic_write_text(config.out_dir / "accuracy_vs_budget.csv", curve.to_csv(index=False))
     plot(records, config.out_dir / "accuracy_vs_budget.png")
     atomic_write_text(config.out_dir / "LEADERBOARD.md", render_markdown(records, comparisons))
-    atomic_write_json(config.out_dir / "all.json", {"models": records, "mcnemar": comparisons})
+    # Keyed by model id and budget (not lists), so `dvc metrics diff` compares every number.
+    atomic_write_json(config.out_dir / "all.json", {
+        "models": {r["id"]: r for r in records},
+        "mcnemar": {f"sft_traces_vs_full_sft_{c['budget']}": c for c in comparisons},
+    })
     return records
