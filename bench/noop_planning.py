@@ -13,7 +13,7 @@ compiled modules (in a temp PYTHONPYCACHEPREFIX, the venv is left alone), as on 
 environment sets PYTHONDONTWRITEBYTECODE (this sandbox does), `no_bytecode_cache` gives the figures as they
 are here, every module compiled from source on every call. --build runs `dvc repro` on the tests'
 test-sized params, then `snakemake --touch --forceall` so Snakemake has provenance for every job, as it would
-after its own run. Target (issue 5): each ≤ 3 s.
+after its own run. Target (issue 4): each ≤ 3 s.
 """
 
 from __future__ import annotations

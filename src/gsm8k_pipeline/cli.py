@@ -109,6 +109,7 @@ def _cmd_leaderboard(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import grader
+    from .workspace import cli as workspace_cli
 
     parser = argparse.ArgumentParser(prog="gsm8k", description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
@@ -169,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_leaderboard)
 
     grader.add_cli(sub)
+    workspace_cli.add_cli(sub)
     return parser
 
 

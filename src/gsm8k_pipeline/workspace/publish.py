@@ -1,0 +1,371 @@
+"""`gsm8k publish`: this run's records (metrics/all.json) + provenance -> artifacts/results/, then the
+workspace's LEADERBOARD.md regenerated from every agent's results.
+
+A results file, `artifacts/results/AGENT/<UTC timestamp>.AGENT.results.<suffix>.json`:
+
+    {"format": "gsm8k-results/1", "agent_id": AGENT, "published_at": ISO,
+     "provenance": {"git_commit", "git_dirty", "params_digest", "dvc_lock_sha256"},
+     "models": [record, ...], "mcnemar": [...]}
+
+Other agents' files are input from strangers: anything that is not exactly that shape (bad JSON, wrong
+types, non-finite or out-of-range numbers, an agent id that doesn't match its folder, oversized) is
+skipped with a warning; every string shown in LEADERBOARD.md is escaped for Markdown and HTML.
+LEADERBOARD.md is the workspace's one derived file: it is atomically replaced, never appended to, and
+any agent can regenerate it (`gsm8k workspace leaderboard`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import math
+import re
+import secrets
+import subprocess
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import AGENT_ID_RE, AlreadyExists, NotFound, WorkspaceError, printable, validate_agent_id
+from .store import Store
+
+FORMAT = "gsm8k-results/1"
+RESULTS = "artifacts/results"
+LEADERBOARD = "LEADERBOARD.md"
+MAX_RESULT_FILE = 4 * 2**20
+MAX_RECORDS = 10_000
+_RESULT_NAME_RE = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,127}\.json")
+
+
+# --- provenance -----------------------------------------------------------------------------
+
+
+def _git(*args: str, cwd: Path) -> str | None:
+    try:
+        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def provenance(params_path: Path, dvc_lock: Path, cwd: Path = Path(".")) -> tuple[dict, list[str]]:
+    from ..params import digest, load
+
+    warnings = []
+    commit = _git("rev-parse", "HEAD", cwd=cwd)
+    dirty = None
+    if commit is None:
+        warnings.append("not in a git repository (or no commit): git_commit is null")
+    else:
+        status = _git("status", "--porcelain", "--untracked-files=no", cwd=cwd)
+        dirty = bool(status) if status is not None else None
+        if dirty:
+            warnings.append("uncommitted changes: the published git_commit does not describe this run exactly")
+    lock = None
+    if dvc_lock.is_file():
+        lock = hashlib.sha256(dvc_lock.read_bytes()).hexdigest()
+    else:
+        warnings.append(f"{dvc_lock}: missing, dvc_lock_sha256 is null")
+    return {"git_commit": commit, "git_dirty": dirty, "params_digest": digest(load(params_path)),
+            "dvc_lock_sha256": lock}, warnings
+
+
+def load_metrics(path: Path) -> tuple[list[dict], list]:
+    """metrics/all.json's records and McNemar tests (keyed by id, or lists)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WorkspaceError(f"{path}: not found — run the pipeline first (gsm8k leaderboard writes it)") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WorkspaceError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or "models" not in data:
+        raise WorkspaceError(f"{path}: expected an object with 'models'")
+    models, mcnemar = data["models"], data.get("mcnemar", [])
+    models = list(models.values()) if isinstance(models, dict) else models
+    mcnemar = list(mcnemar.values()) if isinstance(mcnemar, dict) else mcnemar
+    if not isinstance(models, list) or not models:
+        raise WorkspaceError(f"{path}: no model records")
+    return models, mcnemar if isinstance(mcnemar, list) else []
+
+
+# --- validation of anyone's results file ------------------------------------------------------
+
+
+class Invalid(ValueError):
+    pass
+
+
+def _num(value, what: str, lo: float = 0.0, hi: float = 1.0, optional: bool = False) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Invalid(f"{what} is not a number")
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise Invalid(f"{what} is outside [{lo:g}, {hi:g}]")
+    return float(value)
+
+
+def _int(value, what: str, lo: int, hi: int, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise Invalid(f"{what} is not an integer in [{lo}, {hi}]")
+    return value
+
+
+def _str(value, what: str, limit: int = 200, optional: bool = True) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise Invalid(f"{what} is not a string of 1-{limit} characters")
+    return value
+
+
+def validate_record(r) -> dict:
+    if not isinstance(r, dict):
+        raise Invalid("a record is not an object")
+    acc = _num(r.get("accuracy"), "accuracy")
+    ci = r.get("accuracy_ci95")
+    if not isinstance(ci, list) or len(ci) != 2:
+        raise Invalid("accuracy_ci95 is not [lo, hi]")
+    lo, hi = (_num(x, "accuracy_ci95") for x in ci)
+    if not lo - 1e-9 <= acc <= hi + 1e-9:
+        raise Invalid("accuracy is outside its accuracy_ci95")
+    return {
+        "id": _str(r.get("id"), "id", optional=False),
+        "method": _str(r.get("method"), "method"),
+        "budget": _int(r.get("budget"), "budget", 0, 10**12, optional=True),
+        "base_model": _str(r.get("base_model"), "base_model", 300),
+        "accuracy": acc,
+        "accuracy_ci95": [lo, hi],
+        "thinking_proportion": _num(r.get("thinking_proportion"), "thinking_proportion", optional=True),
+        "answer_proportion": _num(r.get("answer_proportion"), "answer_proportion", optional=True),
+        "n": _int(r.get("n"), "n", 1, 10**9),
+        "params_digest": _str(r.get("params_digest"), "params_digest", 128),
+        "git_commit": _str(r.get("git_commit"), "git_commit", 128),
+    }
+
+
+def _reject_constant(name: str):
+    raise Invalid(f"{name} is not valid JSON")
+
+
+def validate_results(data: bytes, agent_dir: str) -> dict:
+    """A results file's contents, checked; Invalid says why it is skipped."""
+    try:
+        doc = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    except Invalid:
+        raise
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        raise Invalid("not valid JSON") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise Invalid(f"not a {FORMAT} file")
+    if doc.get("agent_id") != agent_dir:
+        raise Invalid("its agent_id does not match its folder")
+    published = _str(doc.get("published_at"), "published_at", 64, optional=False)
+    prov = doc.get("provenance")
+    if not isinstance(prov, dict):
+        raise Invalid("provenance is not an object")
+    dirty = prov.get("git_dirty")
+    if dirty is not None and not isinstance(dirty, bool):
+        raise Invalid("provenance.git_dirty is not a boolean")
+    provenance = {
+        "git_commit": _str(prov.get("git_commit"), "provenance.git_commit", 128),
+        "git_dirty": dirty,
+        "params_digest": _str(prov.get("params_digest"), "provenance.params_digest", 128),
+        "dvc_lock_sha256": _str(prov.get("dvc_lock_sha256"), "provenance.dvc_lock_sha256", 128),
+    }
+    models = doc.get("models")
+    if not isinstance(models, list) or not 1 <= len(models) <= MAX_RECORDS:
+        raise Invalid(f"models is not a list of 1-{MAX_RECORDS} records")
+    return {"agent_id": agent_dir, "published_at": published, "provenance": provenance,
+            "models": [validate_record(r) for r in models]}
+
+
+# --- publishing -------------------------------------------------------------------------------
+
+
+@dataclass
+class LeaderboardReport:
+    rows: list[dict]
+    files: int
+    skipped: list[tuple[str, str]]  # (path, reason)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [f"{path}: skipped ({reason})" for path, reason in self.skipped]
+
+
+@dataclass
+class PublishResult:
+    path: str
+    records: int
+    leaderboard: LeaderboardReport
+    warnings: list[str] = field(default_factory=list)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def publish(store: Store, agent_id: str, metrics: Path = Path("metrics/all.json"),
+            params: Path = Path("params.yaml"), dvc_lock: Path = Path("dvc.lock")) -> PublishResult:
+    agent_id = validate_agent_id(agent_id)
+    models, mcnemar = load_metrics(metrics)
+    prov, warnings = provenance(params, dvc_lock)
+    try:
+        checked = [validate_record(r) for r in models]
+    except Invalid as exc:
+        raise WorkspaceError(f"{metrics}: {exc}") from None
+    stale = sorted({r["params_digest"] for r in checked if r["params_digest"] not in (None, prov["params_digest"])})
+    if stale:
+        warnings.append(f"{metrics} was made with other params (digest {', '.join(stale)}) than {params} "
+                        f"({prov['params_digest']}) now: rerun the pipeline to publish matching provenance")
+    when = _now()
+    doc = {"format": FORMAT, "agent_id": agent_id, "published_at": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+           "provenance": prov, "models": models, "mcnemar": mcnemar}
+    data = (json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+    validate_results(data, agent_id)  # we publish only what the leaderboard accepts
+    folder = f"{RESULTS}/{agent_id}"
+    store.makedirs(folder)
+    for _ in range(8):
+        path = f"{folder}/{when.strftime('%Y%m%dT%H%M%S.%fZ')}.{agent_id}.results.{secrets.token_hex(4)}.json"
+        try:
+            store.write_new(path, data)
+            break
+        except AlreadyExists:
+            continue
+    else:
+        raise WorkspaceError("could not find a free results file name after 8 tries")
+    report = regenerate_leaderboard(store)
+    return PublishResult(path, len(models), report, warnings)
+
+
+# --- the leaderboard ----------------------------------------------------------------------------
+
+
+def collect(store: Store) -> tuple[list[dict], int, list[tuple[str, str]], frozenset]:
+    """Every valid results file in the workspace -> leaderboard rows, file count, skipped files, file set."""
+    skipped: list[tuple[str, str]] = []
+    try:
+        agents = store.listdir(RESULTS)
+    except NotFound:
+        return [], 0, [], frozenset()
+    paths, seen = [], []
+    for a in sorted(agents, key=lambda e: e.name):
+        if a.kind != "dir":
+            continue
+        if not AGENT_ID_RE.fullmatch(a.name):
+            skipped.append((f"{RESULTS}/{printable(a.name, 80)}", "folder is not an agent id"))
+            continue
+        for e in sorted(store.listdir(f"{RESULTS}/{a.name}"), key=lambda e: e.name):
+            if e.kind == "file" and e.name.endswith(".json"):
+                path = f"{RESULTS}/{a.name}/{e.name}"
+                seen.append(path)
+                if not _RESULT_NAME_RE.fullmatch(e.name):
+                    skipped.append((f"{RESULTS}/{a.name}/{printable(e.name, 80)}", "odd file name"))
+                elif e.size is not None and e.size > MAX_RESULT_FILE:
+                    skipped.append((path, f"over {MAX_RESULT_FILE} bytes"))
+                else:
+                    paths.append((a.name, path))
+    rows, files = [], 0
+    for (agent, path), data in zip(paths, store.read_many([p for _, p in paths], MAX_RESULT_FILE)):
+        if isinstance(data, Exception):
+            skipped.append((path, "unreadable"))
+            continue
+        try:
+            doc = validate_results(data, agent)
+        except Invalid as exc:
+            skipped.append((path, str(exc)))
+            continue
+        files += 1
+        for r in doc["models"]:
+            rows.append({**r, "agent_id": agent, "published_at": doc["published_at"], "file": path,
+                         "provenance": doc["provenance"]})
+    # The same run published twice is one row (the first publication).
+    unique: dict[tuple, dict] = {}
+    for r in sorted(rows, key=lambda r: r["published_at"]):
+        key = (r["agent_id"], r["id"], r["accuracy"], tuple(r["accuracy_ci95"]), r["n"],
+               r["provenance"]["params_digest"] or r["params_digest"], r["provenance"]["git_commit"] or r["git_commit"])
+        unique.setdefault(key, r)
+    rows = sorted(unique.values(), key=lambda r: (-r["accuracy"], -r["accuracy_ci95"][0], r["published_at"],
+                                                   r["agent_id"], r["id"]))
+    return rows, files, skipped, frozenset(seen)
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
+
+
+def cell(value, limit: int = 80) -> str:
+    """Text safe in a Markdown table cell: one line, no raw HTML, Markdown syntax escaped."""
+    if value is None or value == "":
+        return "—"
+    text = " ".join(printable(str(value)).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    text = html.escape(text, quote=False)  # & < >: no raw HTML
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def _n(k: int, noun: str) -> str:
+    return f"{k} {noun}" + ("" if k == 1 else "s")
+
+
+def render_leaderboard(rows: list[dict], files: int, skipped: list[tuple[str, str]], when: datetime) -> str:
+    agents = sorted({r["agent_id"] for r in rows})
+    lines = [
+        "# Leaderboard", "",
+        "Regenerated by `gsm8k publish` (or `gsm8k workspace leaderboard`) from every agent's results in "
+        "`artifacts/results/`: do not edit it by hand, publish instead.", "",
+        f"Updated {when.strftime('%Y-%m-%d %H:%M:%S')} UTC · {_n(len(rows), 'result')} from "
+        f"{_n(len(agents), 'agent')} in {_n(files, 'file')}"
+        + (f" · {_n(len(skipped), 'file')} skipped (see below)" if skipped else "") + ".", "",
+    ]
+    if not rows:
+        lines += ["No results yet: `gsm8k publish` adds yours.", ""]
+    else:
+        lines += ["| rank | accuracy (95 % CI) | model | method | budget | base model | n | agent | published "
+                  "| git commit | params | file |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for rank, r in enumerate(rows, 1):
+            lo, hi = r["accuracy_ci95"]
+            prov = r["provenance"]
+            commit = prov["git_commit"] or r["git_commit"]
+            commit = (commit[:10] + ("+dirty" if prov["git_dirty"] else "")) if commit else None
+            params = prov["params_digest"] or r["params_digest"]
+            acc = f"{100 * r['accuracy']:.1f} % ({100 * lo:.1f}–{100 * hi:.1f})"
+            lines.append("| " + " | ".join([
+                str(rank), acc, cell(r["id"]), cell(r["method"]), cell(r["budget"]), cell(r["base_model"]),
+                str(r["n"]), cell(r["agent_id"]), cell(r["published_at"][:19].replace("T", " ")),
+                cell(commit), cell(params), cell(r["file"].rsplit("/", 1)[-1], 120),
+            ]) + " |")
+        lines.append("")
+    if skipped:
+        lines += ["## Skipped result files", ""]
+        lines += [f"- {cell(path, 200)}: {cell(reason, 120)}" for path, reason in skipped]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def regenerate_leaderboard(store: Store) -> LeaderboardReport:
+    """Rewrite LEADERBOARD.md from every results file; again if results arrived meanwhile (bounded)."""
+    for _ in range(3):
+        rows, files, skipped, seen = collect(store)
+        store.replace(LEADERBOARD, render_leaderboard(rows, files, skipped, _now()).encode("utf-8"))
+        if collect_names(store) == seen:
+            break
+    return LeaderboardReport(rows, files, skipped)
+
+
+def collect_names(store: Store) -> frozenset:
+    try:
+        agents = store.listdir(RESULTS)
+    except NotFound:
+        return frozenset()
+    out = []
+    for a in agents:
+        if a.kind == "dir" and AGENT_ID_RE.fullmatch(a.name):
+            out += [f"{RESULTS}/{a.name}/{e.name}" for e in store.listdir(f"{RESULTS}/{a.name}")
+                    if e.kind == "file" and e.name.endswith(".json")]
+    return frozenset(out)

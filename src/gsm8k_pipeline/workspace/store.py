@@ -1,0 +1,702 @@
+"""The workspace's storage layer: an fsspec URL, and a create-exclusive write on every backend.
+
+`open_store(URL)` resolves the URL with fsspec (`fsspec.core.url_to_fs`) and wraps the filesystem in a
+`Store` whose paths are relative to the workspace root ("message_board/x.md"). The only way to write a
+file is `write_new`, which never replaces an existing file; it raises `AlreadyExists` instead:
+
+* local (plain path, `file://`): the bytes go to a hidden temp file (`O_CREAT|O_EXCL`, fsync'd) which is
+  then hard-linked to its name with `link(2)` — atomic, and fails with EEXIST if the name exists — and
+  unlinked. Readers never see a half-written file. Where the filesystem has no hard links the file is
+  created in place with `O_CREAT|O_EXCL` (still exclusive; briefly partial).
+* `sftp://` (sshfs/asyncssh, the fsspec implementation of sftp/ssh): the same dance over SFTP — the temp
+  file opened with `SSH_FXF_CREAT|SSH_FXF_EXCL`, then `hardlink@openssh.com` (server-side `link(2)`,
+  fails if the target exists); servers without that extension get a plain SFTP `rename`, which the
+  protocol forbids from overwriting (OpenSSH implements it as link+unlink). Never `posix-rename@openssh.com`
+  (what `fs.mv` uses): it overwrites. Verified against OpenSSH 9.2 by tests/test_workspace.py.
+* `s3://` (s3fs, not installed by default): `PutObject` with `If-None-Match: *` — S3's conditional write;
+  a taken key answers 412 PreconditionFailed. We rely on the store honouring it (AWS S3 does since 2024;
+  check other S3-compatible stores).
+* `hf://buckets/OWNER/NAME` (huggingface_hub): buckets have no conditional write, so this is
+  check-then-write: a race between two writers of the *same* name can lose one. Unique names (every
+  message, every publish) make that a non-issue; same-name artifact puts racing each other are not safe.
+
+Directories are claimed with `mkdir` (exclusive on local and SFTP), on object stores with a `.dir` marker
+written by `write_new`. `replace` (temp + atomic rename) exists for the one derived file, LEADERBOARD.md.
+Names starting with "." are temp files and markers, hidden from every listing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import posixpath
+import secrets
+import shutil
+import stat as stat_mod
+from dataclasses import dataclass
+from typing import Iterable
+
+from . import AlreadyExists, NotFound, WorkspaceError, redact_url, scrub
+
+DEFAULT_READ_LIMIT = 16 * 2**20
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    kind: str  # "file", "dir" or "other"
+    size: int | None = None
+
+
+class TooLarge(WorkspaceError):
+    pass
+
+
+def _check_rel(rel: str) -> str:
+    """A relative POSIX path inside the workspace: no empty, '.', '..' or absolute parts."""
+    if not isinstance(rel, str) or "\x00" in rel or "\\" in rel:
+        raise WorkspaceError(f"invalid workspace path {rel!r}")
+    if rel in ("", "."):
+        return ""
+    parts = rel.split("/")
+    if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise WorkspaceError(f"invalid workspace path {rel!r}: no empty, '.' or '..' parts")
+    return rel
+
+
+def _tmp_name() -> str:
+    return f".tmp-{secrets.token_hex(8)}"
+
+
+CHUNK = 4 * 2**20
+
+
+def _chunks(local_path: str):
+    with open(local_path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
+
+
+def _local_write_new(path: str, fill) -> None:
+    """Create local `path` via a temp file + link(2): never overwrites, never leaves a partial file."""
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), _tmp_name())
+    try:
+        with open(tmp, "xb") as f:
+            fill(f)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise AlreadyExists(f"{path} already exists locally (it is never overwritten)") from None
+    except OSError as exc:
+        raise WorkspaceError(f"cannot write {path}: {exc}") from None
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+class Store:
+    """A workspace root on some backend. Subclasses implement the primitives below."""
+
+    scheme = "?"
+    guarantee = "?"
+
+    def __init__(self, url: str):
+        self.url = url
+        self.display = redact_url(url)
+
+    # -- primitives --------------------------------------------------------------------------
+    def write_new(self, rel: str, data: bytes) -> None:
+        """Create `rel` with `data`; AlreadyExists if the name is taken. Parents must exist (see makedirs)."""
+        raise NotImplementedError
+
+    def write_new_from_file(self, rel: str, local_path: str) -> None:
+        """`write_new` with the bytes of a local file (backends stream it: checkpoints are big)."""
+        with open(local_path, "rb") as f:
+            self.write_new(rel, f.read())
+
+    def download(self, rel: str, local_path: str) -> None:
+        """Copy a workspace file to `local_path`, which must not exist (it is never overwritten)."""
+        data = self.read(rel, limit=2**62)
+        _local_write_new(local_path, lambda f: f.write(data))
+
+    def replace(self, rel: str, data: bytes) -> None:
+        """Atomically replace `rel` (only for derived files: LEADERBOARD.md)."""
+        raise NotImplementedError
+
+    def read(self, rel: str, limit: int = DEFAULT_READ_LIMIT) -> bytes:
+        raise NotImplementedError
+
+    def read_many(self, rels: list[str], limit: int = DEFAULT_READ_LIMIT) -> list[bytes | Exception]:
+        out: list[bytes | Exception] = []
+        for rel in rels:
+            try:
+                out.append(self.read(rel, limit))
+            except WorkspaceError as exc:
+                out.append(exc)
+        return out
+
+    def listdir(self, rel: str) -> list[Entry]:
+        """Entries of a directory, hidden names (temp files, markers) left out; NotFound if missing."""
+        raise NotImplementedError
+
+    def stat(self, rel: str) -> Entry | None:
+        raise NotImplementedError
+
+    def mkdir_new(self, rel: str) -> None:
+        """Claim a new directory; AlreadyExists if the name is taken (by a file or a directory)."""
+        raise NotImplementedError
+
+    def makedirs(self, rel: str) -> None:
+        """Create a directory and its parents if missing (safe under concurrency)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    # -- helpers -------------------------------------------------------------------------------
+    def exists(self, rel: str) -> bool:
+        return self.stat(rel) is not None
+
+    def walk_files(self, rel: str) -> list[tuple[str, int | None]]:
+        """Every file under `rel` (recursively), as (relative path, size), sorted."""
+        out = []
+        stack = [_check_rel(rel)]
+        while stack:
+            d = stack.pop()
+            for e in self.listdir(d):
+                path = f"{d}/{e.name}" if d else e.name
+                if e.kind == "dir":
+                    stack.append(path)
+                elif e.kind == "file":
+                    out.append((path, e.size))
+        return sorted(out)
+
+    def _fail(self, action: str, rel: str, exc: BaseException) -> WorkspaceError:
+        detail = " ".join(scrub(f"{type(exc).__name__}: {exc}", self.url).split())
+        return WorkspaceError(f"{self.display}: cannot {action} {rel or '.'}: {detail}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# --- local ----------------------------------------------------------------------------------
+
+
+class LocalStore(Store):
+    scheme = "file"
+    guarantee = "temp file (O_EXCL, fsync) + link(2), which fails if the name exists"
+
+    def __init__(self, url: str, root: str):
+        super().__init__(url)
+        self.root = root
+
+    def _abs(self, rel: str) -> str:
+        rel = _check_rel(rel)
+        return os.path.join(self.root, *rel.split("/")) if rel else self.root
+
+    def write_new(self, rel: str, data: bytes) -> None:
+        self._write_new(rel, data)
+
+    def write_new_from_file(self, rel: str, local_path: str) -> None:
+        self._write_new(rel, local_path)
+
+    def _write_new(self, rel: str, source: bytes | str) -> None:
+        path = self._abs(rel)
+        tmp = os.path.join(os.path.dirname(path), _tmp_name())
+        try:
+            self._write_file(tmp, source)
+        except OSError as exc:
+            raise self._fail("write", rel, exc) from None
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise AlreadyExists(f"{rel} already exists in the workspace (files are never overwritten)") from None
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV,
+                                 errno.EMLINK):
+                raise self._fail("write", rel, exc) from None
+            try:  # no hard links here: create in place, still exclusive
+                self._write_file(path, source)
+            except FileExistsError:
+                raise AlreadyExists(f"{rel} already exists in the workspace (files are never overwritten)") from None
+            except OSError as exc2:
+                raise self._fail("write", rel, exc2) from None
+        finally:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+    @staticmethod
+    def _write_file(path: str, source: bytes | str) -> None:
+        """Create `path` exclusively (O_EXCL) with `source` (bytes, or a local file to copy), fsync'd."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        try:
+            if isinstance(source, (bytes, bytearray, memoryview)):
+                chunks: Iterable = (source,)
+            else:
+                chunks = _chunks(source)
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _open_regular(self, rel: str) -> tuple[int, os.stat_result]:
+        """An fd on a regular file. O_NOFOLLOW: a planted symlink is not followed; O_NONBLOCK: a planted
+        FIFO can't hang us (and fstat then refuses it)."""
+        try:
+            fd = os.open(self._abs(rel), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            raise NotFound(f"{rel}: no such file in the workspace") from None
+        except OSError as exc:
+            raise self._fail("read", rel, exc) from None
+        st = os.fstat(fd)
+        if not stat_mod.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise WorkspaceError(f"{rel}: not a regular file")
+        return fd, st
+
+    def download(self, rel: str, local_path: str) -> None:
+        fd, _ = self._open_regular(rel)
+        with os.fdopen(fd, "rb") as src:
+            _local_write_new(local_path, lambda f: shutil.copyfileobj(src, f, CHUNK))
+
+    def replace(self, rel: str, data: bytes) -> None:
+        path = self._abs(rel)
+        tmp = os.path.join(os.path.dirname(path), _tmp_name())
+        try:
+            self._write_file(tmp, data)
+            os.replace(tmp, path)
+        except OSError as exc:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise self._fail("write", rel, exc) from None
+
+    def read(self, rel: str, limit: int = DEFAULT_READ_LIMIT) -> bytes:
+        fd, st = self._open_regular(rel)
+        try:
+            if st.st_size > limit:
+                raise TooLarge(f"{rel}: {st.st_size} bytes, over the {limit}-byte limit")
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                data = f.read(limit + 1)
+            if len(data) > limit:
+                raise TooLarge(f"{rel}: over the {limit}-byte limit")
+            return data
+        except OSError as exc:
+            raise self._fail("read", rel, exc) from None
+        finally:
+            os.close(fd)
+
+    def listdir(self, rel: str) -> list[Entry]:
+        path = self._abs(rel)
+        try:
+            with os.scandir(path) as it:
+                out = []
+                for e in it:
+                    if e.name.startswith("."):
+                        continue
+                    if e.is_dir(follow_symlinks=False):
+                        out.append(Entry(e.name, "dir"))
+                    elif e.is_file(follow_symlinks=False):
+                        out.append(Entry(e.name, "file", e.stat(follow_symlinks=False).st_size))
+                    else:
+                        out.append(Entry(e.name, "other"))
+                return out
+        except FileNotFoundError:
+            raise NotFound(f"{rel or '.'}: no such directory in the workspace {self.display}") from None
+        except NotADirectoryError:
+            raise WorkspaceError(f"{rel}: not a directory") from None
+        except OSError as exc:
+            raise self._fail("list", rel, exc) from None
+
+    def stat(self, rel: str) -> Entry | None:
+        try:
+            st = os.lstat(self._abs(rel))
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self._fail("stat", rel, exc) from None
+        name = posixpath.basename(rel)
+        if stat_mod.S_ISDIR(st.st_mode):
+            return Entry(name, "dir")
+        if stat_mod.S_ISREG(st.st_mode):
+            return Entry(name, "file", st.st_size)
+        return Entry(name, "other")
+
+    def mkdir_new(self, rel: str) -> None:
+        try:
+            os.mkdir(self._abs(rel))
+        except FileExistsError:
+            raise AlreadyExists(f"{rel} already exists in the workspace (files are never overwritten)") from None
+        except OSError as exc:
+            raise self._fail("create directory", rel, exc) from None
+
+    def makedirs(self, rel: str) -> None:
+        try:
+            os.makedirs(self._abs(rel), exist_ok=True)
+        except OSError as exc:
+            raise self._fail("create directory", rel, exc) from None
+
+
+# --- sftp -----------------------------------------------------------------------------------
+
+
+class SFTPStore(Store):
+    scheme = "sftp"
+    guarantee = ("temp file (SSH_FXF_CREAT|SSH_FXF_EXCL) + hardlink@openssh.com, which fails if the name "
+                 "exists (plain SFTP rename, which never overwrites, where the extension is missing)")
+
+    def __init__(self, url: str, fs, root: str):
+        super().__init__(url)
+        from fsspec.asyn import sync
+
+        self.fs = fs
+        self.root = root.rstrip("/") or "/"
+        self._sync = lambda coro_fn, *a: sync(fs.loop, coro_fn, *a)
+        try:
+            self.sftp = self._sync(fs.client.start_sftp_client)
+        except Exception as exc:  # noqa: BLE001 — any connection failure is the user's to fix
+            raise self._fail("start SFTP on", "", exc) from None
+
+    def _abs(self, rel: str) -> str:
+        rel = _check_rel(rel)
+        return posixpath.join(self.root, rel) if rel else self.root
+
+    def _call(self, action: str, rel: str, coro_fn, *args):
+        import asyncssh
+
+        try:
+            return self._sync(coro_fn, *args)
+        except (AlreadyExists, NotFound, WorkspaceError):
+            raise
+        except asyncssh.SFTPNoSuchFile:
+            raise NotFound(f"{rel or '.'}: not found in the workspace {self.display}") from None
+        except (asyncssh.Error, OSError) as exc:
+            raise self._fail(action, rel, exc) from None
+
+    async def _type(self, path: str) -> str | None:
+        import asyncssh
+
+        try:
+            attrs = await self.sftp.lstat(path)
+        except asyncssh.SFTPNoSuchFile:
+            return None
+        mode = attrs.permissions or 0
+        return "dir" if stat_mod.S_ISDIR(mode) else "file" if stat_mod.S_ISREG(mode) else "other"
+
+    async def _write_new(self, rel: str, source: bytes | str) -> None:
+        import asyncssh
+
+        path = self._abs(rel)
+        tmp = posixpath.join(posixpath.dirname(path), _tmp_name())
+        async with self.sftp.open(tmp, "xb") as f:  # SSH_FXF_WRITE|SSH_FXF_CREAT|SSH_FXF_EXCL
+            if isinstance(source, (bytes, bytearray, memoryview)):
+                await f.write(bytes(source))
+            else:
+                for chunk in _chunks(source):
+                    await f.write(chunk)
+        try:
+            try:
+                await self.sftp.link(tmp, path)  # hardlink@openssh.com: link(2) on the server
+            except asyncssh.SFTPOpUnsupported:
+                await self.sftp.rename(tmp, path)  # SSH_FXP_RENAME: must fail if the target exists
+        except asyncssh.SFTPError:
+            if await self._type(path) is not None:
+                raise AlreadyExists(f"{rel} already exists in the workspace (files are never overwritten)") from None
+            raise
+        finally:
+            try:
+                await self.sftp.remove(tmp)
+            except asyncssh.SFTPError:
+                pass  # gone already (renamed)
+
+    def write_new(self, rel: str, data: bytes) -> None:
+        self._call("write", rel, self._write_new, rel, data)
+
+    def write_new_from_file(self, rel: str, local_path: str) -> None:
+        self._call("write", rel, self._write_new, rel, local_path)
+
+    def download(self, rel: str, local_path: str) -> None:
+        async def fetch(f):
+            async with self.sftp.open(self._abs(rel), "rb") as src:
+                attrs = await src.stat()
+                if not stat_mod.S_ISREG(attrs.permissions or 0):
+                    raise WorkspaceError(f"{rel}: not a regular file")
+                while chunk := await src.read(CHUNK):
+                    f.write(chunk)
+
+        _local_write_new(local_path, lambda f: self._call("read", rel, fetch, f))
+
+    async def _replace(self, rel: str, data: bytes) -> None:
+        import asyncssh
+
+        path = self._abs(rel)
+        tmp = posixpath.join(posixpath.dirname(path), _tmp_name())
+        async with self.sftp.open(tmp, "xb") as f:
+            await f.write(data)
+        try:
+            await self.sftp.posix_rename(tmp, path)  # atomic replace; only ever for LEADERBOARD.md
+        except asyncssh.SFTPOpUnsupported:
+            try:
+                await self.sftp.remove(path)
+            except asyncssh.SFTPNoSuchFile:
+                pass
+            await self.sftp.rename(tmp, path)
+        except BaseException:
+            try:
+                await self.sftp.remove(tmp)
+            except asyncssh.SFTPError:
+                pass
+            raise
+
+    def replace(self, rel: str, data: bytes) -> None:
+        self._call("write", rel, self._replace, rel, data)
+
+    async def _read(self, rel: str, limit: int) -> bytes:
+        async with self.sftp.open(self._abs(rel), "rb") as f:
+            attrs = await f.stat()
+            if not stat_mod.S_ISREG(attrs.permissions or 0):
+                raise WorkspaceError(f"{rel}: not a regular file")
+            if attrs.size is not None and attrs.size > limit:
+                raise TooLarge(f"{rel}: {attrs.size} bytes, over the {limit}-byte limit")
+            data = await f.read(limit + 1)
+        if len(data) > limit:
+            raise TooLarge(f"{rel}: over the {limit}-byte limit")
+        return data
+
+    def read(self, rel: str, limit: int = DEFAULT_READ_LIMIT) -> bytes:
+        return self._call("read", rel, self._read, rel, limit)
+
+    def read_many(self, rels: list[str], limit: int = DEFAULT_READ_LIMIT) -> list[bytes | Exception]:
+        import asyncssh
+
+        async def one(rel, sem):
+            async with sem:
+                try:
+                    return await self._read(rel, limit)
+                except WorkspaceError as exc:
+                    return exc
+                except asyncssh.SFTPNoSuchFile:
+                    return NotFound(f"{rel}: no such file in the workspace")
+                except (asyncssh.Error, OSError) as exc:
+                    return self._fail("read", rel, exc)
+
+        async def all_():
+            sem = asyncio.Semaphore(64)  # pipelined on one channel; bounded so huge boards don't flood
+            return await asyncio.gather(*(one(r, sem) for r in rels))
+
+        return self._call("read", "", all_)
+
+    async def _listdir(self, rel: str) -> list[Entry]:
+        out = []
+        for n in await self.sftp.readdir(self._abs(rel)):
+            name = n.filename if isinstance(n.filename, str) else n.filename.decode("utf-8", "replace")
+            if name.startswith("."):
+                continue
+            mode = n.attrs.permissions or 0
+            if stat_mod.S_ISDIR(mode):
+                out.append(Entry(name, "dir"))
+            elif stat_mod.S_ISREG(mode):
+                out.append(Entry(name, "file", n.attrs.size))
+            else:
+                out.append(Entry(name, "other"))
+        return out
+
+    def listdir(self, rel: str) -> list[Entry]:
+        return self._call("list", rel, self._listdir, rel)
+
+    def stat(self, rel: str) -> Entry | None:
+        kind = self._call("stat", rel, self._type, self._abs(rel))
+        return None if kind is None else Entry(posixpath.basename(rel), kind)
+
+    async def _mkdir_new(self, rel: str) -> None:
+        import asyncssh
+
+        path = self._abs(rel)
+        try:
+            await self.sftp.mkdir(path)  # SSH_FXP_MKDIR: mkdir(2), fails if the name exists
+        except asyncssh.SFTPError:
+            if await self._type(path) is not None:
+                raise AlreadyExists(f"{rel} already exists in the workspace (files are never overwritten)") from None
+            raise
+
+    def mkdir_new(self, rel: str) -> None:
+        self._call("create directory", rel, self._mkdir_new, rel)
+
+    def makedirs(self, rel: str) -> None:
+        self._call("create directory", rel, lambda: self.sftp.makedirs(self._abs(rel), exist_ok=True))
+
+    def close(self) -> None:
+        sftp, self.sftp = self.sftp, None
+        if sftp is not None:
+            async def _close():
+                sftp.exit()
+                await sftp.wait_closed()
+                client = self.fs.client
+                client.close()
+                await client.wait_closed()
+            try:
+                self._sync(_close)
+            except Exception:  # noqa: BLE001 — closing a dead channel is not an error
+                pass
+
+
+# --- object stores (s3, hf buckets) -----------------------------------------------------------
+
+
+class ObjectStore(Store):
+    """Flat key/value stores: no real directories (a `.dir` marker claims one), listing by prefix."""
+
+    def __init__(self, url: str, fs, root: str):
+        super().__init__(url)
+        self.fs = fs
+        self.root = root.rstrip("/")
+
+    def _abs(self, rel: str) -> str:
+        rel = _check_rel(rel)
+        return f"{self.root}/{rel}" if rel else self.root
+
+    def _guard(self, action: str, rel: str, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (AlreadyExists, NotFound, WorkspaceError):
+            raise
+        except FileNotFoundError:
+            raise NotFound(f"{rel or '.'}: not found in the workspace {self.display}") from None
+        except Exception as exc:  # noqa: BLE001 — credentials, network: the user's to fix
+            raise self._fail(action, rel, exc) from None
+
+    def replace(self, rel: str, data: bytes) -> None:
+        self._guard("write", rel, self.fs.pipe_file, self._abs(rel), data)
+
+    def read(self, rel: str, limit: int = DEFAULT_READ_LIMIT) -> bytes:
+        data = self._guard("read", rel, self.fs.cat_file, self._abs(rel), start=0, end=limit + 1)
+        if len(data) > limit:
+            raise TooLarge(f"{rel}: over the {limit}-byte limit")
+        return data
+
+    def listdir(self, rel: str) -> list[Entry]:
+        infos = self._guard("list", rel, self.fs.ls, self._abs(rel), detail=True, refresh=True)
+        out = []
+        for info in infos:
+            name = posixpath.basename(info["name"].rstrip("/"))
+            if not name or name.startswith("."):
+                continue
+            kind = {"directory": "dir", "file": "file"}.get(info.get("type"), "other")
+            out.append(Entry(name, kind, info.get("size") if kind == "file" else None))
+        return out
+
+    def stat(self, rel: str) -> Entry | None:
+        try:
+            info = self._guard("stat", rel, self.fs.info, self._abs(rel))
+        except NotFound:
+            return None
+        kind = {"directory": "dir", "file": "file"}.get(info.get("type"), "other")
+        return Entry(posixpath.basename(rel), kind, info.get("size"))
+
+    def mkdir_new(self, rel: str) -> None:
+        self.write_new(f"{rel}/.dir", b"")
+
+    def makedirs(self, rel: str) -> None:
+        pass  # prefixes need no creation
+
+
+class S3Store(ObjectStore):
+    scheme = "s3"
+    guarantee = "PutObject with If-None-Match: * (S3 conditional write; 412 if the key exists)"
+
+    def write_new(self, rel: str, data: bytes) -> None:
+        bucket, _, key = self._abs(rel).partition("/")
+        try:
+            self.fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+        except Exception as exc:  # noqa: BLE001
+            text = f"{type(exc).__name__} {exc}"
+            if "PreconditionFailed" in text or "412" in text:
+                raise AlreadyExists(f"{rel} already exists in the workspace (files are never overwritten)") from None
+            raise self._fail("write", rel, exc) from None
+        self.fs.invalidate_cache(self._abs(rel))
+
+
+class HFBucketStore(ObjectStore):
+    scheme = "hf"
+    guarantee = "check-then-write (HF buckets have no conditional write: same-name writers can race)"
+
+    def write_new(self, rel: str, data: bytes) -> None:
+        if self.exists(rel):
+            raise AlreadyExists(f"{rel} already exists in the workspace (files are never overwritten)")
+        self._guard("write", rel, self.fs.pipe_file, self._abs(rel), data)
+
+
+# --- opening --------------------------------------------------------------------------------
+
+SCHEMES = ("file", "sftp", "ssh", "s3", "hf")
+
+
+def _scheme(url: str) -> str:
+    if "://" not in url:
+        return "file"
+    return url.split("://", 1)[0].lower()
+
+
+def open_store(url: str, **options) -> Store:
+    """The workspace at `url` (a path, file://, sftp://, s3://, hf://buckets/OWNER/NAME).
+
+    `options` go to the fsspec filesystem (for sftp: asyncssh.connect options such as `client_keys`,
+    `known_hosts`). Credentials come from where each library looks by default (~/.ssh, ssh-agent,
+    ~/.ssh/config; AWS env/config files; the saved HF token); they are never printed or written.
+    """
+    if not url:
+        raise WorkspaceError("no workspace URL")
+    scheme = _scheme(url)
+    display = redact_url(url)
+    if scheme not in SCHEMES:
+        raise WorkspaceError(f"{display}: unsupported workspace URL scheme {scheme!r} "
+                             "(use a path, file://, sftp://, s3:// or hf://buckets/OWNER/NAME)")
+    import fsspec
+
+    if scheme == "hf" and not url.split("://", 1)[1].startswith("buckets/"):
+        raise WorkspaceError(f"{display}: hf:// workspaces must be buckets: hf://buckets/OWNER/NAME")
+    if scheme in ("sftp", "ssh"):
+        # asyncssh's defaults: keys from ~/.ssh and the agent, ~/.ssh/config, and host keys checked
+        # against ~/.ssh/known_hosts (sshfs would otherwise turn host-key checking off).
+        options.setdefault("known_hosts", ())
+        options.setdefault("connect_timeout", 30)
+        options.setdefault("skip_instance_cache", True)  # one connection per store, closed with it
+    try:
+        fs, root = fsspec.core.url_to_fs(url, **options)
+    except ImportError as exc:
+        need = {"s3": "s3fs"}.get(scheme, str(exc))
+        raise WorkspaceError(f"{display}: {scheme}:// workspaces need the {need} package "
+                             f"(uv add {need}); credentials then come from the usual environment "
+                             "variables and config files") from None
+    except Exception as exc:  # noqa: BLE001 — connection, host key, auth: all the user's to fix
+        detail = " ".join(scrub(f"{type(exc).__name__}: {exc}", url).split())
+        hint = ""
+        if "HostKeyNotVerifiable" in detail or "Host key is not trusted" in detail:
+            hint = " (add the server's key to ~/.ssh/known_hosts, e.g. ssh-keyscan -p PORT HOST >> ~/.ssh/known_hosts)"
+        raise WorkspaceError(f"{display}: cannot open workspace: {detail}{hint}") from None
+    if scheme == "file":
+        return LocalStore(url, os.path.abspath(root))
+    if scheme in ("sftp", "ssh"):
+        if not root.startswith("/"):
+            root = "/" + root if root else "."
+        return SFTPStore(url, fs, root)
+    if scheme == "s3":
+        return S3Store(url, fs, root)
+    return HFBucketStore(url, fs, root)
+
+
+def ensure_dirs(store: Store, rels: Iterable[str]) -> None:
+    for rel in rels:
+        store.makedirs(rel)
