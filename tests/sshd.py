@@ -10,7 +10,6 @@ Needs root (sshd's privilege separation) and `ssh-keygen`; `.ci/run` installs op
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -125,6 +124,3 @@ class Sshd:
         env.update(extra)
         return env
 
-
-def have_sshd() -> bool:
-    return Path(SSHD).exists() and shutil.which("ssh-keygen") is not None

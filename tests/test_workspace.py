@@ -93,7 +93,7 @@ def gsm8k(capsys, *argv) -> tuple[int, str, str]:
 
 def gsm8k_proc(env: dict, *argv, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """The real `gsm8k` command, in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "gsm8k_pipeline.cli", *map(str, argv)], env=env, cwd=cwd,
+    return subprocess.run([str(Path(sys.executable).parent / "gsm8k"), *map(str, argv)], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -434,7 +434,7 @@ def test_hostile_result_files_are_skipped_and_escaped(ws, tmp_path, capsys):
 
     code, out, err = gsm8k(capsys, "workspace", "leaderboard", "--workspace", ws.url)
     assert code == 0, err
-    for name in hostile:
+    for name in (*hostile, "fifo.json", "link.json"):
         assert f"mallory/{name}: skipped" in err, name
     assert "Evil Agent" in err
     md = (ws.root / "LEADERBOARD.md").read_text()
@@ -491,12 +491,19 @@ def test_hostile_message_files_are_skipped(ws, capsys):
     os.mkfifo(board / f"{stem}6.md")
     (board / f"{stem}7.md").write_text(f"---\nid: {stem}7\nagent_id: mallory\ntype: claim\n"
                                        "title: \"\\e[31mred\\e[0m\"\n---\nbody \x1b[2J\n")
-    code, out, err = gsm8k(capsys, "board", "list", "--workspace", ws.url)
+    nested = "[" * 30_000 + "]" * 30_000  # segfaults libyaml if parsed
+    (board / f"{stem}8.md").write_text(f"---\nid: {stem}8\nagent_id: mallory\ntype: claim\ntitle: {nested}\n---\n")
+    month13 = stem.replace("20250101", "20251301") + "9"
+    arabic_digits = stem.replace("2025", "\u0662\u0660\u0662\u0665") + "9"
+    for name in (month13, arabic_digits):
+        (board / f"{name}.md").write_text(f"---\nid: {name}\nagent_id: mallory\ntype: claim\ntitle: t\n---\n")
+    code, out, err = gsm8k(capsys, "board", "list", "--workspace", ws.url, "--since", "2024-12-31")
     assert code == 0, err
+    assert f"{month13}.md: not a message file" in err and f"{arabic_digits}.md: not a message file" in err
     lines = out.splitlines()
     assert len(lines) == 2 and lines[0].startswith(f"{stem}7") and lines[1].startswith(good.id)
     assert "\x1b" not in out
-    for k in (1, 2, 3, 4, 5, 6):
+    for k in (1, 2, 3, 4, 5, 6, 8):
         assert f"{stem}{k}.md: " in err
     assert "notes.txt" in err
     code, out, err = gsm8k(capsys, "board", "read", "--workspace", ws.url, f"{stem}7")
@@ -508,6 +515,59 @@ def test_hostile_message_files_are_skipped(ws, capsys):
     code, _, err = gsm8k(capsys, "board", "post", "--workspace", ws.url, "--agent-id", "bob", "--type", "result",
                          "--title", "t", "--body", "b", "--reply-to", f"{stem}9")
     assert code == 2 and "no such message" in err
+
+
+def test_board_and_artifact_options(ws, tmp_path, capsys, monkeypatch):
+    """The flags the walk-through doesn't use: --body-file, --reply-to, --since, --json, KIND, one-file get."""
+    monkeypatch.setenv("GSM8K_WORKSPACE", ws.url)
+    plan = tmp_path / "plan.md"
+    plan.write_text("# Plan\n\n- step 1\n")
+    code, question, err = gsm8k(capsys, "board", "post", "--agent-id", "alice", "--type", "question",
+                                "--title", "Which lr?", "--body-file", plan)
+    assert code == 0, err
+    question = question.strip()
+    code, answer, err = gsm8k(capsys, "board", "post", "--agent-id", "bob", "--type", "result", "--title", "2e-5",
+                              "--body", "measured", "--reply-to", f"message_board/{question}.md")
+    assert code == 0, err
+    code, out, _ = gsm8k(capsys, "board", "list", "--json", "--agent", "bob", "--since", "1h")
+    [listed] = json.loads(out)
+    assert listed["id"] == answer.strip() and listed["reply_to"] == question and listed["type"] == "result"
+    code, out, _ = gsm8k(capsys, "board", "list", "--since", "2999-01-01")
+    assert code == 0 and out == ""
+    code, out, _ = gsm8k(capsys, "board", "list", "--type", "question")
+    assert out.split()[0] == question
+    code, out, _ = gsm8k(capsys, "board", "read", "--json", question)
+    assert json.loads(out)["body"] == "# Plan\n\n- step 1\n"
+    code, _, err = gsm8k(capsys, "board", "list", "--since", "99999999999w")
+    assert code == 2 and "--since" in err
+    code, _, err = gsm8k(capsys, "board", "post", "--agent-id", "bob", "--type", "claim", "--title", "t",
+                         "--body", "bad \udcff bytes")
+    assert code == 2 and "UTF-8" in err
+    code, out, err = gsm8k(capsys, "artifacts", "put", "--agent-id", "bob", plan, "data/plan-copy.md")
+    assert code == 0 and out.strip() == "artifacts/data/bob/plan-copy.md", err
+    code, out, _ = gsm8k(capsys, "artifacts", "list", "data", "--json")
+    assert [e["path"] for e in json.loads(out)] == ["data/bob/plan-copy.md"]
+    code, out, _ = gsm8k(capsys, "artifacts", "list", "scripts")
+    assert out == ""
+    code, out, err = gsm8k(capsys, "artifacts", "get", "data/bob/plan-copy.md", tmp_path)
+    assert code == 0 and (tmp_path / "plan-copy.md").read_text() == plan.read_text(), err
+    # a mistyped URL is refused rather than quietly starting a second workspace
+    typo = ws.url.replace(str(ws.root), str(ws.root) + "-typo")
+    code, _, err = gsm8k(capsys, "board", "post", "--workspace", typo, "--agent-id", "bob", "--type", "claim",
+                         "--title", "t", "--body", "b")
+    assert code == 2 and "not a workspace" in err and not Path(str(ws.root) + "-typo").exists()
+
+
+def test_symlinks_cannot_lead_writes_out_of_a_local_workspace(tmp_path, capsys):
+    root, outside = tmp_path / "ws", tmp_path / "outside"
+    outside.mkdir()
+    with open_store(str(root)) as store:
+        init(store)
+    (root / "artifacts/results/alice").symlink_to(outside)
+    metrics = write_metrics(tmp_path / "all.json", {"grpo_8": 0.5})
+    code, _, err = gsm8k(capsys, "publish", "--workspace", root, "--agent-id", "alice", "--metrics", metrics)
+    assert code == 2 and "outside the workspace" in err
+    assert list(outside.iterdir()) == []
 
 
 # --- 5. no locks, nothing lost ---------------------------------------------------------------------------
@@ -587,7 +647,7 @@ def test_collaborate_from_zero_with_the_real_cli(backend, tmp_path):
 def test_unreachable_and_unsupported_backends_fail_clearly(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HOME", str(tmp_path))  # no saved HF token, no AWS config, no ssh keys
-    for url, expected in [("s3://bucket/ws", "s3fs"), ("hf://buckets/someone/ws", "hf://buckets/someone/ws"),
+    for url, expected in [("s3://bucket/ws", "s3fs"), ("hf://buckets/someone/ws", "hf://buckets/someone/ws: cannot"),
                           ("hf://someone/model", "must be buckets"), ("gs://bucket/ws", "unsupported"),
                           (f"sftp://bob:{SECRET}@127.0.0.1:1/ws", "sftp://bob:***@127.0.0.1:1/ws")]:
         code, out, err = gsm8k(capsys, "workspace", "init", url)

@@ -18,6 +18,17 @@ def _params(args) -> dict:
     return params.load(args.params)
 
 
+def _torch_params(args) -> dict:
+    """Params for a stage that computes with torch, whose CPU threads are set here from params.yaml: the
+    thread count changes float sums, and Snakemake sets OMP_NUM_THREADS to the job's threads while DVC
+    leaves torch's default, so without this the two engines train different weights."""
+    params = _params(args)
+    import torch
+
+    torch.set_num_threads(params["threads"])
+    return params
+
+
 def _output_dir(args, default: str) -> Path:
     """--output-dir, else $OUTPUT_DIR, else the stage's default."""
     return args.output_dir or Path(os.environ.get("OUTPUT_DIR") or default)
@@ -42,14 +53,14 @@ def _cmd_download(args) -> int:
 def _cmd_base_model(args) -> int:
     from .base_model import BaseModelConfig, main
 
-    print(main(_params(args), BaseModelConfig(train_file=args.train_file, out_dir=args.out_dir)))
+    print(main(_torch_params(args), BaseModelConfig(train_file=args.train_file, out_dir=args.out_dir)))
     return 0
 
 
 def _cmd_evaluate(args) -> int:
     from .evaluate import EvalConfig, main
 
-    params = _params(args)
+    params = _torch_params(args)
     config = EvalConfig(
         model_path=args.model_path,
         output_dir=_output_dir(args, "metrics/eval"),
@@ -67,7 +78,7 @@ def _cmd_evaluate(args) -> int:
 def _cmd_train_sft(args) -> int:
     from .train_sft import SFTStageConfig, main
 
-    main(_params(args), SFTStageConfig(
+    main(_torch_params(args), SFTStageConfig(
         stage=args.stage, output_dir=_output_dir(args, f"models/{args.stage}_sft"),
         base_model=args.base_model, train_file=args.train_file, traces_file=args.traces_file, samples=args.samples,
     ))
@@ -77,7 +88,7 @@ def _cmd_train_sft(args) -> int:
 def _cmd_train_grpo(args) -> int:
     from .train_grpo import GRPOStageConfig, main
 
-    main(_params(args), GRPOStageConfig(
+    main(_torch_params(args), GRPOStageConfig(
         output_dir=_output_dir(args, "models/grpo"),
         base_model=args.base_model, train_file=args.train_file, samples=args.samples,
     ))
@@ -89,7 +100,7 @@ def _cmd_generate_traces(args) -> int:
 
     from .traces import TracesConfig, main
 
-    stats = main(_params(args), TracesConfig(
+    stats = main(_torch_params(args), TracesConfig(
         grpo_model=args.grpo_model, output_dir=args.output_dir, output_file=args.output_file,
         dataset_split=args.dataset_split, num_samples=args.num_samples, batch_size=args.batch_size,
         max_attempts=args.max_attempts, temperature=args.temperature,

@@ -7,8 +7,10 @@ rule base_model:
         info="models/base/info.json",
     params:
         seed=config["seed"],
+        threads=config["threads"],
         prompt=config["prompt"],
         base_model=config["base_model"],
+    threads: config["threads"]
     log:
         "logs/base_model.log",
     shell:

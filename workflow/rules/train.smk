@@ -1,6 +1,7 @@
 # Training stages. Each writes models/<stage>[/<budget>]/{model/,train_log.csv}; its checkpoints/ beside
 # them are deliberately not outputs, so a killed job's checkpoints survive --rerun-incomplete and are resumed.
-TRAIN_PARAMS = dict(seed=config["seed"], prompt=config["prompt"], lora=config["lora"], train=config["train"])
+TRAIN_PARAMS = dict(seed=config["seed"], threads=config["threads"], prompt=config["prompt"], lora=config["lora"],
+                    train=config["train"])
 
 
 rule prep_sft:
@@ -14,6 +15,7 @@ rule prep_sft:
     params:
         **TRAIN_PARAMS,
         prep_sft=config["prep_sft"],
+    threads: config["threads"]
     log:
         "logs/prep_sft.log",
     shell:
@@ -32,6 +34,7 @@ rule full_sft:
     params:
         **TRAIN_PARAMS,
         full_sft=config["full_sft"],
+    threads: config["threads"]
     log:
         "logs/full_sft/{budget}.log",
     shell:
@@ -50,6 +53,7 @@ rule grpo:
     params:
         **TRAIN_PARAMS,
         grpo=config["grpo"],
+    threads: config["threads"]
     log:
         "logs/grpo/{budget}.log",
     shell:
@@ -67,8 +71,10 @@ rule traces:
         stats="data/traces/grpo_{budget}.jsonl.stats.json",
     params:
         seed=config["seed"],
+        threads=config["threads"],
         prompt=config["prompt"],
         traces=config["traces"],
+    threads: config["threads"]
     log:
         "logs/traces/{budget}.log",
     shell:
@@ -87,6 +93,7 @@ rule sft_from_traces:
     params:
         **TRAIN_PARAMS,
         full_sft=config["full_sft"],
+    threads: config["threads"]
     log:
         "logs/sft_from_traces/{budget}.log",
     shell:

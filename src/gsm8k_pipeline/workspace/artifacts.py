@@ -4,7 +4,8 @@ Every artifact sits under its author's agent id, so one agent's files can't even
 put. Within one's own folder, a second put of the same name fails (create-exclusive), unless
 `new_version=True`, which picks the first free name among NAME, NAME.v2, NAME.v3, ... (the version goes
 before the first extension: train.py -> train.v2.py, model.tar.gz -> model.v2.tar.gz). A directory is
-claimed with an exclusive mkdir, then uploaded file by file (each create-exclusive).
+claimed with an exclusive mkdir, then uploaded file by file (each create-exclusive). If that fails midway
+the name stays claimed with the files uploaded so far (the error says so); upload again with --new-version.
 """
 
 from __future__ import annotations
@@ -115,11 +116,15 @@ def put(store: Store, agent_id: str, local_path: str | os.PathLike, target: str,
         raise WorkspaceError(f"{parent}/{name}: no free version up to v{MAX_VERSIONS}")
     result = PutResult(dest, [] if is_dir else [dest], warnings)
     if is_dir:
-        for d in dirs:
-            store.makedirs(f"{dest}/{d}")
-        for rel in files:
-            store.write_new_from_file(f"{dest}/{rel}", str(local / rel))
-            result.files.append(f"{dest}/{rel}")
+        try:
+            for d in dirs:
+                store.makedirs(f"{dest}/{d}")
+            for rel in files:
+                store.write_new_from_file(f"{dest}/{rel}", str(local / rel))
+                result.files.append(f"{dest}/{rel}")
+        except WorkspaceError as exc:
+            raise WorkspaceError(f"{exc} — {dest} is incomplete ({len(result.files)} of {len(files)} files "
+                                 "uploaded); upload again with --new-version") from None
     return result
 
 
@@ -157,6 +162,8 @@ def get(store: Store, remote: str, local_path: str | os.PathLike | None = None) 
     dest.mkdir(parents=True)
     for rel, _size in store.walk_files(path):
         sub = rel[len(path) + 1:]
+        for part in sub.split("/"):  # names come from the server: never let one climb out of dest
+            check_name(part, "file name in the workspace")
         target = dest.joinpath(*sub.split("/"))
         target.parent.mkdir(parents=True, exist_ok=True)
         store.download(rel, str(target))

@@ -26,9 +26,10 @@ from .store import Store
 BOARD = "message_board"
 MAX_TITLE = 200
 MAX_BODY = 1 * 2**20
-MAX_FILE = MAX_BODY + 64 * 2**10
+MAX_FRONT_MATTER = 4 * 2**10  # ours is a few flat keys; a cap also bounds YAML nesting (libyaml recurses)
+MAX_FILE = MAX_BODY + MAX_FRONT_MATTER + 16
 _TYPES = "|".join(re.escape(t) for t in MESSAGE_TYPES)
-ID_RE = re.compile(r"(?P<ts>\d{8}T\d{6}\.\d{6}Z)\.(?P<agent>[a-z0-9][a-z0-9_-]{0,63})\.(?P<type>" + _TYPES + r")"
+ID_RE = re.compile(r"(?P<ts>[0-9]{8}T[0-9]{6}\.[0-9]{6}Z)\.(?P<agent>[a-z0-9][a-z0-9_-]{0,63})\.(?P<type>" + _TYPES + r")"
                    r"\.(?P<slug>[a-z0-9][a-z0-9-]{0,47})\.(?P<suffix>[0-9a-f]{8})")
 TS_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 
@@ -67,8 +68,21 @@ def slugify(title: str, limit: int = 40) -> str:
     return slug or "message"
 
 
+def match_id(text: str) -> re.Match | None:
+    """The parts of a message id, or None: the pattern, and a timestamp that is a real UTC time."""
+    m = ID_RE.fullmatch(text)
+    if m is None:
+        return None
+    try:
+        datetime.strptime(m["ts"], TS_FORMAT)
+    except ValueError:  # e.g. month 13: a hand-made name
+        return None
+    return m
+
+
 def _ts_of(message_id: str) -> datetime:
-    return datetime.strptime(ID_RE.fullmatch(message_id)["ts"], TS_FORMAT).replace(tzinfo=timezone.utc)
+    """The time in a message id that `match_id` accepted."""
+    return datetime.strptime(message_id[:23], TS_FORMAT).replace(tzinfo=timezone.utc)
 
 
 def _iso(dt: datetime) -> str:
@@ -82,7 +96,7 @@ def normalize_id(message: str) -> str:
         text = text[len(BOARD) + 1:]
     if text.endswith(".md"):
         text = text[:-3]
-    if not ID_RE.fullmatch(text):
+    if not match_id(text):
         raise WorkspaceError(f"{printable(message or '', 120)!r} is not a message id "
                              "(copy one from `gsm8k board list`, e.g. 20250102T030405.123456Z.alice.question.why.3f9a1c2b)")
     return text
@@ -115,7 +129,11 @@ def post(store: Store, agent_id: str, type: str, title: str, body: str, reply_to
     title = _check_title(title)
     if not isinstance(body, str):
         raise WorkspaceError("the body must be text")
-    if len(body.encode("utf-8", "surrogatepass")) > MAX_BODY:
+    try:
+        size = len(body.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise WorkspaceError("the body is not valid UTF-8 text") from None
+    if size > MAX_BODY:
         raise WorkspaceError(f"the body is over {MAX_BODY} bytes: put big content in artifacts/ and link it")
     if "\x00" in body:
         raise WorkspaceError("the body contains NUL characters")
@@ -152,15 +170,15 @@ def parse(message_id: str, data: bytes) -> Message:
     if not text.startswith("---\n"):
         raise Malformed("no YAML front matter")
     end = text.find("\n---\n", 3)
-    if end < 0 or end > 64 * 2**10:
-        raise Malformed("front matter not closed by '---'")
+    if end < 0 or end > MAX_FRONT_MATTER:
+        raise Malformed(f"front matter not closed by '---' within {MAX_FRONT_MATTER} bytes")
     try:
         front = yaml.load(text[4:end + 1], Loader=_Loader)  # noqa: S506 — a safe loader
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         raise Malformed("front matter is not valid YAML") from None
     if not isinstance(front, dict):
         raise Malformed("front matter is not a mapping")
-    name = ID_RE.fullmatch(message_id)
+    name = match_id(message_id)
     for key, expected in (("id", message_id), ("agent_id", name["agent"]), ("type", name["type"])):
         if front.get(key) != expected:
             raise Malformed(f"front matter {key!r} does not match the file name")
@@ -169,7 +187,7 @@ def parse(message_id: str, data: bytes) -> Message:
         raise Malformed("missing or invalid title")
     if not isinstance(created, str) or len(created) > 64:
         created = _iso(_ts_of(message_id))
-    if reply_to is not None and not (isinstance(reply_to, str) and ID_RE.fullmatch(reply_to)):
+    if reply_to is not None and not (isinstance(reply_to, str) and match_id(reply_to)):
         raise Malformed("invalid reply_to")
     body = text[end + 5:]
     if body.startswith("\n"):
@@ -183,7 +201,10 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     m = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text or "")
     if m:
         unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[m[2]]
-        return now - timedelta(**{unit: int(m[1])})
+        try:
+            return now - timedelta(**{unit: int(m[1])})
+        except OverflowError:
+            raise WorkspaceError(f"--since {text.strip()}: too long ago") from None
     try:
         dt = datetime.fromisoformat(text.strip())
     except (ValueError, AttributeError):
@@ -203,7 +224,7 @@ def list_messages(store: Store, type: str | None = None, agent: str | None = Non
     ids = []
     for e in store.listdir(BOARD):
         stem = e.name[:-3] if e.name.endswith(".md") else None
-        match = ID_RE.fullmatch(stem) if stem else None
+        match = match_id(stem) if stem else None
         if match is None or e.kind != "file":
             if e.name != "README.md":
                 warnings.append(f"{BOARD}/{printable(e.name, 120)}: not a message file, ignored")

@@ -27,10 +27,17 @@ def _agent(args) -> str:
     return validate_agent_id(args.agent_id if args.agent_id is not None else os.environ.get(ENV_AGENT_ID))
 
 
-def _open(url: str):
+def _open(url: str, initialised: bool = True):
+    """The workspace store; unless `initialised=False` (init), refuse a URL with no workspace README.md,
+    so a mistyped URL fails instead of quietly starting a second, unlaid-out workspace."""
     from .store import open_store
 
-    return open_store(url)
+    store = open_store(url)
+    if initialised and not store.exists("README.md"):
+        store.close()
+        raise WorkspaceError(f"{store.display}: not a workspace (no README.md): check the URL, "
+                             "or create one with `gsm8k workspace init URL`")
+    return store
 
 
 def _warn(args, warnings) -> None:
@@ -45,7 +52,7 @@ def _cmd_init(args) -> int:
     from .layout import init
 
     url = args.url or _url(args)
-    with _open(url) as store:
+    with _open(url, initialised=False) as store:
         result = init(store)
         print(f"workspace {store.display}: created {len(result.created)} files, kept {len(result.kept)} existing")
         for rel in result.created:

@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import AGENT_ID_RE, AlreadyExists, NotFound, WorkspaceError, printable, validate_agent_id
-from .store import Store
+from .store import Entry, Store
 
 FORMAT = "gsm8k-results/1"
 RESULTS = "artifacts/results"
@@ -225,8 +225,11 @@ def publish(store: Store, agent_id: str, metrics: Path = Path("metrics/all.json"
     when = _now()
     doc = {"format": FORMAT, "agent_id": agent_id, "published_at": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
            "provenance": prov, "models": models, "mcnemar": mcnemar}
-    data = (json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
-    validate_results(data, agent_id)  # we publish only what the leaderboard accepts
+    try:
+        data = (json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+        validate_results(data, agent_id)  # we publish only what the leaderboard accepts
+    except (ValueError, TypeError) as exc:  # Invalid is a ValueError; NaN or odd types anywhere in all.json
+        raise WorkspaceError(f"{metrics}: cannot be published: {exc}") from None
     folder = f"{RESULTS}/{agent_id}"
     store.makedirs(folder)
     for _ in range(8):
@@ -245,30 +248,42 @@ def publish(store: Store, agent_id: str, metrics: Path = Path("metrics/all.json"
 # --- the leaderboard ----------------------------------------------------------------------------
 
 
-def collect(store: Store) -> tuple[list[dict], int, list[tuple[str, str]], frozenset]:
-    """Every valid results file in the workspace -> leaderboard rows, file count, skipped files, file set."""
-    skipped: list[tuple[str, str]] = []
+def _result_files(store: Store) -> tuple[list[tuple[str, str, Entry]], list[tuple[str, str]]]:
+    """Every `*.json` entry under artifacts/results/AGENT/ as (agent, path, entry), and what was skipped."""
     try:
         agents = store.listdir(RESULTS)
     except NotFound:
-        return [], 0, [], frozenset()
-    paths, seen = [], []
+        return [], []
+    found, skipped = [], []
     for a in sorted(agents, key=lambda e: e.name):
         if a.kind != "dir":
             continue
         if not AGENT_ID_RE.fullmatch(a.name):
             skipped.append((f"{RESULTS}/{printable(a.name, 80)}", "folder is not an agent id"))
             continue
-        for e in sorted(store.listdir(f"{RESULTS}/{a.name}"), key=lambda e: e.name):
-            if e.kind == "file" and e.name.endswith(".json"):
-                path = f"{RESULTS}/{a.name}/{e.name}"
-                seen.append(path)
-                if not _RESULT_NAME_RE.fullmatch(e.name):
-                    skipped.append((f"{RESULTS}/{a.name}/{printable(e.name, 80)}", "odd file name"))
-                elif e.size is not None and e.size > MAX_RESULT_FILE:
-                    skipped.append((path, f"over {MAX_RESULT_FILE} bytes"))
-                else:
-                    paths.append((a.name, path))
+        try:
+            entries = store.listdir(f"{RESULTS}/{a.name}")
+        except WorkspaceError as exc:  # one agent's broken folder must not break everyone's leaderboard
+            skipped.append((f"{RESULTS}/{a.name}", f"cannot list it: {exc}"))
+            continue
+        found += [(a.name, f"{RESULTS}/{a.name}/{e.name}", e)
+                  for e in sorted(entries, key=lambda e: e.name) if e.name.endswith(".json")]
+    return found, skipped
+
+
+def collect(store: Store) -> tuple[list[dict], int, list[tuple[str, str]], frozenset]:
+    """Every valid results file in the workspace -> leaderboard rows, file count, skipped files, file set."""
+    found, skipped = _result_files(store)
+    paths = []
+    for agent, path, e in found:
+        if e.kind != "file":
+            skipped.append((f"{RESULTS}/{agent}/{printable(e.name, 80)}", "not a regular file"))
+        elif not _RESULT_NAME_RE.fullmatch(e.name):
+            skipped.append((f"{RESULTS}/{agent}/{printable(e.name, 80)}", "odd file name"))
+        elif e.size is not None and e.size > MAX_RESULT_FILE:
+            skipped.append((path, f"over {MAX_RESULT_FILE} bytes"))
+        else:
+            paths.append((agent, path))
     rows, files = [], 0
     for (agent, path), data in zip(paths, store.read_many([p for _, p in paths], MAX_RESULT_FILE)):
         if isinstance(data, Exception):
@@ -291,7 +306,7 @@ def collect(store: Store) -> tuple[list[dict], int, list[tuple[str, str]], froze
         unique.setdefault(key, r)
     rows = sorted(unique.values(), key=lambda r: (-r["accuracy"], -r["accuracy_ci95"][0], r["published_at"],
                                                    r["agent_id"], r["id"]))
-    return rows, files, skipped, frozenset(seen)
+    return rows, files, skipped, frozenset(path for _, path, _ in found)
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
@@ -359,13 +374,4 @@ def regenerate_leaderboard(store: Store) -> LeaderboardReport:
 
 
 def collect_names(store: Store) -> frozenset:
-    try:
-        agents = store.listdir(RESULTS)
-    except NotFound:
-        return frozenset()
-    out = []
-    for a in agents:
-        if a.kind == "dir" and AGENT_ID_RE.fullmatch(a.name):
-            out += [f"{RESULTS}/{a.name}/{e.name}" for e in store.listdir(f"{RESULTS}/{a.name}")
-                    if e.kind == "file" and e.name.endswith(".json")]
-    return frozenset(out)
+    return frozenset(path for _, path, _ in _result_files(store)[0])

@@ -101,7 +101,6 @@ class Store:
     """A workspace root on some backend. Subclasses implement the primitives below."""
 
     scheme = "?"
-    guarantee = "?"
 
     def __init__(self, url: str):
         self.url = url
@@ -113,7 +112,7 @@ class Store:
         raise NotImplementedError
 
     def write_new_from_file(self, rel: str, local_path: str) -> None:
-        """`write_new` with the bytes of a local file (backends stream it: checkpoints are big)."""
+        """`write_new` with the bytes of a local file (local and SFTP stream it; object stores read it whole)."""
         with open(local_path, "rb") as f:
             self.write_new(rel, f.read())
 
@@ -190,7 +189,6 @@ class Store:
 
 class LocalStore(Store):
     scheme = "file"
-    guarantee = "temp file (O_EXCL, fsync) + link(2), which fails if the name exists"
 
     def __init__(self, url: str, root: str):
         super().__init__(url)
@@ -206,14 +204,22 @@ class LocalStore(Store):
     def write_new_from_file(self, rel: str, local_path: str) -> None:
         self._write_new(rel, local_path)
 
+    def _confined(self, rel: str) -> str:
+        """The absolute path of `rel` for writing, refused if a symlink leads it outside the workspace."""
+        path, root = self._abs(rel), os.path.realpath(self.root)
+        real = os.path.realpath(path)
+        if real != root and not real.startswith(root + os.sep):
+            raise WorkspaceError(f"{rel}: leads outside the workspace (through a symlink): refused")
+        return path
+
     def _write_new(self, rel: str, source: bytes | str) -> None:
-        path = self._abs(rel)
+        path = self._confined(rel)
         tmp = os.path.join(os.path.dirname(path), _tmp_name())
         try:
-            self._write_file(tmp, source)
-        except OSError as exc:
-            raise self._fail("write", rel, exc) from None
-        try:
+            try:
+                self._write_file(tmp, source)
+            except OSError as exc:
+                raise self._fail("write", rel, exc) from None
             os.link(tmp, path)
         except FileExistsError:
             raise AlreadyExists(f"{rel} already exists in the workspace (files are never overwritten)") from None
@@ -271,7 +277,7 @@ class LocalStore(Store):
             _local_write_new(local_path, lambda f: shutil.copyfileobj(src, f, CHUNK))
 
     def replace(self, rel: str, data: bytes) -> None:
-        path = self._abs(rel)
+        path = self._confined(rel)
         tmp = os.path.join(os.path.dirname(path), _tmp_name())
         try:
             self._write_file(tmp, data)
@@ -336,7 +342,7 @@ class LocalStore(Store):
 
     def mkdir_new(self, rel: str) -> None:
         try:
-            os.mkdir(self._abs(rel))
+            os.mkdir(self._confined(rel))
         except FileExistsError:
             raise AlreadyExists(f"{rel} already exists in the workspace (files are never overwritten)") from None
         except OSError as exc:
@@ -344,7 +350,7 @@ class LocalStore(Store):
 
     def makedirs(self, rel: str) -> None:
         try:
-            os.makedirs(self._abs(rel), exist_ok=True)
+            os.makedirs(self._confined(rel), exist_ok=True)
         except OSError as exc:
             raise self._fail("create directory", rel, exc) from None
 
@@ -354,8 +360,6 @@ class LocalStore(Store):
 
 class SFTPStore(Store):
     scheme = "sftp"
-    guarantee = ("temp file (SSH_FXF_CREAT|SSH_FXF_EXCL) + hardlink@openssh.com, which fails if the name "
-                 "exists (plain SFTP rename, which never overwrites, where the extension is missing)")
 
     def __init__(self, url: str, fs, root: str):
         super().__init__(url)
@@ -400,13 +404,13 @@ class SFTPStore(Store):
 
         path = self._abs(rel)
         tmp = posixpath.join(posixpath.dirname(path), _tmp_name())
-        async with self.sftp.open(tmp, "xb") as f:  # SSH_FXF_WRITE|SSH_FXF_CREAT|SSH_FXF_EXCL
-            if isinstance(source, (bytes, bytearray, memoryview)):
-                await f.write(bytes(source))
-            else:
-                for chunk in _chunks(source):
-                    await f.write(chunk)
         try:
+            async with self.sftp.open(tmp, "xb") as f:  # SSH_FXF_WRITE|SSH_FXF_CREAT|SSH_FXF_EXCL
+                if isinstance(source, (bytes, bytearray, memoryview)):
+                    await f.write(bytes(source))
+                else:
+                    for chunk in _chunks(source):
+                        await f.write(chunk)
             try:
                 await self.sftp.link(tmp, path)  # hardlink@openssh.com: link(2) on the server
             except asyncssh.SFTPOpUnsupported:
@@ -614,15 +618,15 @@ class ObjectStore(Store):
 
 class S3Store(ObjectStore):
     scheme = "s3"
-    guarantee = "PutObject with If-None-Match: * (S3 conditional write; 412 if the key exists)"
 
     def write_new(self, rel: str, data: bytes) -> None:
         bucket, _, key = self._abs(rel).partition("/")
         try:
             self.fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
         except Exception as exc:  # noqa: BLE001
-            text = f"{type(exc).__name__} {exc}"
-            if "PreconditionFailed" in text or "412" in text:
+            cause = exc.__cause__ if exc.__cause__ is not None else exc  # s3fs wraps botocore's ClientError
+            code = getattr(cause, "response", {}).get("Error", {}).get("Code")
+            if code == "PreconditionFailed" or "PreconditionFailed" in str(exc):
                 raise AlreadyExists(f"{rel} already exists in the workspace (files are never overwritten)") from None
             raise self._fail("write", rel, exc) from None
         self.fs.invalidate_cache(self._abs(rel))
@@ -630,7 +634,6 @@ class S3Store(ObjectStore):
 
 class HFBucketStore(ObjectStore):
     scheme = "hf"
-    guarantee = "check-then-write (HF buckets have no conditional write: same-name writers can race)"
 
     def write_new(self, rel: str, data: bytes) -> None:
         if self.exists(rel):
@@ -696,7 +699,3 @@ def open_store(url: str, **options) -> Store:
         return S3Store(url, fs, root)
     return HFBucketStore(url, fs, root)
 
-
-def ensure_dirs(store: Store, rels: Iterable[str]) -> None:
-    for rel in rels:
-        store.makedirs(rel)
