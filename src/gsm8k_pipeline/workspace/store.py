@@ -35,7 +35,6 @@ import secrets
 import shutil
 import stat as stat_mod
 from dataclasses import dataclass
-from typing import Iterable
 
 from . import AlreadyExists, NotFound, WorkspaceError, redact_url, scrub
 
@@ -78,23 +77,58 @@ def _chunks(local_path: str):
             yield chunk
 
 
-def _local_write_new(path: str, fill) -> None:
-    """Create local `path` via a temp file + link(2): never overwrites, never leaves a partial file."""
+# link(2) failures that mean "no hard links on this filesystem", not "the name is taken".
+NO_HARDLINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV, errno.EMLINK)
+
+
+def _create(path: str, fill) -> None:
+    """Create `path` exclusively (O_CREAT|O_EXCL) with what `fill(file)` writes, fsync'd."""
+    with open(path, "xb") as f:
+        fill(f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _bytes(data: bytes):
+    return lambda f: f.write(data)
+
+
+def _copy_of(local_path: str):
+    def fill(f):
+        with open(local_path, "rb") as src:
+            shutil.copyfileobj(src, f, CHUNK)
+    return fill
+
+
+def _local_write_new(path: str, fill, taken: str) -> None:
+    """Create local `path`, never replacing anything and never showing a partial file: a temp file beside it
+    is hard-linked to the name (link(2) fails if the name exists), then removed. Where the filesystem has no
+    hard links, `path` is created O_EXCL in place (still exclusive, briefly partial). AlreadyExists(taken)
+    if the name is taken; other failures raise OSError."""
     tmp = os.path.join(os.path.dirname(os.path.abspath(path)), _tmp_name())
     try:
-        with open(tmp, "xb") as f:
-            fill(f)
+        _create(tmp, fill)
         try:
             os.link(tmp, path)
-        except FileExistsError:
-            raise AlreadyExists(f"{path} already exists locally (it is never overwritten)") from None
-    except OSError as exc:
-        raise WorkspaceError(f"cannot write {path}: {exc}") from None
+        except OSError as exc:
+            if isinstance(exc, FileExistsError) or exc.errno not in NO_HARDLINKS:
+                raise
+            _create(path, _copy_of(tmp))
+    except FileExistsError:
+        raise AlreadyExists(taken) from None
     finally:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+
+
+def _save_local(local_path: str, fill) -> None:
+    """A downloaded file, written to `local_path`, which must not exist (local files are never overwritten)."""
+    try:
+        _local_write_new(local_path, fill, f"{local_path} already exists locally (it is never overwritten)")
+    except OSError as exc:
+        raise WorkspaceError(f"cannot write {local_path}: {exc}") from None
 
 
 class Store:
@@ -119,7 +153,7 @@ class Store:
     def download(self, rel: str, local_path: str) -> None:
         """Copy a workspace file to `local_path`, which must not exist (it is never overwritten)."""
         data = self.read(rel, limit=2**62)
-        _local_write_new(local_path, lambda f: f.write(data))
+        _save_local(local_path, _bytes(data))
 
     def replace(self, rel: str, data: bytes) -> None:
         """Atomically replace `rel` (only for derived files: LEADERBOARD.md)."""
@@ -199,10 +233,10 @@ class LocalStore(Store):
         return os.path.join(self.root, *rel.split("/")) if rel else self.root
 
     def write_new(self, rel: str, data: bytes) -> None:
-        self._write_new(rel, data)
+        self._write_new(rel, _bytes(data))
 
     def write_new_from_file(self, rel: str, local_path: str) -> None:
-        self._write_new(rel, local_path)
+        self._write_new(rel, _copy_of(local_path))
 
     def _confined(self, rel: str) -> str:
         """The absolute path of `rel` for writing, refused if a symlink leads it outside the workspace."""
@@ -212,49 +246,12 @@ class LocalStore(Store):
             raise WorkspaceError(f"{rel}: leads outside the workspace (through a symlink): refused")
         return path
 
-    def _write_new(self, rel: str, source: bytes | str) -> None:
-        path = self._confined(rel)
-        tmp = os.path.join(os.path.dirname(path), _tmp_name())
+    def _write_new(self, rel: str, fill) -> None:
+        taken = f"{rel} already exists in the workspace (files are never overwritten)"
         try:
-            try:
-                self._write_file(tmp, source)
-            except OSError as exc:
-                raise self._fail("write", rel, exc) from None
-            os.link(tmp, path)
-        except FileExistsError:
-            raise AlreadyExists(f"{rel} already exists in the workspace (files are never overwritten)") from None
+            _local_write_new(self._confined(rel), fill, taken)
         except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV,
-                                 errno.EMLINK):
-                raise self._fail("write", rel, exc) from None
-            try:  # no hard links here: create in place, still exclusive
-                self._write_file(path, source)
-            except FileExistsError:
-                raise AlreadyExists(f"{rel} already exists in the workspace (files are never overwritten)") from None
-            except OSError as exc2:
-                raise self._fail("write", rel, exc2) from None
-        finally:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-
-    @staticmethod
-    def _write_file(path: str, source: bytes | str) -> None:
-        """Create `path` exclusively (O_EXCL) with `source` (bytes, or a local file to copy), fsync'd."""
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-        try:
-            if isinstance(source, (bytes, bytearray, memoryview)):
-                chunks: Iterable = (source,)
-            else:
-                chunks = _chunks(source)
-            for chunk in chunks:
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            raise self._fail("write", rel, exc) from None
 
     def _open_regular(self, rel: str) -> tuple[int, os.stat_result]:
         """An fd on a regular file. O_NOFOLLOW: a planted symlink is not followed; O_NONBLOCK: a planted
@@ -274,13 +271,13 @@ class LocalStore(Store):
     def download(self, rel: str, local_path: str) -> None:
         fd, _ = self._open_regular(rel)
         with os.fdopen(fd, "rb") as src:
-            _local_write_new(local_path, lambda f: shutil.copyfileobj(src, f, CHUNK))
+            _save_local(local_path, lambda f: shutil.copyfileobj(src, f, CHUNK))
 
     def replace(self, rel: str, data: bytes) -> None:
         path = self._confined(rel)
         tmp = os.path.join(os.path.dirname(path), _tmp_name())
         try:
-            self._write_file(tmp, data)
+            _create(tmp, _bytes(data))
             os.replace(tmp, path)
         except OSError as exc:
             try:
@@ -440,7 +437,7 @@ class SFTPStore(Store):
                 while chunk := await src.read(CHUNK):
                     f.write(chunk)
 
-        _local_write_new(local_path, lambda f: self._call("read", rel, fetch, f))
+        _save_local(local_path, lambda f: self._call("read", rel, fetch, f))
 
     async def _replace(self, rel: str, data: bytes) -> None:
         import asyncssh
