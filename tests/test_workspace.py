@@ -20,10 +20,9 @@ from conftest import REPO
 from sshd import Sshd
 
 from gsm8k_pipeline.workspace import AlreadyExists, WorkspaceError, redact_url
-from gsm8k_pipeline.workspace.artifacts import put
 from gsm8k_pipeline.workspace.board import ID_RE, list_messages, normalize_id, parse_since, post, slugify
 from gsm8k_pipeline.workspace.layout import init
-from gsm8k_pipeline.workspace.publish import cell, publish, regenerate_leaderboard
+from gsm8k_pipeline.workspace.publish import cell, publish
 from gsm8k_pipeline.workspace.store import open_store
 from gsm8k_pipeline.workspace.stress import post_storm
 

@@ -25,6 +25,9 @@ KINDS = ("scripts", "results", "checkpoints", "data")
 MESSAGE_TYPES = ("status-update", "experiment-proposal", "result", "claim", "question")
 ENV_WORKSPACE = "GSM8K_WORKSPACE"
 ENV_AGENT_ID = "GSM8K_AGENT_ID"
+# UTC times: in file names (sortable, no ':') and inside files (ISO 8601).
+NAME_TIME = "%Y%m%dT%H%M%S.%fZ"
+ISO_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 class WorkspaceError(PipelineError):

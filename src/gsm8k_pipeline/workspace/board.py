@@ -13,15 +13,14 @@ guard, and a post whose name is somehow taken retries with a new suffix.
 from __future__ import annotations
 
 import re
-import secrets
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import yaml
 
-from . import MESSAGE_TYPES, AlreadyExists, NotFound, WorkspaceError, printable, validate_agent_id
-from .store import Store
+from . import ISO_TIME, MESSAGE_TYPES, NAME_TIME, NotFound, WorkspaceError, printable, validate_agent_id
+from .store import Store, write_unique
 
 BOARD = "message_board"
 MAX_TITLE = 200
@@ -31,7 +30,6 @@ MAX_FILE = MAX_BODY + MAX_FRONT_MATTER + 16
 _TYPES = "|".join(re.escape(t) for t in MESSAGE_TYPES)
 ID_RE = re.compile(r"(?P<ts>[0-9]{8}T[0-9]{6}\.[0-9]{6}Z)\.(?P<agent>[a-z0-9][a-z0-9_-]{0,63})\.(?P<type>" + _TYPES + r")"
                    r"\.(?P<slug>[a-z0-9][a-z0-9-]{0,47})\.(?P<suffix>[0-9a-f]{8})")
-TS_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 
 
 @dataclass
@@ -74,7 +72,7 @@ def match_id(text: str) -> re.Match | None:
     if m is None:
         return None
     try:
-        datetime.strptime(m["ts"], TS_FORMAT)
+        datetime.strptime(m["ts"], NAME_TIME)
     except ValueError:  # e.g. month 13: a hand-made name
         return None
     return m
@@ -82,11 +80,11 @@ def match_id(text: str) -> re.Match | None:
 
 def _ts_of(message_id: str) -> datetime:
     """The time in a message id that `match_id` accepted."""
-    return datetime.strptime(message_id[:23], TS_FORMAT).replace(tzinfo=timezone.utc)
+    return datetime.strptime(message_id[:23], NAME_TIME).replace(tzinfo=timezone.utc)
 
 
 def _iso(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.astimezone(timezone.utc).strftime(ISO_TIME)
 
 
 def normalize_id(message: str) -> str:
@@ -142,16 +140,14 @@ def post(store: Store, agent_id: str, type: str, title: str, body: str, reply_to
         if not store.exists(f"{BOARD}/{reply_to}.md"):
             raise NotFound(f"--reply-to {reply_to}: no such message on the board")
     slug = slugify(title)
-    for _ in range(8):
+
+    def message(suffix: str):
         when = now or datetime.now(timezone.utc)
-        msg_id = f"{when.strftime(TS_FORMAT)}.{agent_id}.{type}.{slug}.{secrets.token_hex(4)}"
-        msg = Message(msg_id, agent_id, type, title, _iso(when), reply_to, body)
-        try:
-            store.write_new(msg.path, render(msg).encode("utf-8"))
-            return msg
-        except AlreadyExists:
-            continue  # a 1-in-4-billion clash (or a fixed `now`): new suffix, try again
-    raise WorkspaceError("could not find a free message name after 8 tries")
+        msg = Message(f"{when.strftime(NAME_TIME)}.{agent_id}.{type}.{slug}.{suffix}", agent_id, type, title,
+                      _iso(when), reply_to, body)
+        return msg.path, render(msg).encode("utf-8"), msg
+
+    return write_unique(store, message)
 
 
 class Malformed(ValueError):

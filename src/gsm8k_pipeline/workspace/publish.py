@@ -21,14 +21,13 @@ import html
 import json
 import math
 import re
-import secrets
 import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import AGENT_ID_RE, AlreadyExists, NotFound, WorkspaceError, printable, validate_agent_id
-from .store import Entry, Store
+from . import AGENT_ID_RE, ISO_TIME, NAME_TIME, NotFound, WorkspaceError, printable, validate_agent_id
+from .store import Entry, Store, write_unique
 
 FORMAT = "gsm8k-results/1"
 RESULTS = "artifacts/results"
@@ -223,7 +222,7 @@ def publish(store: Store, agent_id: str, metrics: Path = Path("metrics/all.json"
         warnings.append(f"{metrics} was made with other params (digest {', '.join(stale)}) than {params} "
                         f"({prov['params_digest']}) now: rerun the pipeline to publish matching provenance")
     when = _now()
-    doc = {"format": FORMAT, "agent_id": agent_id, "published_at": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    doc = {"format": FORMAT, "agent_id": agent_id, "published_at": when.strftime(ISO_TIME),
            "provenance": prov, "models": models, "mcnemar": mcnemar}
     try:
         data = (json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
@@ -232,15 +231,8 @@ def publish(store: Store, agent_id: str, metrics: Path = Path("metrics/all.json"
         raise WorkspaceError(f"{metrics}: cannot be published: {exc}") from None
     folder = f"{RESULTS}/{agent_id}"
     store.makedirs(folder)
-    for _ in range(8):
-        path = f"{folder}/{when.strftime('%Y%m%dT%H%M%S.%fZ')}.{agent_id}.results.{secrets.token_hex(4)}.json"
-        try:
-            store.write_new(path, data)
-            break
-        except AlreadyExists:
-            continue
-    else:
-        raise WorkspaceError("could not find a free results file name after 8 tries")
+    stem = f"{folder}/{when.strftime(NAME_TIME)}.{agent_id}.results"
+    path = write_unique(store, lambda suffix: (f"{stem}.{suffix}.json", data, f"{stem}.{suffix}.json"))
     report = regenerate_leaderboard(store)
     return PublishResult(path, len(models), report, warnings)
 

@@ -696,3 +696,16 @@ def open_store(url: str, **options) -> Store:
         return S3Store(url, fs, root)
     return HFBucketStore(url, fs, root)
 
+
+def write_unique(store: Store, make, tries: int = 8):
+    """Write a file whose name ends in a random suffix, without coordination between writers:
+    `make(suffix)` returns (path, data, result). A taken name (a 1-in-4-billion clash, or a caller's fixed
+    time) retries with a new suffix. Returns `result` of the write that landed."""
+    for _ in range(tries):
+        path, data, result = make(secrets.token_hex(4))
+        try:
+            store.write_new(path, data)
+            return result
+        except AlreadyExists:
+            continue
+    raise WorkspaceError(f"could not find a free name for {path} after {tries} tries")
