@@ -25,7 +25,7 @@ def main() -> None:
     import torch
 
     from gsm8k_pipeline import params as P
-    from gsm8k_pipeline.download import read_jsonl
+    from gsm8k_pipeline.task import read_jsonl
     from gsm8k_pipeline.formatting import prompt_messages
     from gsm8k_pipeline.generation import generate, load_for_inference, render_prompts
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import re
 from pathlib import Path
 
@@ -36,40 +37,66 @@ def dvc_stale(repo: Path) -> set[str]:
     return set(json.loads(out or "{}"))
 
 
-def snakemake_jobs(repo: Path) -> dict[str, dict[str, set[str]]]:
-    """Every job of the full DAG (`snakemake -n --forceall`): name -> {"inputs", "outputs"}."""
-    out = run(["snakemake", "-n", "--forceall", "--cores", "1"], repo).stdout
-    jobs, current = {}, None
-    for line in out.splitlines() + [""]:
-        if m := _RULE_RE.match(line):
-            current = {"rule": m.group(1), "inputs": set(), "outputs": set(), "wildcards": None}
-        elif current is not None and line.startswith("    "):
-            key, _, value = line.strip().partition(": ")
-            if key in ("input", "output"):
-                current[key + "s"] = set(value.split(", "))
-            elif key == "wildcards":
-                current["wildcards"] = "-".join(kv.split("=", 1)[1] for kv in value.split(", "))
-        elif current is not None:
-            if current["rule"] != "all":
-                name = current["rule"] + (f"@{current['wildcards']}" if current["wildcards"] else "")
-                jobs[name] = {"inputs": current["inputs"], "outputs": current["outputs"]}
-            current = None
-    return jobs
+# Snakemake's own DAG, asked through its API (`snakemake -n` prints no params): every job of `--forceall`.
+_SNAKEMAKE_JOBS = """
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import DAGSettings, OutputSettings, ResourceSettings
+jobs = {}
+with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
+    workflow_api = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=Path("Snakefile"),
+                                workdir=Path("."))
+    workflow_api.dag(DAGSettings(forceall=True)).execute_workflow(executor="dryrun")
+    for job in workflow_api._workflow.dag.jobs:
+        if job.rule.name == "all":
+            continue
+        name = job.rule.name + ("@" + "-".join(job.wildcards) if len(job.wildcards) else "")
+        jobs[name] = {"inputs": sorted(job.input), "outputs": sorted(job.output),
+                      "params": sorted(job.params.keys()), "cmd": job.shellcmd}
+print(json.dumps(jobs))
+"""
 
 
-def dvc_stages(repo: Path) -> dict[str, dict[str, set[str]]]:
-    """Every stage of dvc.yaml, as DVC itself resolves it: name -> {"inputs", "outputs"}."""
-    script = (
-        "import json, sys\n"
-        "from dvc.repo import Repo\n"
-        "from dvc.dependency.param import ParamsDependency\n"
-        "with Repo(sys.argv[1]) as repo:\n"
-        "    print(json.dumps({s.addressing: {\n"
-        "        'inputs': sorted(d.def_path for d in s.deps if not isinstance(d, ParamsDependency)),\n"
-        "        'outputs': sorted(o.def_path for o in s.outs)} for s in repo.index.stages}))\n"
-    )
-    out = run(["python", "-c", script, str(repo)], repo).stdout
-    stages = {name: {k: set(v) for k, v in io.items()} for name, io in json.loads(out).items()}
+def _command(cmd: str) -> str:
+    """A stage's command, comparable across engines: whitespace normalised, the log redirection (Snakemake
+    logs to logs/) and the params file (Snakemake's merged copy of params.yaml) set aside."""
+    words = cmd.split()
+    if ">" in words:
+        words = words[: words.index(">")]
+    if "--params" in words:
+        i = words.index("--params")
+        words[i + 1] = "PARAMS"
+    return " ".join(words)
+
+
+def snakemake_jobs(repo: Path) -> dict[str, dict]:
+    """Every job of the full DAG: name -> {"inputs", "outputs", "params", "cmd"}."""
+    out = run([sys.executable, "-c", _SNAKEMAKE_JOBS], repo).stdout
+    return {name: {"inputs": set(job["inputs"]), "outputs": set(job["outputs"]), "params": set(job["params"]),
+                   "cmd": _command(job["cmd"])} for name, job in json.loads(out.splitlines()[-1]).items()}
+
+
+_DVC_STAGES = """
+import json, sys
+import yaml
+from dvc.repo import Repo
+from dvc.dependency.param import ParamsDependency
+everything = sorted(yaml.safe_load(open("params.yaml")))  # `- params.yaml:` tracks every section
+with Repo(".") as repo:
+    print(json.dumps({s.addressing: {
+        "inputs": sorted(d.def_path for d in s.deps if not isinstance(d, ParamsDependency)),
+        "outputs": sorted(o.def_path for o in s.outs),
+        "params": sorted(p for d in s.deps if isinstance(d, ParamsDependency) for p in (d.params or everything)),
+        "cmd": s.cmd} for s in repo.index.stages}))
+"""
+
+
+def dvc_stages(repo: Path) -> dict[str, dict]:
+    """Every stage of dvc.yaml, as DVC itself resolves it: name -> {"inputs", "outputs", "params", "cmd"}."""
+    out = run([sys.executable, "-c", _DVC_STAGES], repo).stdout
+    stages = {name: {"inputs": set(s["inputs"]), "outputs": set(s["outputs"]), "params": set(s["params"]),
+                     "cmd": _command(s["cmd"])} for name, s in json.loads(out).items()}
     # A directory dep (the leaderboard's metrics/eval) stands for every output of other stages beneath it.
     all_outs = {o for io in stages.values() for o in io["outputs"]}
     for io in stages.values():

@@ -13,7 +13,7 @@ from conftest import make_checkout, run, test_params
 from engines import dvc_stale, snakemake_plan
 
 TIMING_KEYS = {"seconds", "problems_per_second"}
-EVALS = {"eval@base", "eval@prep_sft", "eval_budget@full_sft-8", "eval_budget@grpo-8", "eval_budget@sft_traces-8"}
+EVALS = {"eval@base", "eval@prep_sft", "eval_budget@full_sft-8", "eval_budget@grpo-8", "eval_budget@sft_from_traces-8"}
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +43,12 @@ def test_engines_build_everything_and_identically(repos):
     a, b = files_under(smk, "data", "models"), files_under(dvc, "data", "models")
     assert set(a) == set(b)
     assert {"data/traces/grpo_8.jsonl", "models/grpo/8/model/model.safetensors",
-            "models/sft_traces/8/train_log.csv"} <= set(a)
+            "models/sft_from_traces/8/train_log.csv"} <= set(a)
     assert not [k for k in a if "checkpoint" in k]
     # Logs carry wall times; everything else must match byte for byte.
     assert [k for k in a if a[k] != b[k] and not k.endswith("train_log.csv")] == []
 
-    for m in ("base", "prep_sft", "full_sft_8", "grpo_8", "sft_traces_8"):
+    for m in ("base", "prep_sft", "full_sft_8", "grpo_8", "sft_from_traces_8"):
         assert without_timing(smk / f"metrics/eval/{m}.json") == without_timing(dvc / f"metrics/eval/{m}.json")
         assert (smk / f"metrics/eval/{m}/debug.csv").read_bytes() == (dvc / f"metrics/eval/{m}/debug.csv").read_bytes()
     records = [json.loads((r / "metrics/all.json").read_text()) for r in repos]
@@ -57,7 +57,7 @@ def test_engines_build_everything_and_identically(repos):
             assert len(model.pop("git_commit")) == 40
     assert records[0] == records[1]
     board = (smk / "metrics/LEADERBOARD.md").read_text()
-    assert all(m in board for m in ("base", "prep_sft", "full_sft_8", "grpo_8", "sft_traces_8"))
+    assert all(m in board for m in ("base", "prep_sft", "full_sft_8", "grpo_8", "sft_from_traces_8"))
     assert "McNemar" in board
 
 
@@ -93,7 +93,7 @@ def test_editing_an_eval_param_reruns_only_evals_and_leaderboard(repos):
 def test_editing_a_grpo_param_reruns_grpo_and_what_follows(repos):
     for repo in repos:
         edit(repo, "grpo", "learning_rate", lambda v: v * 2)
-    expected = {"grpo@8", "traces@8", "sft_from_traces@8", "eval_budget@grpo-8", "eval_budget@sft_traces-8",
+    expected = {"grpo@8", "traces@8", "sft_from_traces@8", "eval_budget@grpo-8", "eval_budget@sft_from_traces-8",
                 "leaderboard"}
     smk, dvc = repos
     assert snakemake_plan(smk, "metrics/all.json") == expected

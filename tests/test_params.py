@@ -59,29 +59,44 @@ def test_snakemake_validates_params(tmp_path):
     assert "hidden_size" in proc.stdout + proc.stderr
 
 
-def test_env_int(monkeypatch):
-    monkeypatch.setenv("EVAL_SAMPLES", "7")
-    assert params.env_int("EVAL_SAMPLES", 3) == 7
-    monkeypatch.setenv("EVAL_SAMPLES", "seven")
-    with pytest.raises(params.ParamsError, match="EVAL_SAMPLES"):
-        params.env_int("EVAL_SAMPLES", 3)
-    monkeypatch.delenv("EVAL_SAMPLES")
-    assert params.env_int("EVAL_SAMPLES", 3) == 3
+def test_precedence_command_line_then_environment_then_params(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(test_params(prep_sft={"samples": 10})))
+    resolve = lambda env={}, cli=None: params.resolve(path, cli, environ=env)  # noqa: E731
+    assert resolve()["prep_sft"]["samples"] == 10                                  # params.yaml
+    assert resolve({"PREP_TRAIN_SAMPLES": "20"})["prep_sft"]["samples"] == 20      # environment beats params
+    assert resolve({"PREP_TRAIN_SAMPLES": "20"}, {"prep_sft.samples": 5})["prep_sft"]["samples"] == 5  # CLI beats both
+    assert resolve({"TRAIN_SAMPLES": "8", "OUTPUT_DIR": "out"})["run"] == {"samples": 8, "output_dir": "out"}
+    assert resolve()["run"] == {"samples": None, "output_dir": None}
 
 
-def test_precedence_command_line_then_environment_then_params(tmp_path, monkeypatch):
-    from pathlib import Path
+@pytest.mark.parametrize("env, cli, message", [
+    ({"EVAL_SAMPLES": "seven"}, None, "eval.samples: 'seven' is not of type 'integer', 'null' (set by environment variable EVAL_SAMPLES)"),
+    ({"NUM_GENERATIONS": "1"}, None, "grpo.num_generations: 1 is less than the minimum of 2 (set by environment variable NUM_GENERATIONS)"),
+    ({}, {"run.samples": 0}, "run.samples: 0 is less than the minimum of 1 (set by the command line)"),
+    ({}, {"traces.temperature": -1.0}, "traces.temperature: -1.0 is less than or equal to the minimum of 0 (set by the command line)"),
+])
+def test_overrides_are_validated_like_the_file(tmp_path, env, cli, message):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(test_params()))
+    with pytest.raises(params.ParamsError) as err:
+        params.resolve(path, cli, environ=env)
+    assert message in str(err.value)
 
-    from gsm8k_pipeline.synthetic import generate_splits
-    from gsm8k_pipeline.train_sft import SFTStageConfig, examples
 
-    train, _ = generate_splits(30, 2, 0)
-    (tmp_path / "train.jsonl").write_text("".join(__import__("json").dumps(r) + "\n" for r in train))
-    p = test_params(prep_sft={"samples": 10})
-    config = lambda samples=None: SFTStageConfig(stage="prep", output_dir=Path("x"), base_model=Path("y"),  # noqa: E731
-                                                 train_file=tmp_path / "train.jsonl", samples=samples)
-    monkeypatch.delenv("PREP_TRAIN_SAMPLES", raising=False)
-    assert len(examples(config(), p)) == 10            # params.yaml
-    monkeypatch.setenv("PREP_TRAIN_SAMPLES", "20")
-    assert len(examples(config(), p)) == 20            # environment beats params
-    assert len(examples(config(samples=5), p)) == 5    # command line beats both
+def test_run_is_not_a_params_file_section(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(test_params() | {"run": {"samples": 3}}))
+    with pytest.raises(params.ParamsError, match="run: is set by the command line or environment"):
+        params.resolve(path)
+
+
+def test_duplicate_keys_and_bad_bytes_are_one_line_errors(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(test_params()) + "seed: 7\n")
+    proc = subprocess.run(["gsm8k", "check-params", "--params", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "duplicate key 'seed'" in proc.stderr and str(path) in proc.stderr
+    path.write_bytes(b"seed: \xff\n")
+    proc = subprocess.run(["gsm8k", "check-params", "--params", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "not UTF-8" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,22 +1,27 @@
-"""Snakefile and dvc.yaml describe the same DAG: same jobs, same inputs, same outputs."""
+"""Snakefile and dvc.yaml describe the same DAG: same jobs, inputs, outputs, params and commands — each
+engine asked itself (Snakemake's API, DVC's stage index) — and every stage's code inputs are exactly the
+files its command executes (dag.code_deps, the import closure)."""
 
 import pytest
 
 from conftest import REPO, make_checkout, test_params
 from engines import dvc_stages, snakemake_jobs
+from gsm8k_pipeline import dag
 
 
 def assert_same_dag(repo):
     smk, dvc = snakemake_jobs(repo), dvc_stages(repo)
     assert sorted(smk) == sorted(dvc)
     for name in smk:
-        assert smk[name] == dvc[name], name
+        for field in ("inputs", "outputs", "params", "cmd"):
+            assert smk[name][field] == dvc[name][field], (name, field)
     return smk
 
 
 def test_shipped_dag_is_the_same_in_both_engines():
     jobs = assert_same_dag(REPO)
     assert {"download", "base_model", "prep_sft", "eval@base", "eval@prep_sft"} <= set(jobs)
+    assert jobs["grpo@256"]["params"] == {"seed", "threads", "prompt", "lora", "train", "grpo"}
 
 
 @pytest.mark.parametrize("budgets", [[3], [8, 16, 32]])
@@ -24,4 +29,28 @@ def test_budgets_expand_the_same_way(tmp_path, budgets):
     repo = make_checkout(tmp_path / "repo", test_params(budgets=budgets))
     jobs = assert_same_dag(repo)
     for b in budgets:
-        assert {f"full_sft@{b}", f"grpo@{b}", f"eval_budget@full_sft-{b}", f"eval_budget@grpo-{b}"} <= set(jobs)
+        assert {f"full_sft@{b}", f"grpo@{b}", f"eval_budget@full_sft-{b}", f"eval_budget@grpo-{b}",
+                f"eval_budget@sft_from_traces-{b}"} <= set(jobs)
+
+
+def test_every_stage_declares_the_code_its_command_runs():
+    """dvc.yaml's code deps, stage by stage, against the import closure of the command it runs (the
+    Snakefile takes its lists from dag.code_deps directly). On failure: paste the printed list."""
+    stages = dvc_stages(REPO)
+    for name, stage in stages.items():
+        command = stage["cmd"].split()[1]
+        declared = {p for p in stage["inputs"] if p.startswith("src/")}
+        expected = set(dag.code_deps(command, REPO))
+        assert declared == expected, f"dvc.yaml {name}: code deps should be {sorted(expected)}"
+
+
+def test_code_deps_follow_imports(tmp_path):
+    """The closure is read from the code: a new import in a stage module adds the imported file."""
+    repo = make_checkout(tmp_path / "repo", test_params())
+    before = set(dag.code_deps("leaderboard", repo))
+    assert "src/gsm8k_pipeline/grader.py" not in before
+    module = repo / "src/gsm8k_pipeline/leaderboard.py"
+    module.write_text(module.read_text() + "\n\ndef _late():\n    from .grader import grade  # noqa: F401\n")
+    assert set(dag.code_deps("leaderboard", repo)) == before | {"src/gsm8k_pipeline/grader.py"}
+    # Non-stage commands (grade, workspace...) are imported only when asked for: no stage depends on them.
+    assert not any("workspace" in p for c in ("download", "evaluate") for p in dag.code_deps(c, repo))

@@ -108,11 +108,12 @@ def snapshot(root: Path) -> dict:
 
 
 def record(model_id: str, acc: float, n: int = 200, **extra) -> dict:
-    method, _, budget = model_id.rpartition("_")
-    r = {"id": model_id, "method": method or model_id, "budget": int(budget) if budget.isdigit() else None,
-         "base_model": "tiny", "accuracy": acc, "accuracy_ci95": [max(0.0, acc - 0.05), min(1.0, acc + 0.05)],
-         "thinking_proportion": 1.0, "answer_proportion": 1.0, "n": n, "eval": {"max_new_tokens": 12},
-         "params_digest": None, "git_commit": None}
+    """A results record as the leaderboard stage builds it (gsm8k_pipeline.results), then `extra` on top."""
+    from gsm8k_pipeline import results
+
+    metrics = {"model_id": model_id, "accuracy": acc, "accuracy_ci95": [max(0.0, acc - 0.05), min(1.0, acc + 0.05)],
+               "thinking_proportion": 1.0, "answer_proportion": 1.0, "n": n, "generation": {"max_new_tokens": 12}}
+    r = results.record(metrics, {"base_model": {"name": "tiny"}}, None)
     r.update(extra)
     return r
 

@@ -106,7 +106,7 @@ def load_hub(name: str, revision: str | None):
 
 
 def main(params: dict, config: BaseModelConfig = BaseModelConfig()) -> Path:
-    from .download import read_jsonl
+    from .task import read_jsonl
 
     spec = params["base_model"]
     if spec["name"] == TINY:

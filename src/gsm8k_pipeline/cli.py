@@ -1,41 +1,46 @@
 """`gsm8k` — one command per pipeline stage; the Snakefile and dvc.yaml call these same commands.
 
-Knob precedence: command line > environment (EVAL_SAMPLES, OUTPUT_DIR, ...) > params.yaml.
-Heavy libraries are imported inside the handlers so `gsm8k --help` and param errors are instant.
+Knob precedence: command line > environment (EVAL_SAMPLES, OUTPUT_DIR, ...) > params.yaml, resolved and
+validated by params.resolve before any stage code runs. Heavy libraries are imported inside the handlers so `gsm8k --help` and param errors are instant.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 
-def _params(args) -> dict:
-    from . import params
+def _params(args, stage: str, cli: dict | None = None) -> dict:
+    """The params `stage` reads — params.yaml < environment < command line, validated (params.resolve) —
+    restricted to the sections dag.STAGES declares for it, plus `run`. A stage that read an undeclared
+    section would fail here rather than rerun too little."""
+    from . import dag, params
 
-    return params.load(args.params)
+    resolved = params.resolve(args.params, cli)
+    return dag.stage_params(stage, resolved) | {"run": resolved["run"]}
 
 
-def _torch_params(args) -> dict:
+def _torch_params(args, stage: str, cli: dict | None = None) -> dict:
     """Params for a stage that computes with torch, whose CPU threads are set here from params.yaml: the
     thread count changes float sums, and Snakemake sets OMP_NUM_THREADS to the job's threads while DVC
     leaves torch's default, so without this the two engines train different weights."""
-    params = _params(args)
+    params = _params(args, stage, cli)
     import torch
 
     torch.set_num_threads(params["threads"])
     return params
 
 
-def _output_dir(args, default: str) -> Path:
-    """--output-dir, else $OUTPUT_DIR, else the stage's default."""
-    return args.output_dir or Path(os.environ.get("OUTPUT_DIR") or default)
+def _output_dir(params: dict, default: str) -> Path:
+    """--output-dir, else $OUTPUT_DIR (both resolved into run.output_dir), else the stage's default."""
+    return Path(params["run"]["output_dir"] or default)
 
 
 def _cmd_check_params(args) -> int:
-    _params(args)
+    from . import params
+
+    params.resolve(args.params)
     print(f"{args.params}: ok")
     return 0
 
@@ -45,7 +50,7 @@ def _cmd_download(args) -> int:
 
     from .download import DownloadConfig, main
 
-    stats = main(_params(args), DownloadConfig(out_dir=args.out_dir))
+    stats = main(_params(args, "download"), DownloadConfig(out_dir=args.out_dir))
     print(json.dumps({s: stats[s]["rows"] for s in ("train", "test")}))
     return 0
 
@@ -53,20 +58,19 @@ def _cmd_download(args) -> int:
 def _cmd_base_model(args) -> int:
     from .base_model import BaseModelConfig, main
 
-    print(main(_torch_params(args), BaseModelConfig(train_file=args.train_file, out_dir=args.out_dir)))
+    print(main(_torch_params(args, "base_model"), BaseModelConfig(train_file=args.train_file, out_dir=args.out_dir)))
     return 0
 
 
 def _cmd_evaluate(args) -> int:
     from .evaluate import EvalConfig, main
 
-    params = _torch_params(args)
+    params = _torch_params(args, "eval", {"eval.samples": args.samples, "run.output_dir": args.output_dir})
     config = EvalConfig(
         model_path=args.model_path,
-        output_dir=_output_dir(args, "metrics/eval"),
+        output_dir=_output_dir(params, "metrics/eval"),
         output_file=args.output_file,
         test_file=args.test_file,
-        samples=args.samples,
     )
     m = main(params, config)
     lo, hi = m["accuracy_ci95"]
@@ -78,9 +82,12 @@ def _cmd_evaluate(args) -> int:
 def _cmd_train_sft(args) -> int:
     from .train_sft import SFTStageConfig, main
 
-    main(_torch_params(args), SFTStageConfig(
-        stage=args.stage, output_dir=_output_dir(args, f"models/{args.stage}_sft"),
-        base_model=args.base_model, train_file=args.train_file, traces_file=args.traces_file, samples=args.samples,
+    stage = "prep_sft" if args.stage == "prep" else "full_sft"
+    samples_key = "prep_sft.samples" if args.stage == "prep" else "run.samples"
+    params = _torch_params(args, stage, {samples_key: args.samples, "run.output_dir": args.output_dir})
+    main(params, SFTStageConfig(
+        stage=args.stage, output_dir=_output_dir(params, f"models/{stage}"),
+        base_model=args.base_model, train_file=args.train_file, traces_file=args.traces_file,
     ))
     return 0
 
@@ -88,9 +95,9 @@ def _cmd_train_sft(args) -> int:
 def _cmd_train_grpo(args) -> int:
     from .train_grpo import GRPOStageConfig, main
 
-    main(_torch_params(args), GRPOStageConfig(
-        output_dir=_output_dir(args, "models/grpo"),
-        base_model=args.base_model, train_file=args.train_file, samples=args.samples,
+    params = _torch_params(args, "grpo", {"run.samples": args.samples, "run.output_dir": args.output_dir})
+    main(params, GRPOStageConfig(
+        output_dir=_output_dir(params, "models/grpo"), base_model=args.base_model, train_file=args.train_file,
     ))
     return 0
 
@@ -100,10 +107,13 @@ def _cmd_generate_traces(args) -> int:
 
     from .traces import TracesConfig, main
 
-    stats = main(_torch_params(args), TracesConfig(
+    params = _torch_params(args, "traces", {
+        "run.samples": args.num_samples, "traces.batch_size": args.batch_size,
+        "traces.max_attempts": args.max_attempts, "traces.temperature": args.temperature,
+    })
+    stats = main(params, TracesConfig(
         grpo_model=args.grpo_model, output_dir=args.output_dir, output_file=args.output_file,
-        dataset_split=args.dataset_split, num_samples=args.num_samples, batch_size=args.batch_size,
-        max_attempts=args.max_attempts, temperature=args.temperature,
+        dataset_split=args.dataset_split,
     ))
     print(json.dumps(stats))
     return 0
@@ -112,15 +122,26 @@ def _cmd_generate_traces(args) -> int:
 def _cmd_leaderboard(args) -> int:
     from .leaderboard import LeaderboardConfig, main
 
-    records = main(_params(args), LeaderboardConfig(eval_dir=args.eval_dir, out_dir=args.out_dir))
+    records = main(_params(args, "leaderboard"), LeaderboardConfig(eval_dir=args.eval_dir, out_dir=args.out_dir))
     best = max(records, key=lambda r: r["accuracy"])
     print(f"{len(records)} models; best {best['id']} at {best['accuracy']:.4f}")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import grader
-    from .workspace import cli as workspace_cli
+# Commands that are not pipeline stages register their own parsers; their modules are imported only when
+# one of them is asked for, so no stage's command runs them (dag.code_deps), and editing them reruns nothing.
+DELEGATED = {
+    "grade": ("gsm8k_pipeline.grader", "grade completions against gold answers"),
+    "workspace": ("gsm8k_pipeline.workspace.cli", "create a shared workspace or regenerate its leaderboard"),
+    "board": ("gsm8k_pipeline.workspace.cli", "the workspace's message board: post, list, read"),
+    "artifacts": ("gsm8k_pipeline.workspace.cli", "share files and folders through the workspace"),
+    "publish": ("gsm8k_pipeline.workspace.cli", "publish this run's results to the workspace"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `gsm8k` parser; the full parser of a DELEGATED command only when `command` is one."""
+    import importlib
 
     parser = argparse.ArgumentParser(prog="gsm8k", description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
@@ -141,15 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", parents=[common], help="stage: evaluate a model on the test split")
     p.add_argument("--model-path", type=Path, default=Path("models/base/model"))
-    p.add_argument("--output-dir", type=Path, default=None, help="default: $OUTPUT_DIR or metrics/eval")
+    p.add_argument("--output-dir", type=str, default=None, help="default: $OUTPUT_DIR or metrics/eval")
     p.add_argument("--output-file", default="base.json", help="metrics file; its stem is the model id")
     p.add_argument("--test-file", type=Path, default=Path("data/gsm8k/test.jsonl"))
-    p.add_argument("--samples", type=int, default=None, help="cap on test problems (default: $EVAL_SAMPLES or eval.samples)")
+    p.add_argument("--samples", type=int, default=None, help="cap on test problems (default: $EVAL_SAMPLES, else eval.samples)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("train-sft", parents=[common], help="stage: SFT (prep, full, or on traces) with TRL")
     p.add_argument("--stage", choices=("prep", "full"), required=True)
-    p.add_argument("--output-dir", type=Path, default=None, help="default: $OUTPUT_DIR or models/<stage>_sft")
+    p.add_argument("--output-dir", type=str, default=None, help="default: $OUTPUT_DIR or models/<stage>_sft")
     p.add_argument("--base-model", type=Path, default=Path("models/base/model"), help="model dir to start from")
     p.add_argument("--train-file", type=Path, default=Path("data/gsm8k/train.jsonl"))
     p.add_argument("--traces-file", type=Path, default=None, help="train on these traces instead of the solutions")
@@ -158,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train_sft)
 
     p = sub.add_parser("train-grpo", parents=[common], help="stage: GRPO with TRL")
-    p.add_argument("--output-dir", type=Path, default=None, help="default: $OUTPUT_DIR or models/grpo")
+    p.add_argument("--output-dir", type=str, default=None, help="default: $OUTPUT_DIR or models/grpo")
     p.add_argument("--base-model", type=Path, default=Path("models/prep_sft/model"), help="model dir to start from")
     p.add_argument("--train-file", type=Path, default=Path("data/gsm8k/train.jsonl"))
     p.add_argument("--samples", type=int, default=None, help="problems to train on (default: $TRAIN_SAMPLES, else all)")
@@ -169,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", type=Path, default=Path("data/traces"))
     p.add_argument("--output-file", default="traces.jsonl")
     p.add_argument("--dataset-split", default="train")
-    p.add_argument("--num-samples", type=int, default=None, help="default: traces.num_samples")
+    p.add_argument("--num-samples", type=int, default=None,
+                   help="the first N problems of the split (default: $TRAIN_SAMPLES, else all)")
     p.add_argument("--batch-size", type=int, default=None, help="default: traces.batch_size")
     p.add_argument("--max-attempts", type=int, default=None, help="default: traces.max_attempts")
     p.add_argument("--temperature", type=float, default=None, help="default: traces.temperature")
@@ -180,15 +202,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", type=Path, default=Path("metrics"))
     p.set_defaults(func=_cmd_leaderboard)
 
-    grader.add_cli(sub)
-    workspace_cli.add_cli(sub)
+    if command in DELEGATED:
+        importlib.import_module(DELEGATED[command][0]).add_cli(sub)
+    for name, (_, help_text) in DELEGATED.items():
+        if name not in sub.choices:  # listed in --help; parsed when asked for
+            sub.add_parser(name, help=help_text)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     from .errors import PipelineError
 
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(next((a for a in argv if not a.startswith("-")), None)).parse_args(argv)
     try:
         code = args.func(args)
     except PipelineError as exc:

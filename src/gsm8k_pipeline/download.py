@@ -6,67 +6,19 @@ Every row is validated; one bad row fails the stage with FILE:LINE: reason, and 
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import PipelineError
 from .fileio import atomic_write_json, atomic_write_jsonl
+from .task import DataError, read_jsonl, validate_row
 
 SPLITS = ("train", "test")
 HF_DATASET = "openai/gsm8k"
-# A GSM8K gold: an integer, optionally with thousands commas, optionally negative or decimal.
-GOLD_RE = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
-
-
-class DataError(PipelineError, ValueError):
-    """A row of a data file is invalid; the message starts with FILE:LINE."""
-
-
 @dataclass(frozen=True)
 class DownloadConfig:
     out_dir: Path = Path("data/gsm8k")
-
-
-def validate_row(row, where: str) -> dict:
-    """Check one GSM8K row; `where` is FILE:LINE for the error message."""
-    if not isinstance(row, dict):
-        raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-    for key in ("question", "answer"):
-        if key not in row:
-            raise DataError(f"{where}: missing key {key!r}")
-        if not isinstance(row[key], str) or not row[key].strip():
-            raise DataError(f"{where}: {key!r} must be a non-empty string")
-    if row["answer"].count("####") != 1:
-        raise DataError(f"{where}: answer must contain exactly one '####' line")
-    gold = row["answer"].rsplit("####", 1)[1].strip()
-    if not GOLD_RE.fullmatch(gold):
-        raise DataError(f"{where}: gold answer after '####' is not a number: {gold[:40]!r}")
-    return {"question": row["question"], "answer": row["answer"]}
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """Read and validate a GSM8K jsonl file; errors name the file and line."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            where = f"{path}:{lineno}"
-            if not line.strip():
-                raise DataError(f"{where}: empty line")
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
-            rows.append(validate_row(row, where))
-    if not rows:
-        raise DataError(f"{path}: no rows")
-    return rows
-
-
-def gold(answer: str) -> str:
-    return answer.rsplit("####", 1)[1].strip().replace(",", "")
 
 
 def _from_local(folder: Path) -> dict[str, list[dict]]:
@@ -97,7 +49,10 @@ def _from_synthetic(knobs: dict) -> dict[str, list[dict]]:
     from .synthetic import generate_splits
 
     knobs = dict(knobs)
-    train, test = generate_splits(knobs.pop("n_train"), knobs.pop("n_test"), knobs.pop("seed"), **knobs)
+    try:
+        train, test = generate_splits(knobs.pop("n_train"), knobs.pop("n_test"), knobs.pop("seed"), **knobs)
+    except ValueError as exc:  # knobs the schema allows one by one but not together (min_steps > max_steps)
+        raise DataError(f"data.synthetic: {exc}") from None
     return {
         s: [validate_row(r, f"synthetic:{s}:{i}") for i, r in enumerate(rows, 1)]
         for s, rows in (("train", train), ("test", test))

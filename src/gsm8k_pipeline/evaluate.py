@@ -19,7 +19,6 @@ class EvalConfig:
     output_dir: Path = Path("metrics/eval")
     output_file: str = "base.json"
     test_file: Path = Path("data/gsm8k/test.jsonl")
-    samples: int | None = None  # None: params eval.samples (or EVAL_SAMPLES)
 
     @property
     def model_id(self) -> str:
@@ -39,7 +38,7 @@ def wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> tuple[float
 
 def score(rows: list[dict], completions: list[str]) -> list[dict]:
     """One debug record per problem."""
-    from .download import gold
+    from .task import gold
     from .formatting import has_answer, has_thinking
     from .grader import grade
 
@@ -101,14 +100,11 @@ def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
     import pandas as pd
     import torch
 
-    from .download import read_jsonl
+    from .task import read_jsonl
     from .formatting import prompt_messages
     from .generation import generate, load_for_inference, render_prompts
-    from .params import env_int
-
     ev = params["eval"]
-    samples = config.samples if config.samples is not None else env_int("EVAL_SAMPLES", ev["samples"])
-    rows = read_jsonl(config.test_file)[:samples]
+    rows = read_jsonl(config.test_file)[: ev["samples"]]
     settings = {
         "max_new_tokens": ev["max_new_tokens"],
         "do_sample": ev["do_sample"],

@@ -7,15 +7,13 @@ at equal budget, with an exact McNemar test on the same test problems.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from .dag import METHODS
 from .fileio import atomic_write_json, atomic_write_text
-
-_BUDGETED_RE = re.compile(r"(?P<method>[a-z_]+?)_(?P<budget>\d+)")
-METHODS = ("full_sft", "grpo", "sft_traces")
+from .results import record
 
 
 def model_ids(params: dict) -> list[str]:
@@ -32,27 +30,6 @@ class LeaderboardConfig:
 def git_commit() -> str | None:
     proc = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
     return proc.stdout.strip() if proc.returncode == 0 else None
-
-
-def record(metrics: dict, params: dict, commit: str | None) -> dict:
-    from .params import digest
-
-    model_id = metrics["model_id"]
-    match = _BUDGETED_RE.fullmatch(model_id)
-    return {
-        "id": model_id,
-        "method": match["method"] if match else model_id,
-        "budget": int(match["budget"]) if match else None,
-        "base_model": params["base_model"]["name"],
-        "accuracy": metrics["accuracy"],
-        "accuracy_ci95": metrics["accuracy_ci95"],
-        "thinking_proportion": metrics["thinking_proportion"],
-        "answer_proportion": metrics["answer_proportion"],
-        "n": metrics["n"],
-        "eval": metrics["generation"],
-        "params_digest": digest(params),
-        "git_commit": commit,
-    }
 
 
 def mcnemar_exact(a: list[bool], b: list[bool]) -> dict:
@@ -91,7 +68,7 @@ def render_markdown(records: list[dict], comparisons: list[dict]) -> str:
         lines.append(f"| {b} | " + " | ".join(cells) + " |")
     if comparisons:
         lines += ["", "## SFT on GRPO traces vs SFT on the original solutions (exact McNemar, same problems)", "",
-                  "| budget | sft_traces | full_sft | only traces right | only original right | p |",
+                  "| budget | sft_from_traces | full_sft | only traces right | only original right | p |",
                   "|---|---|---|---|---|---|"]
         for c in comparisons:
             lines.append(f"| {c['budget']} | {_pct(by_id[c['first']])} | {_pct(by_id[c['second']])} | "
@@ -131,7 +108,7 @@ def main(params: dict, config: LeaderboardConfig = LeaderboardConfig()) -> list[
     records = [record(json.loads((config.eval_dir / f"{m}.json").read_text()), params, commit) for m in ids]
     comparisons = []
     for r in records:
-        if r["method"] == "sft_traces" and f"full_sft_{r['budget']}" in ids:
+        if r["method"] == "sft_from_traces" and f"full_sft_{r['budget']}" in ids:
             other = f"full_sft_{r['budget']}"
             test = mcnemar_exact(_correct(config.eval_dir, r["id"]), _correct(config.eval_dir, other))
             comparisons.append({"budget": r["budget"], "first": r["id"], "second": other, **test})
@@ -143,6 +120,6 @@ def main(params: dict, config: LeaderboardConfig = LeaderboardConfig()) -> list[
     # Keyed by model id and budget (not lists), so `dvc metrics diff` compares every number.
     atomic_write_json(config.out_dir / "all.json", {
         "models": {r["id"]: r for r in records},
-        "mcnemar": {f"sft_traces_vs_full_sft_{c['budget']}": c for c in comparisons},
+        "mcnemar": {f"sft_from_traces_vs_full_sft_{c['budget']}": c for c in comparisons},
     })
     return records

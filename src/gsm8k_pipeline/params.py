@@ -1,6 +1,10 @@
-"""Load and validate params.yaml — the one source of truth for every knob.
+"""Load, override and validate params.yaml — the one source of truth for every knob.
 
-Precedence for the few knobs that can also come from elsewhere: command line > environment > params.yaml.
+`resolve()` is the one place where a command's params come from: params.yaml, then the environment
+variables of `ENVIRONMENT`, then the command line (command line > environment > params.yaml), and the
+result is validated against the schema before any stage code runs. Stage modules read only that result.
+Besides params.yaml's sections it holds `run`: what a command is asked to do this time (the budget,
+the output folder) — set by the command line or environment only, never by params.yaml.
 """
 
 from __future__ import annotations
@@ -42,40 +46,100 @@ def _describe(error) -> str:
     return f"{where}: {error.message}"
 
 
-def validate(params: Any, source: Path) -> dict:
+def validate(params: Any, source: Path, origins: dict[str, str] | None = None) -> dict:
+    """`params` checked against the schema; `origins` (dotted key -> where an override came from) is
+    named in the error, so a bad EVAL_SAMPLES is blamed on the environment, not on the file."""
     import jsonschema
 
     schema = yaml.safe_load(schema_path(source).read_text())
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
     if errors:
-        raise ParamsError(f"{source}: " + "; ".join(_describe(e) for e in errors))
+        def where(e) -> str:
+            key = ".".join(str(p) for p in e.absolute_path)
+            return f" (set by {origins[key]})" if origins and key in origins else ""
+
+        raise ParamsError(f"{source}: " + "; ".join(_describe(e) + where(e) for e in errors))
     return params
 
 
-def load(path: str | os.PathLike = DEFAULT_PARAMS) -> dict:
-    path = Path(path)
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping: PyYAML would keep the last silently, DVC refuses."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read(path: Path) -> Any:
+    """params.yaml parsed (not validated); unreadable files are a ParamsError naming the file."""
     try:
-        params = yaml.safe_load(path.read_text())
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except FileNotFoundError:
         raise ParamsError(f"{path}: no such params file") from None
+    except UnicodeDecodeError as exc:
+        raise ParamsError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
-    return validate(params, path)
+        raise ParamsError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
 
 
-def env_int(name: str, default: int | None) -> int | None:
-    """An integer knob from the environment (e.g. EVAL_SAMPLES), falling back to `default`."""
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ParamsError(f"environment variable {name}={raw!r} is not an integer") from None
+def load(path: str | os.PathLike = DEFAULT_PARAMS) -> dict:
+    """params.yaml validated, without overrides (what both engines see)."""
+    path = Path(path)
+    return validate(read(path), path)
+
+
+# Environment variables of the seed pipeline, and the key each one sets.
+ENVIRONMENT = {
+    "EVAL_SAMPLES": "eval.samples",
+    "PREP_TRAIN_SAMPLES": "prep_sft.samples",
+    "NUM_GENERATIONS": "grpo.num_generations",
+    "TRAIN_SAMPLES": "run.samples",
+    "OUTPUT_DIR": "run.output_dir",
+}
+RUN_DEFAULTS = {"samples": None, "output_dir": None}
+
+
+def _set(params: dict, dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = params
+    for key in parents:
+        node = node[key]
+    node[last] = value
+
+
+def resolve(path: str | os.PathLike = DEFAULT_PARAMS, cli: dict[str, Any] | None = None,
+            environ: dict[str, str] | None = None) -> dict:
+    """params.yaml < environment < command line, validated. `cli` maps dotted keys to the values given
+    on the command line (None: not given)."""
+    path = Path(path)
+    params = read(path)
+    if isinstance(params, dict):
+        if "run" in params:
+            raise ParamsError(f"{path}: run: is set by the command line or environment, not by the params file")
+        params["run"] = dict(RUN_DEFAULTS)
+    environ = os.environ if environ is None else environ
+    origins = {}
+    overrides = [(key, yaml.safe_load(environ[var]), f"environment variable {var}")
+                 for var, key in ENVIRONMENT.items() if environ.get(var, "") != ""]
+    overrides += [(key, value, "the command line") for key, value in (cli or {}).items() if value is not None]
+    for key, value, origin in overrides:
+        try:
+            _set(params, key, value)
+        except (KeyError, TypeError):
+            continue  # the file lacks the section: the schema names what is missing
+        origins[key] = origin
+    return validate(params, path, origins)
 
 
 def digest(params: dict) -> str:
-    """Short content digest of a params dict, for provenance in metrics."""
-    blob = json.dumps(params, sort_keys=True, separators=(",", ":")).encode()
+    """Short content digest of params.yaml's settings (not a command's `run`), for provenance in metrics."""
+    settings = {k: v for k, v in params.items() if k != "run"}
+    blob = json.dumps(settings, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]

@@ -21,10 +21,6 @@ class TracesConfig:
     output_dir: Path = Path("data/traces")
     output_file: str = "traces.jsonl"
     dataset_split: str = "train"
-    num_samples: int | None = None  # None: params traces.num_samples
-    batch_size: int | None = None
-    max_attempts: int | None = None
-    temperature: float | None = None
 
 
 def first_success(completions: list[str], gold: str) -> int | None:
@@ -37,7 +33,7 @@ def first_success(completions: list[str], gold: str) -> int | None:
 def main(params: dict, config: TracesConfig) -> dict:
     import torch
 
-    from .download import gold, read_jsonl
+    from .task import gold, read_jsonl
     from .formatting import prompt_messages, to_target
     from .generation import generate, load_for_inference, render_prompts
 
@@ -45,22 +41,18 @@ def main(params: dict, config: TracesConfig) -> dict:
         raise PipelineError(f"--dataset-split {config.dataset_split}: traces are training data; "
                             f"generating them from another split than train would train on it")
     knobs = params["traces"]
-
-    def pick(name: str):  # command line > params.yaml
-        return getattr(config, name) if getattr(config, name) is not None else knobs[name]
-
     out_path = config.output_dir / config.output_file
     stats_path = out_path.with_name(out_path.name + ".stats.json")
     for stale in (out_path, stats_path):  # a failed run must not leave an older result looking current
         stale.unlink(missing_ok=True)
 
-    rows = read_jsonl(Path("data/gsm8k") / f"{config.dataset_split}.jsonl")[: pick("num_samples")]
+    rows = read_jsonl(Path("data/gsm8k") / f"{config.dataset_split}.jsonl")[: params["run"]["samples"]]
     torch.manual_seed(params["seed"])
     model, tokenizer = load_for_inference(config.grpo_model)
     prompts = render_prompts(tokenizer, [prompt_messages(r["question"], params["prompt"]["system"]) for r in rows])
     samples = generate(
-        model, tokenizer, prompts, batch_size=pick("batch_size"), max_new_tokens=knobs["max_new_tokens"],
-        do_sample=True, temperature=pick("temperature"), num_return_sequences=pick("max_attempts"),
+        model, tokenizer, prompts, batch_size=knobs["batch_size"], max_new_tokens=knobs["max_new_tokens"],
+        do_sample=True, temperature=knobs["temperature"], num_return_sequences=knobs["max_attempts"],
         desc="traces",
     )
     traces, attempts = [], []
@@ -79,9 +71,9 @@ def main(params: dict, config: TracesConfig) -> dict:
         "success_rate": successes / n if n else 0.0,
         "avg_attempts_for_successes": statistics.fmean(attempts) if attempts else None,
         # A fallback used every attempt.
-        "avg_attempts_overall": (sum(attempts) + (n - successes) * pick("max_attempts")) / n if n else None,
-        "max_attempts": pick("max_attempts"),
-        "temperature": pick("temperature"),
+        "avg_attempts_overall": (sum(attempts) + (n - successes) * knobs["max_attempts"]) / n if n else None,
+        "max_attempts": knobs["max_attempts"],
+        "temperature": knobs["temperature"],
         "grpo_model": str(config.grpo_model),
     }
     atomic_write_jsonl(out_path, traces)

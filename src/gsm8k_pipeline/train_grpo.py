@@ -13,7 +13,6 @@ class GRPOStageConfig:
     output_dir: Path
     base_model: Path
     train_file: Path = Path("data/gsm8k/train.jsonl")
-    samples: int | None = None  # None: TRAIN_SAMPLES, else the whole train file
 
 
 def check_vllm(use_vllm: bool) -> None:
@@ -35,20 +34,19 @@ def main(params: dict, config: GRPOStageConfig) -> None:
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from .download import gold, read_jsonl
+    from .task import gold, read_jsonl
     from .formatting import prompt_messages
-    from .params import env_int
     from .rewards import reward_funcs
     from .training import StageDirs, fingerprint, load_trainable, prepare_checkpoints, run, trainer_args
 
     section = params["grpo"]
     check_vllm(section["use_vllm"])
     rows = read_jsonl(config.train_file)
-    n = config.samples or env_int("TRAIN_SAMPLES", None) or len(rows)
+    n = params["run"]["samples"] or len(rows)
     if n > len(rows):
         raise PipelineError(f"asked for {n} training problems, but {config.train_file} has {len(rows)}")
     rows = rows[:n]
-    num_generations = env_int("NUM_GENERATIONS", section["num_generations"])
+    num_generations = section["num_generations"]
     system = params["prompt"]["system"]
     dataset = Dataset.from_list([
         {"prompt": prompt_messages(r["question"], system), "answer": gold(r["answer"])} for r in rows

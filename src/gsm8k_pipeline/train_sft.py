@@ -1,7 +1,7 @@
 """SFT stages with TRL's SFTTrainer, loss on the completion only.
 
-- prep: format learning on the first PREP_TRAIN_SAMPLES train problems, from the base model;
-- full: the first `budget` train problems (TRAIN_SAMPLES), from prep_sft;
+- prep: format learning on the first prep_sft.samples train problems, from the base model;
+- full: the first `budget` train problems (run.samples), from prep_sft;
 - traces: a traces file (data/traces/grpo_B.jsonl), from prep_sft, with full_sft's settings so the
   two SFT variants differ only in their targets.
 """
@@ -24,24 +24,19 @@ class SFTStageConfig:
     base_model: Path
     train_file: Path = Path("data/gsm8k/train.jsonl")
     traces_file: Path | None = None  # train on these targets instead of the original solutions
-    samples: int | None = None       # None: PREP_TRAIN_SAMPLES / TRAIN_SAMPLES, else params
 
 
 def examples(config: SFTStageConfig, params: dict) -> list[dict]:
     """(question, target) pairs in the output format."""
-    from .download import read_jsonl
+    from .task import read_jsonl
     from .formatting import to_target
-    from .params import env_int
 
     if config.traces_file is not None:
         rows = [json.loads(line) for line in config.traces_file.read_text().splitlines()]
         pairs = [(r["question"], r["completion"]) for r in rows]
     else:
         pairs = [(r["question"], to_target(r["answer"])) for r in read_jsonl(config.train_file)]
-    if config.stage == "prep":
-        n = config.samples or env_int("PREP_TRAIN_SAMPLES", params["prep_sft"]["samples"])
-    else:
-        n = config.samples or env_int("TRAIN_SAMPLES", None) or len(pairs)
+    n = params["prep_sft"]["samples"] if config.stage == "prep" else params["run"]["samples"] or len(pairs)
     if n > len(pairs):
         raise PipelineError(f"asked for {n} training examples, but only {len(pairs)} are available")
     return [{"question": q, "target": t} for q, t in pairs[:n]]

@@ -1,12 +1,44 @@
-# Shared by all rules. Each rule's `input.code` lists the modules its command runs (dvc.yaml: deps),
-# and `params` the params.yaml sections it reads (dvc.yaml: params), so an edit reruns just what it touches.
+# Shared by all rules. What each rule runs and reads comes from src/gsm8k_pipeline/dag.py, the one place
+# both engines' declarations are checked against (tests/test_parity.py):
+# - `code(command)`: the source files the command really executes (its import closure), as inputs;
+# - `stage_params(stage)`: the params.yaml sections the stage reads, as params;
 # Every rule that runs torch declares `threads: config["threads"]` for scheduling; the command itself sets
-# torch's threads from params.yaml, since Snakemake would set OMP_NUM_THREADS to the job's (possibly scaled
+# torch's threads from the params, since Snakemake would set OMP_NUM_THREADS to the job's (possibly scaled
 # down) threads, DVC to nothing, and the thread count changes float sums and so the trained weights.
-# The params file every command reads: the last --configfile given (e.g. configs/gpu.yaml), else params.yaml.
-PARAMS_FILE = workflow.overwrite_configfiles[-1] if workflow.overwrite_configfiles else "params.yaml"
-PKG = "src/gsm8k_pipeline"
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+# This checkout's dag.py, not whichever copy of the package happens to be installed.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from gsm8k_pipeline import dag  # noqa: E402
+
+METHODS = dag.METHODS
 
 
-def code(*modules):
-    return [f"{PKG}/{m}.py" for m in modules]
+def _write_params_file(config) -> str:
+    """The params this run uses — params.yaml merged with any --configfile / --config, as Snakemake's own
+    `config` holds them — written once, named by content, for every job's `gsm8k --params`. So a job
+    reads exactly what Snakemake validated and planned with, whichever files or overrides produced it."""
+    text = yaml.safe_dump(dict(config), sort_keys=False)
+    path = Path(".snakemake/gsm8k-params") / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.yaml"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return str(path)
+
+
+PARAMS_FILE = _write_params_file(config)
+
+
+def code(command):
+    return dag.code_deps(command, workflow.basedir)
+
+
+def stage_params(stage):
+    return dag.stage_params(stage, config)

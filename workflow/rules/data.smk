@@ -1,12 +1,12 @@
 rule download:
     input:
-        code=code("download", "synthetic"),
+        code=code("download"),
     output:
         train="data/gsm8k/train.jsonl",
         test="data/gsm8k/test.jsonl",
         stats="data/gsm8k/stats.json",
     params:
-        data=config["data"],
+        **stage_params("download"),
     log:
         "logs/download.log",
     shell:

@@ -1,22 +1,17 @@
 # Every model is evaluated the same way. Model ids: base, prep_sft, and <method>_<budget>.
-EVAL_INPUT = dict(test=rules.download.output.test, code=code("evaluate", "generation", "grader", "formatting"))
-EVAL_PARAMS = dict(seed=config["seed"], threads=config["threads"], prompt=config["prompt"], eval=config["eval"])
 EVAL_CMD = (
     "gsm8k evaluate --params {PARAMS_FILE} --model-path {input.model} "
     "--output-dir metrics/eval --output-file {wildcards.model}.json > {log} 2>&1"
 )
 UNBUDGETED = {"base": rules.base_model.output.model, "prep_sft": rules.prep_sft.output.model}
-BUDGETED = {
-    "full_sft": rules.full_sft.output.model,
-    "grpo": rules.grpo.output.model,
-    "sft_traces": rules.sft_from_traces.output.model,
-}
+BUDGETED = {method: getattr(rules, method).output.model for method in METHODS}
 
 
 rule eval:
     input:
         model=lambda w: UNBUDGETED[w.model],
-        **EVAL_INPUT,
+        test=rules.download.output.test,
+        code=code("evaluate"),
     output:
         metrics="metrics/eval/{model}.json",
         debug="metrics/eval/{model}/debug.csv",
@@ -24,7 +19,7 @@ rule eval:
     wildcard_constraints:
         model="|".join(UNBUDGETED),
     params:
-        **EVAL_PARAMS,
+        **stage_params("eval"),
     threads: config["threads"]
     log:
         "logs/eval/{model}.log",
@@ -35,7 +30,8 @@ rule eval:
 rule eval_budget:
     input:
         model=lambda w: BUDGETED[w.method].format(budget=w.budget),
-        **EVAL_INPUT,
+        test=rules.download.output.test,
+        code=code("evaluate"),
     output:
         metrics="metrics/eval/{method}_{budget}.json",
         debug="metrics/eval/{method}_{budget}/debug.csv",
@@ -44,7 +40,7 @@ rule eval_budget:
         method="|".join(BUDGETED),
         budget=r"\d+",
     params:
-        **EVAL_PARAMS,
+        **stage_params("eval_budget"),
     threads: config["threads"]
     log:
         "logs/eval/{method}_{budget}.log",

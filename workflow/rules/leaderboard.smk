@@ -14,7 +14,7 @@ rule leaderboard:
         curve="metrics/accuracy_vs_budget.csv",
         png="metrics/accuracy_vs_budget.png",
     params:
-        params=config,
+        **stage_params("leaderboard"),
     log:
         "logs/leaderboard.log",
     shell:

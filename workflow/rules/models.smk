@@ -1,15 +1,12 @@
 rule base_model:
     input:
         train=rules.download.output.train,
-        code=code("base_model", "formatting"),
+        code=code("base-model"),
     output:
         model=directory("models/base/model"),
         info="models/base/info.json",
     params:
-        seed=config["seed"],
-        threads=config["threads"],
-        prompt=config["prompt"],
-        base_model=config["base_model"],
+        **stage_params("base_model"),
     threads: config["threads"]
     log:
         "logs/base_model.log",

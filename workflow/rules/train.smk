@@ -1,20 +1,17 @@
 # Training stages. Each writes models/<stage>[/<budget>]/{model/,train_log.csv}; its checkpoints/ beside
 # them are deliberately not outputs, so a killed job's checkpoints survive --rerun-incomplete and are resumed.
-TRAIN_PARAMS = dict(seed=config["seed"], threads=config["threads"], prompt=config["prompt"], lora=config["lora"],
-                    train=config["train"])
 
 
 rule prep_sft:
     input:
         model=rules.base_model.output.model,
         train=rules.download.output.train,
-        code=code("train_sft", "training", "formatting"),
+        code=code("train-sft"),
     output:
         model=directory("models/prep_sft/model"),
         log="models/prep_sft/train_log.csv",
     params:
-        **TRAIN_PARAMS,
-        prep_sft=config["prep_sft"],
+        **stage_params("prep_sft"),
     threads: config["threads"]
     log:
         "logs/prep_sft.log",
@@ -27,13 +24,12 @@ rule full_sft:
     input:
         model=rules.prep_sft.output.model,
         train=rules.download.output.train,
-        code=code("train_sft", "training", "formatting"),
+        code=code("train-sft"),
     output:
         model=directory("models/full_sft/{budget}/model"),
         log="models/full_sft/{budget}/train_log.csv",
     params:
-        **TRAIN_PARAMS,
-        full_sft=config["full_sft"],
+        **stage_params("full_sft"),
     threads: config["threads"]
     log:
         "logs/full_sft/{budget}.log",
@@ -46,13 +42,12 @@ rule grpo:
     input:
         model=rules.prep_sft.output.model,
         train=rules.download.output.train,
-        code=code("train_grpo", "training", "rewards", "grader", "formatting"),
+        code=code("train-grpo"),
     output:
         model=directory("models/grpo/{budget}/model"),
         log="models/grpo/{budget}/train_log.csv",
     params:
-        **TRAIN_PARAMS,
-        grpo=config["grpo"],
+        **stage_params("grpo"),
     threads: config["threads"]
     log:
         "logs/grpo/{budget}.log",
@@ -65,15 +60,12 @@ rule traces:
     input:
         model=rules.grpo.output.model,
         train=rules.download.output.train,
-        code=code("traces", "generation", "rewards", "grader", "formatting"),
+        code=code("generate-traces"),
     output:
         traces="data/traces/grpo_{budget}.jsonl",
         stats="data/traces/grpo_{budget}.jsonl.stats.json",
     params:
-        seed=config["seed"],
-        threads=config["threads"],
-        prompt=config["prompt"],
-        traces=config["traces"],
+        **stage_params("traces"),
     threads: config["threads"]
     log:
         "logs/traces/{budget}.log",
@@ -86,16 +78,15 @@ rule sft_from_traces:
     input:
         model=rules.prep_sft.output.model,
         traces=rules.traces.output.traces,
-        code=code("train_sft", "training", "formatting"),
+        code=code("train-sft"),
     output:
-        model=directory("models/sft_traces/{budget}/model"),
-        log="models/sft_traces/{budget}/train_log.csv",
+        model=directory("models/sft_from_traces/{budget}/model"),
+        log="models/sft_from_traces/{budget}/train_log.csv",
     params:
-        **TRAIN_PARAMS,
-        full_sft=config["full_sft"],
+        **stage_params("sft_from_traces"),
     threads: config["threads"]
     log:
         "logs/sft_from_traces/{budget}.log",
     shell:
         "gsm8k train-sft --params {PARAMS_FILE} --stage full --base-model {input.model} "
-        "--traces-file {input.traces} --output-dir models/sft_traces/{wildcards.budget} > {log} 2>&1"
+        "--traces-file {input.traces} --output-dir models/sft_from_traces/{wildcards.budget} > {log} 2>&1"

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-import math
 import re
 import subprocess
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import AGENT_ID_RE, ISO_TIME, NAME_TIME, NotFound, WorkspaceError, printable, validate_agent_id
+from ..results import Invalid, text, validate_record
 from .store import Entry, Store, write_unique
 
 FORMAT = "gsm8k-results/1"
@@ -91,61 +91,6 @@ def load_metrics(path: Path) -> tuple[list[dict], list]:
 # --- validation of anyone's results file ------------------------------------------------------
 
 
-class Invalid(ValueError):
-    pass
-
-
-def _num(value, what: str, lo: float = 0.0, hi: float = 1.0, optional: bool = False) -> float | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise Invalid(f"{what} is not a number")
-    if not math.isfinite(value) or not lo <= value <= hi:
-        raise Invalid(f"{what} is outside [{lo:g}, {hi:g}]")
-    return float(value)
-
-
-def _int(value, what: str, lo: int, hi: int, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise Invalid(f"{what} is not an integer in [{lo}, {hi}]")
-    return value
-
-
-def _str(value, what: str, limit: int = 200, optional: bool = True) -> str | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, str) or not value or len(value) > limit:
-        raise Invalid(f"{what} is not a string of 1-{limit} characters")
-    return value
-
-
-def validate_record(r) -> dict:
-    if not isinstance(r, dict):
-        raise Invalid("a record is not an object")
-    acc = _num(r.get("accuracy"), "accuracy")
-    ci = r.get("accuracy_ci95")
-    if not isinstance(ci, list) or len(ci) != 2:
-        raise Invalid("accuracy_ci95 is not [lo, hi]")
-    lo, hi = (_num(x, "accuracy_ci95") for x in ci)
-    if not lo - 1e-9 <= acc <= hi + 1e-9:
-        raise Invalid("accuracy is outside its accuracy_ci95")
-    return {
-        "id": _str(r.get("id"), "id", optional=False),
-        "method": _str(r.get("method"), "method"),
-        "budget": _int(r.get("budget"), "budget", 0, 10**12, optional=True),
-        "base_model": _str(r.get("base_model"), "base_model", 300),
-        "accuracy": acc,
-        "accuracy_ci95": [lo, hi],
-        "thinking_proportion": _num(r.get("thinking_proportion"), "thinking_proportion", optional=True),
-        "answer_proportion": _num(r.get("answer_proportion"), "answer_proportion", optional=True),
-        "n": _int(r.get("n"), "n", 1, 10**9),
-        "params_digest": _str(r.get("params_digest"), "params_digest", 128),
-        "git_commit": _str(r.get("git_commit"), "git_commit", 128),
-    }
-
-
 def _reject_constant(name: str):
     raise Invalid(f"{name} is not valid JSON")
 
@@ -162,7 +107,7 @@ def validate_results(data: bytes, agent_dir: str) -> dict:
         raise Invalid(f"not a {FORMAT} file")
     if doc.get("agent_id") != agent_dir:
         raise Invalid("its agent_id does not match its folder")
-    published = _str(doc.get("published_at"), "published_at", 64, optional=False)
+    published = text(doc.get("published_at"), "published_at", 64, optional=False)
     prov = doc.get("provenance")
     if not isinstance(prov, dict):
         raise Invalid("provenance is not an object")
@@ -170,10 +115,10 @@ def validate_results(data: bytes, agent_dir: str) -> dict:
     if dirty is not None and not isinstance(dirty, bool):
         raise Invalid("provenance.git_dirty is not a boolean")
     provenance = {
-        "git_commit": _str(prov.get("git_commit"), "provenance.git_commit", 128),
+        "git_commit": text(prov.get("git_commit"), "provenance.git_commit", 128),
         "git_dirty": dirty,
-        "params_digest": _str(prov.get("params_digest"), "provenance.params_digest", 128),
-        "dvc_lock_sha256": _str(prov.get("dvc_lock_sha256"), "provenance.dvc_lock_sha256", 128),
+        "params_digest": text(prov.get("params_digest"), "provenance.params_digest", 128),
+        "dvc_lock_sha256": text(prov.get("dvc_lock_sha256"), "provenance.dvc_lock_sha256", 128),
     }
     models = doc.get("models")
     if not isinstance(models, list) or not 1 <= len(models) <= MAX_RECORDS:

@@ -1,0 +1,93 @@
+"""The results record: one evaluated model as `metrics/all.json` holds it and `gsm8k publish` shares it.
+
+`record()` builds one from an eval's metrics (the leaderboard stage); `validate_record()` checks one from
+anyone (the workspace reads other agents' files with it, and `gsm8k publish` checks its own before
+sharing). One module, so the two sides cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+_BUDGETED_RE = re.compile(r"(?P<method>[a-z_]+?)_(?P<budget>\d+)")
+
+
+def record(metrics: dict, params: dict, commit: str | None) -> dict:
+    """The record of one model from its eval metrics (metrics/eval/<id>.json)."""
+    from .params import digest
+
+    model_id = metrics["model_id"]
+    match = _BUDGETED_RE.fullmatch(model_id)
+    return {
+        "id": model_id,
+        "method": match["method"] if match else model_id,
+        "budget": int(match["budget"]) if match else None,
+        "base_model": params["base_model"]["name"],
+        "accuracy": metrics["accuracy"],
+        "accuracy_ci95": metrics["accuracy_ci95"],
+        "thinking_proportion": metrics["thinking_proportion"],
+        "answer_proportion": metrics["answer_proportion"],
+        "n": metrics["n"],
+        "eval": metrics["generation"],
+        "params_digest": digest(params),
+        "git_commit": commit,
+    }
+
+
+class Invalid(ValueError):
+    """A record (or results file) that is not exactly the expected shape; the message says which field."""
+
+
+def number(value, what: str, lo: float = 0.0, hi: float = 1.0, optional: bool = False) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Invalid(f"{what} is not a number")
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise Invalid(f"{what} is outside [{lo:g}, {hi:g}]")
+    return float(value)
+
+
+def integer(value, what: str, lo: int, hi: int, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise Invalid(f"{what} is not an integer in [{lo}, {hi}]")
+    return value
+
+
+def text(value, what: str, limit: int = 200, optional: bool = True) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise Invalid(f"{what} is not a string of 1-{limit} characters")
+    return value
+
+
+def validate_record(r) -> dict:
+    """A record from anyone, checked field by field and reduced to the fields the leaderboard shows."""
+    if not isinstance(r, dict):
+        raise Invalid("a record is not an object")
+    acc = number(r.get("accuracy"), "accuracy")
+    ci = r.get("accuracy_ci95")
+    if not isinstance(ci, list) or len(ci) != 2:
+        raise Invalid("accuracy_ci95 is not [lo, hi]")
+    lo, hi = (number(x, "accuracy_ci95") for x in ci)
+    if not lo - 1e-9 <= acc <= hi + 1e-9:
+        raise Invalid("accuracy is outside its accuracy_ci95")
+    return {
+        "id": text(r.get("id"), "id", optional=False),
+        "method": text(r.get("method"), "method"),
+        "budget": integer(r.get("budget"), "budget", 0, 10**12, optional=True),
+        "base_model": text(r.get("base_model"), "base_model", 300),
+        "accuracy": acc,
+        "accuracy_ci95": [lo, hi],
+        "thinking_proportion": number(r.get("thinking_proportion"), "thinking_proportion", optional=True),
+        "answer_proportion": number(r.get("answer_proportion"), "answer_proportion", optional=True),
+        "n": integer(r.get("n"), "n", 1, 10**9),
+        "params_digest": text(r.get("params_digest"), "params_digest", 128),
+        "git_commit": text(r.get("git_commit"), "git_commit", 128),
+    }
+
+

@@ -1,0 +1,58 @@
+"""The GSM8K task's rows: reading and validating jsonl files, and the gold answer of a row.
+
+Every stage that reads data/gsm8k/*.jsonl reads it through here, so a row means the same everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from .errors import PipelineError
+
+# A GSM8K gold: an integer, optionally with thousands commas, optionally negative or decimal.
+GOLD_RE = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+
+
+class DataError(PipelineError, ValueError):
+    """A row of a data file is invalid; the message starts with FILE:LINE."""
+
+
+def validate_row(row, where: str) -> dict:
+    """Check one GSM8K row; `where` is FILE:LINE for the error message."""
+    if not isinstance(row, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    for key in ("question", "answer"):
+        if key not in row:
+            raise DataError(f"{where}: missing key {key!r}")
+        if not isinstance(row[key], str) or not row[key].strip():
+            raise DataError(f"{where}: {key!r} must be a non-empty string")
+    if row["answer"].count("####") != 1:
+        raise DataError(f"{where}: answer must contain exactly one '####' line")
+    gold = row["answer"].rsplit("####", 1)[1].strip()
+    if not GOLD_RE.fullmatch(gold):
+        raise DataError(f"{where}: gold answer after '####' is not a number: {gold[:40]!r}")
+    return {"question": row["question"], "answer": row["answer"]}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Read and validate a GSM8K jsonl file; errors name the file and line."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            where = f"{path}:{lineno}"
+            if not line.strip():
+                raise DataError(f"{where}: empty line")
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
+            rows.append(validate_row(row, where))
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return rows
+
+
+def gold(answer: str) -> str:
+    return answer.rsplit("####", 1)[1].strip().replace(",", "")
