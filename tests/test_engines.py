@@ -4,6 +4,7 @@ no-op reruns, and minimal reruns after a params edit."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,48 @@ def test_second_run_does_nothing(repos):
     assert snakemake_plan(smk, "metrics/all.json") == set()
     assert dvc_stale(dvc) == set()
     assert "Running stage" not in run(["dvc", "repro"], dvc).stdout
+
+
+ALL_JOBS = {"download", "base_model", "prep_sft", "full_sft@8", "grpo@8", "traces@8", "sft_from_traces@8",
+            "leaderboard"} | EVALS
+# Module edited -> the stages of the test DAG whose command imports it (written out by hand, not computed
+# with dag.code_deps, so this checks the closure too).
+IMPORTERS = {
+    "task.py": ALL_JOBS - {"leaderboard"},  # read_jsonl / gold
+    "grader.py": {"grpo@8", "traces@8"} | EVALS,  # rewards and eval grade
+    "training.py": {"prep_sft", "full_sft@8", "grpo@8", "sft_from_traces@8"},
+    "cli.py": ALL_JOBS,  # every command; it sets torch's threads
+    "results.py": {"leaderboard"},
+}
+DESCENDANTS = {
+    "download": ALL_JOBS - {"download"},
+    "base_model": ALL_JOBS - {"download", "base_model"},
+    "prep_sft": ALL_JOBS - {"download", "base_model", "prep_sft", "eval@base"},
+    "full_sft@8": {"eval_budget@full_sft-8", "leaderboard"},
+    "grpo@8": {"traces@8", "sft_from_traces@8", "eval_budget@grpo-8", "eval_budget@sft_from_traces-8", "leaderboard"},
+    "traces@8": {"sft_from_traces@8", "eval_budget@sft_from_traces-8", "leaderboard"},
+    "sft_from_traces@8": {"eval_budget@sft_from_traces-8", "leaderboard"},
+} | {e: {"leaderboard"} for e in EVALS} | {"leaderboard": set()}
+
+
+@pytest.mark.parametrize("module", sorted(IMPORTERS))
+def test_editing_a_module_makes_exactly_its_importers_stale(repos, module):
+    """A comment added to a module: Snakemake plans its importers and everything downstream of them; DVC
+    reports its importers as changed (DVC reruns a descendant only if its inputs then change)."""
+    importers = IMPORTERS[module]
+    stale = importers | set().union(*(DESCENDANTS[s] for s in importers))
+    for repo in repos:
+        path = repo / "src/gsm8k_pipeline" / module
+        text, stat = path.read_text(), path.stat()
+        try:
+            path.write_text(text + "# an edit that changes nothing but the file\n")
+            if repo == repos[0]:
+                assert snakemake_plan(repo, "metrics/all.json") == stale
+            else:
+                assert dvc_stale(repo) == importers
+        finally:  # put back content and mtime (Snakemake compares mtimes), so later tests see no edit
+            path.write_text(text)
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def edit(repo: Path, section: str, key: str, change) -> None:

@@ -9,9 +9,11 @@ def load_for_inference(model_path: str | Path):
     """(model, tokenizer) from a saved model dir — full weights, or a PEFT adapter merged into its base."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from .errors import PipelineError
+
     model_path = Path(model_path)
     if not model_path.is_dir():
-        raise FileNotFoundError(f"{model_path}: no such model directory")
+        raise PipelineError(f"{model_path}: no such model directory")
     tokenizer = AutoTokenizer.from_pretrained(model_path, padding_side="left")
     if (model_path / "adapter_config.json").exists():
         from peft import AutoPeftModelForCausalLM

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .dag import METHODS
+from .errors import PipelineError
 from .fileio import atomic_write_json, atomic_write_text
 from .results import record
 
@@ -105,6 +106,9 @@ def main(params: dict, config: LeaderboardConfig = LeaderboardConfig()) -> list[
 
     commit = git_commit()
     ids = model_ids(params)
+    missing = [str(config.eval_dir / f"{m}.json") for m in ids if not (config.eval_dir / f"{m}.json").is_file()]
+    if missing:
+        raise PipelineError(f"no eval metrics for {len(missing)} model(s): {', '.join(missing)} (run the eval stages first)")
     records = [record(json.loads((config.eval_dir / f"{m}.json").read_text()), params, commit) for m in ids]
     comparisons = []
     for r in records:

@@ -36,22 +36,49 @@ def validate_row(row, where: str) -> dict:
     return {"question": row["question"], "answer": row["answer"]}
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """Read and validate a GSM8K jsonl file; errors name the file and line."""
+def _records(path: Path, validate) -> list[dict]:
+    """Every line of a jsonl file as `validate(obj, "FILE:LINE")`; any fault is a DataError naming the line."""
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    try:
+        f = open(path, "rb")  # bytes, so a decoding error can name its line
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    with f:
+        for lineno, raw in enumerate(f, 1):
             where = f"{path}:{lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{where}: not UTF-8 (byte {exc.start} of the line)") from None
             if not line.strip():
                 raise DataError(f"{where}: empty line")
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
-            rows.append(validate_row(row, where))
+            rows.append(validate(row, where))
     if not rows:
         raise DataError(f"{path}: no rows")
     return rows
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Read and validate a GSM8K jsonl file; errors name the file and line."""
+    return _records(path, validate_row)
+
+
+def validate_trace(row, where: str) -> dict:
+    """A row of a traces file (the traces stage's output): a question and the completion to train on."""
+    if not isinstance(row, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    for key in ("question", "completion"):
+        if not isinstance(row.get(key), str) or not row[key].strip():
+            raise DataError(f"{where}: {key!r} must be a non-empty string")
+    return row
+
+
+def read_traces(path: Path) -> list[dict]:
+    return _records(path, validate_trace)
 
 
 def gold(answer: str) -> str:

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,12 +27,11 @@ class SFTStageConfig:
 
 def examples(config: SFTStageConfig, params: dict) -> list[dict]:
     """(question, target) pairs in the output format."""
-    from .task import read_jsonl
+    from .task import read_jsonl, read_traces
     from .formatting import to_target
 
     if config.traces_file is not None:
-        rows = [json.loads(line) for line in config.traces_file.read_text().splitlines()]
-        pairs = [(r["question"], r["completion"]) for r in rows]
+        pairs = [(r["question"], r["completion"]) for r in read_traces(config.traces_file)]
     else:
         pairs = [(r["question"], to_target(r["answer"])) for r in read_jsonl(config.train_file)]
     n = params["prep_sft"]["samples"] if config.stage == "prep" else params["run"]["samples"] or len(pairs)
@@ -50,7 +48,7 @@ def main(params: dict, config: SFTStageConfig) -> None:
     from .training import StageDirs, fingerprint, load_trainable, prepare_checkpoints, run, trainer_args
 
     if config.stage not in STAGES:
-        raise ValueError(f"--stage must be one of {STAGES}, not {config.stage!r}")
+        raise PipelineError(f"--stage must be one of {STAGES}, not {config.stage!r}")
     section = params["prep_sft" if config.stage == "prep" else "full_sft"]
     rows = examples(config, params)
     system = params["prompt"]["system"]

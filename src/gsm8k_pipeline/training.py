@@ -62,6 +62,10 @@ def load_trainable(model_path: Path, params: dict):
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from .errors import PipelineError
+
+    if not model_path.is_dir():
+        raise PipelineError(f"{model_path}: no such model directory")
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     lora = params["lora"]
     is_adapter = (model_path / "adapter_config.json").exists()
