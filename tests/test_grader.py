@@ -48,6 +48,31 @@ EXTRACT_CASES = [
     ("<SOLUTION>-3/4</SOLUTION>", "-0.75"),
     ("<SOLUTION>1/3</SOLUTION> 5", None),  # no exact decimal
     ("<SOLUTION>\\boxed{5}</SOLUTION> 6", "5"),
+    # a block holds ONE number: hedges and notations not supported extract nothing
+    ("<SOLUTION>5 or 7</SOLUTION>", None),
+    ("<SOLUTION>between 5 and 7</SOLUTION>", None),
+    ("<SOLUTION>5, 6, 7, 8</SOLUTION>", None),
+    ("<SOLUTION>7 (or maybe 8)</SOLUTION>", None),
+    ("<SOLUTION>7 (8)</SOLUTION>", None),  # a bracket that is not arithmetic equal to the answer
+    ("<SOLUTION>12 (5+8)</SOLUTION>", None),
+    ("<SOLUTION>5 = 7</SOLUTION>", None),  # an equation that does not hold
+    ("<SOLUTION>x = 5 or x = 7</SOLUTION>", None),
+    ("<SOLUTION>5 + 7 = 12 or 13</SOLUTION>", None),
+    ("<SOLUTION>The answer is 5. No, the answer is 6</SOLUTION>", None),
+    ("<SOLUTION>1e3</SOLUTION>", None),
+    ("<SOLUTION>3:30</SOLUTION>", None),
+    ("<SOLUTION>2 1/2</SOLUTION>", None),
+    ("<SOLUTION>10 / 0 = 5</SOLUTION>", None),
+    ("<SOLUTION>" + "1=" * 21 + "1</SOLUTION>", None),  # more arithmetic than a derivation needs
+    # ... while units, currency and arithmetic equal to the answer still count
+    ("<SOLUTION>$1,234.50</SOLUTION>", "1234.5"),
+    ("<SOLUTION>12 apples</SOLUTION>", "12"),
+    ("<SOLUTION>50%</SOLUTION>", "50"),
+    ("<SOLUTION>Total: $5 + $7 = $12</SOLUTION>", "12"),
+    ("<SOLUTION>2 x (3 + 4) = 14 apples</SOLUTION>", "14"),
+    ("<SOLUTION>5 - 9 = -4</SOLUTION>", "-4"),
+    ("<SOLUTION>3/4 = 0.75</SOLUTION>", "0.75"),
+    ("<SOLUTION>1,000 + 234 = 1,234</SOLUTION>", "1234"),
     ("\\boxed{9} <SOLUTION>4</SOLUTION>", "4"),  # SOLUTION outranks boxed
     # boxed
     ("so \\boxed{18}.", "18"),
@@ -61,6 +86,8 @@ EXTRACT_CASES = [
     ("\\boxed{18 \\text{ dollars}}", "18"),
     ("\\boxed{3} and \\boxed{4}", "3"),
     ("\\boxed{} 5", None),
+    ("\\boxed{5 \\text{ or } 7}", None),
+    ("\\boxed{1e3} 5", None),
     ("\\boxed{5 unclosed, later 6", "6"),
     ("#### 3 then \\boxed{4}", "4"),  # boxed outranks ####
     # ####
@@ -70,6 +97,11 @@ EXTRACT_CASES = [
     ("#### 5\n#### 6", "5"),  # first #### wins
     ("####\nthen 7", "7"),  # #### with no number: falls through
     ("The answer is 9.\n#### 8", "8"),  # #### outranks "answer is"
+    ("#### 5 or 7", None),  # authoritative like a block: no falling through to the last number
+    ("#### 1e3\nso 3", None),
+    ("#### 2 1/2", None),
+    ("####\n72", "72"),
+    ("#### $1,200 total\nchecked 5 times", "1200"),  # the line ends the #### block
     # answer is
     ("The answer is $1,234.", "1234"),
     ("THE ANSWER IS 42", "42"),
@@ -159,7 +191,7 @@ def test_gold_number(gold, expected):
     assert gold_number(gold) == expected
 
 
-@pytest.mark.parametrize("gold", ["", "none", "1 or 2", "#### ", "#### x"])
+@pytest.mark.parametrize("gold", ["", "none", "1 or 2", "#### ", "#### x", "#### 5 or 7", "#### 1e3"])
 def test_gold_number_rejects(gold):
     with pytest.raises(ValueError):
         gold_number(gold)
@@ -344,6 +376,10 @@ PATHOLOGICAL = {
     "dash run": "-" * MB + "5",
     "SOLUTION of many numbers": "<SOLUTION>" + "1 " * (MB // 2) + "</SOLUTION>",
     "huge fraction": "<SOLUTION>" + "1" * 5000 + "/" + "3" * 5000 + "</SOLUTION>",
+    "1 MB of equations": "<SOLUTION>" + "1=" * (MB // 2) + "1</SOLUTION>",
+    "1 MB of bracket work": "<SOLUTION>2 " + "(1+1)" * (MB // 5) + "</SOLUTION>",
+    "long arithmetic side": "<SOLUTION>" + "1+" * MB + "1=5</SOLUTION>",
+    "deep brackets": "<SOLUTION>" + "(" * 99 + "1" + ")" * 99 + " = 1</SOLUTION>",
 }
 
 
