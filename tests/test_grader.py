@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from gsm8k_pipeline import cli
 from gsm8k_pipeline.grader import (
     GradeInputError,
-    add_cli,
     answers_match,
     extract_answer,
     gold_number,
@@ -256,14 +257,19 @@ def test_grade_jsonl_good(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl"]
 
 
-def test_grade_jsonl_no_output_and_empty(tmp_path):
+def test_grade_jsonl_no_output(tmp_path):
     src = _write_jsonl(tmp_path / "in.jsonl", GOOD)
     assert grade_jsonl(src) == (3, 4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+@pytest.mark.parametrize("content", ["", "\n  \n\t\n"])
+def test_grade_jsonl_without_records_is_an_error(tmp_path, content):
     empty = tmp_path / "empty.jsonl"
-    empty.write_text("")
-    assert grade_jsonl(empty, tmp_path / "o.jsonl") == (0, 0)
-    assert (tmp_path / "o.jsonl").read_text() == ""
+    empty.write_text(content)
+    with pytest.raises(GradeInputError, match=r"empty\.jsonl: no records"):
+        grade_jsonl(empty, tmp_path / "o.jsonl")
+    assert not (tmp_path / "o.jsonl").exists()
 
 
 def test_grade_jsonl_skips_blank_lines_and_keeps_line_numbers(tmp_path):
@@ -315,10 +321,10 @@ def test_grade_jsonl_keeps_old_output_on_error(tmp_path):
 
 
 def _run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    add_cli(parser.add_subparsers())
-    args = parser.parse_args(["grade", *argv])
-    return args.func(args)
+    """`gsm8k grade ARGV` in-process, through the CLI's own error handling; its exit status."""
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["grade", *argv])
+    return exited.value.code
 
 
 def test_cli_ok(tmp_path, capsys):
@@ -332,11 +338,14 @@ def test_cli_ok(tmp_path, capsys):
     assert capsys.readouterr().out == "accuracy: 0.7500 (3/4)\n"
 
 
-def test_cli_empty_input(tmp_path, capsys):
+def test_cli_empty_input_is_a_one_line_error(tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_text("")
-    assert _run_cli(str(src)) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "accuracy: 0.0000 (0/0)"
+    gsm8k = Path(sys.executable).parent / "gsm8k"  # the installed console script, in a real process
+    proc = subprocess.run([str(gsm8k), "grade", str(src)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr == f"gsm8k grade: error: {src}: no records (the file is empty or blank)\n"
 
 
 def test_cli_malformed_exits_2(tmp_path, capsys):
@@ -344,14 +353,15 @@ def test_cli_malformed_exits_2(tmp_path, capsys):
     out = tmp_path / "out.jsonl"
     assert _run_cli(str(src), "--output", str(out)) == 2
     captured = capsys.readouterr()
-    assert f'{src}:3: missing key "gold"' in captured.err
+    assert captured.err == f'gsm8k grade: error: {src}:3: missing key "gold"\n'
     assert "accuracy" not in captured.out
     assert not out.exists()
 
 
 def test_cli_missing_file_exits_2(tmp_path, capsys):
     assert _run_cli(str(tmp_path / "nope.jsonl")) == 2
-    assert "nope.jsonl" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("gsm8k grade: error: ") and "nope.jsonl" in err and err.count("\n") == 1
 
 
 # --- linear time -----------------------------------------------------------------------

@@ -38,11 +38,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from decimal import Decimal
 from fractions import Fraction
 from itertools import islice
 
+from .errors import PipelineError
 from .fileio import atomic_write_jsonl
 
 _MINUS = "-\u2212\u2010\u2011\u2012\u2013\u2014\u2015\ufe63\uff0d"  # hyphen, U+2212, dashes
@@ -72,8 +72,8 @@ _OPS = {"x": "*", "\u00d7": "*", "\u00f7": "/", "\u2212": "-"}
 _MAX_WORK, _MAX_STEPS = 200, 20  # characters per expression, expressions per block
 
 
-class GradeInputError(ValueError):
-    """A malformed grading input line; the message reads "FILE:LINE: reason"."""
+class GradeInputError(PipelineError, ValueError):
+    """A malformed grading input: "FILE:LINE: reason", or "FILE: no records" for an empty file."""
 
 
 # --- numbers -------------------------------------------------------------------------
@@ -349,7 +349,8 @@ def grade_jsonl(in_path, out_path=None) -> tuple[int, int]:
     """Grade a JSONL file of {"completion", "gold"} records; return (correct, total).
 
     Every line is validated before anything is written, so a malformed line raises
-    GradeInputError ("FILE:LINE: reason") and leaves no output. Blank lines are skipped.
+    GradeInputError ("FILE:LINE: reason") and leaves no output. Blank lines are skipped; a file
+    with no records is an error too, since "0/0" would read as a run that graded nothing wrong.
     With out_path, each record is written back with "extracted" and "correct" added, via a
     temp file in the same directory and os.replace, so readers never see a partial file.
     """
@@ -364,6 +365,8 @@ def grade_jsonl(in_path, out_path=None) -> tuple[int, int]:
                 raise GradeInputError(f"{os.fspath(in_path)}:{lineno}: {e}") from None
             extracted, correct = grade(record["completion"], record["gold"])
             results.append({**record, "extracted": extracted, "correct": correct})
+    if not results:
+        raise GradeInputError(f"{os.fspath(in_path)}: no records (the file is empty or blank)")
     if out_path is not None:
         atomic_write_jsonl(out_path, results)
     return sum(r["correct"] for r in results), len(results)
@@ -375,10 +378,9 @@ def grade_jsonl(in_path, out_path=None) -> tuple[int, int]:
 def _cmd_grade(args) -> int:
     try:
         k, n = grade_jsonl(args.input, args.output)
-    except (GradeInputError, OSError) as e:  # bad input or unreadable/unwritable file
-        print(e, file=sys.stderr)
-        return 2
-    print(f"accuracy: {k / n if n else 0:.4f} ({k}/{n})")
+    except OSError as e:  # unreadable input or unwritable output: the user's to fix, so no traceback
+        raise PipelineError(e) from None
+    print(f"accuracy: {k / n:.4f} ({k}/{n})")
     return 0
 
 
