@@ -21,11 +21,12 @@ import pytest
 from conftest import REPO
 from sshd import Sshd
 
+from gsm8k_pipeline.evaluate import wilson_interval
 from gsm8k_pipeline.workspace import AlreadyExists, WorkspaceError, redact_url
 from gsm8k_pipeline.workspace.artifacts import put
 from gsm8k_pipeline.workspace.board import ID_RE, list_messages, normalize_id, parse_since, post, slugify
 from gsm8k_pipeline.workspace.layout import init
-from gsm8k_pipeline.workspace.publish import cell, publish
+from gsm8k_pipeline.workspace.publish import Invalid, cell, check_consistent, publish, validate_record
 from gsm8k_pipeline.workspace.store import open_store
 from gsm8k_pipeline.workspace.stress import post_storm
 
@@ -111,9 +112,12 @@ def snapshot(root: Path) -> dict:
 
 
 def record(model_id: str, acc: float, n: int = 200, **extra) -> dict:
+    """A record as evaluate writes it: accuracy k/n, with its Wilson interval."""
     method, _, budget = model_id.rpartition("_")
+    sane = isinstance(n, int) and not isinstance(acc, bool) and 0 <= acc <= 1  # hostile cases break the rest
+    ci = list(wilson_interval(round(acc * n), n)) if sane else [0, 1]
     r = {"id": model_id, "method": method or model_id, "budget": int(budget) if budget.isdigit() else None,
-         "base_model": "tiny", "accuracy": acc, "accuracy_ci95": [max(0.0, acc - 0.05), min(1.0, acc + 0.05)],
+         "base_model": "tiny", "accuracy": acc, "accuracy_ci95": ci,
          "thinking_proportion": 1.0, "answer_proportion": 1.0, "n": n, "eval": {"max_new_tokens": 12},
          "params_digest": None, "git_commit": None}
     r.update(extra)
@@ -414,6 +418,10 @@ def test_hostile_result_files_are_skipped_and_escaped(ws, tmp_path, capsys):
         "acc-high.json": results_doc("mallory", [record("x_8", 1.5)]),
         "acc-neg.json": results_doc("mallory", [record("x_8", -0.1)]),
         "ci.json": results_doc("mallory", [record("x_8", 0.5, accuracy_ci95=[0.9, 1.0])]),
+        # impossible results: each within range alone, inconsistent together
+        "n-1.json": results_doc("mallory", [record("x_8", 0.7, n=1, accuracy_ci95=[0.2, 0.9])]),
+        "n-huge.json": results_doc("mallory", [record("x_8", 1.0, n=10**9, accuracy_ci95=[1.0, 1.0])]),
+        "ci-narrow.json": results_doc("mallory", [record("x_8", 0.5, accuracy_ci95=[0.49, 0.51])]),
         "bool.json": results_doc("mallory", [record("x_8", True)]),
         "budget.json": results_doc("mallory", [record("x_8", 0.5, budget=1e300)]),
         "spoof.json": results_doc("alice", [record("x_8", 0.99)]),  # claims to be alice, sits in mallory/
@@ -442,7 +450,7 @@ def test_hostile_result_files_are_skipped_and_escaped(ws, tmp_path, capsys):
     assert len(rows) == 2 + len(injection)
     assert all(len(r) == 12 for r in rows), rows
     assert [r[2] for r in rows[:2]] == [r"full\_sft\_8", r"grpo\_8"]  # best first
-    assert rows[0][1] == "62.0 % (57.0–67.0)" and rows[0][7] == "alice"
+    assert rows[0][1] == "62.0 % (55.1–68.4)" and rows[0][7] == "alice"
     assert "<img" not in md and "<script" not in md and "](http" not in md and "pwned |" not in md
     assert "&lt;img src=x onerror=alert\\(1\\)&gt;" in md
     assert "../../../etc/passwd" in md
@@ -453,6 +461,22 @@ def test_hostile_result_files_are_skipped_and_escaped(ws, tmp_path, capsys):
     code, out, err = gsm8k(capsys, "publish", "--workspace", ws.url, "--agent-id", "bob", "--metrics", metrics)
     assert code == 0, err
     assert len(table_rows((ws.root / "LEADERBOARD.md").read_text())) == 4 + len(injection)
+
+
+@pytest.mark.parametrize(("accuracy", "ci95", "n", "reason"), [
+    (0.7, [0.2, 0.9], 1, "not a whole number of correct answers out of n = 1"),
+    (0.6, [0.5, 0.7], 200, "not the 95 % Wilson interval of 120/200"),
+    (1.0, [1.0, 1.0], 10**6 + 1, r"n is not an integer in \[1, 1000000\]"),
+    (1 / 3, [0.0, 1.0], 3, "not the 95 % Wilson interval of 1/3"),
+])
+def test_check_consistent_refuses_impossible_results(accuracy, ci95, n, reason):
+    with pytest.raises(Invalid, match=reason):
+        validate_record({"id": "x", "accuracy": accuracy, "accuracy_ci95": ci95, "n": n})
+
+
+def test_check_consistent_accepts_what_evaluate_writes():
+    for k, n in [(0, 1), (1, 1), (61, 200), (1319, 1319), (7, 1319), (123_456, 10**6)]:
+        check_consistent(k / n, list(wilson_interval(k, n)), n)
 
 
 def test_leaderboard_ranks_every_agent_and_dedups_republished_runs(ws, tmp_path):
@@ -473,7 +497,7 @@ def test_leaderboard_ranks_every_agent_and_dedups_republished_runs(ws, tmp_path)
     assert set(doc["provenance"]) == {"git_commit", "git_dirty", "params_digest", "dvc_lock_sha256"}
     assert re.fullmatch(r"artifacts/results/alice/\d{8}T\d{6}\.\d{6}Z\.alice\.results\.[0-9a-f]{8}\.json", r1.path)
     md = (ws.root / "LEADERBOARD.md").read_text()
-    assert "80.0 % (75.0–85.0)" in md and "| bob |" in md
+    assert "80.0 % (73.9–85.0)" in md and "| bob |" in md
 
 
 def test_hostile_message_files_are_skipped(ws, capsys):

@@ -34,6 +34,7 @@ RESULTS = "artifacts/results"
 LEADERBOARD = "LEADERBOARD.md"
 MAX_RESULT_FILE = 4 * 2**20
 MAX_RECORDS = 10_000
+MAX_N = 10**6  # problems in one eval: GSM8K's test split has 1,319; a larger n is implausible
 _RESULT_NAME_RE = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,127}\.json")
 
 
@@ -121,6 +122,20 @@ def _str(value, what: str, limit: int = 200, optional: bool = True) -> str | Non
     return value
 
 
+def check_consistent(accuracy: float, ci95: list[float], n: int) -> None:
+    """Raise Invalid unless the numbers could come from one evaluation, as evaluate writes them: accuracy
+    is k/n for a whole k, and the interval is the 95 % Wilson interval of k/n (to its 6 decimals). Without
+    this, accuracy 0.7 with n = 1, or [1, 1] with a made-up n, would rank."""
+    from ..evaluate import wilson_interval
+
+    k = round(accuracy * n)
+    if abs(k / n - accuracy) > 1e-9:
+        raise Invalid(f"accuracy {accuracy:g} is not a whole number of correct answers out of n = {n}")
+    expected = wilson_interval(k, n)
+    if any(abs(x - y) > 1e-6 for x, y in zip(ci95, expected)):
+        raise Invalid(f"accuracy_ci95 is not the 95 % Wilson interval of {k}/{n}, [{expected[0]:g}, {expected[1]:g}]")
+
+
 def validate_record(r) -> dict:
     if not isinstance(r, dict):
         raise Invalid("a record is not an object")
@@ -131,6 +146,8 @@ def validate_record(r) -> dict:
     lo, hi = (_num(x, "accuracy_ci95") for x in ci)
     if not lo - 1e-9 <= acc <= hi + 1e-9:
         raise Invalid("accuracy is outside its accuracy_ci95")
+    n = _int(r.get("n"), "n", 1, MAX_N)
+    check_consistent(acc, [lo, hi], n)
     return {
         "id": _str(r.get("id"), "id", optional=False),
         "method": _str(r.get("method"), "method"),
@@ -140,7 +157,7 @@ def validate_record(r) -> dict:
         "accuracy_ci95": [lo, hi],
         "thinking_proportion": _num(r.get("thinking_proportion"), "thinking_proportion", optional=True),
         "answer_proportion": _num(r.get("answer_proportion"), "answer_proportion", optional=True),
-        "n": _int(r.get("n"), "n", 1, 10**9),
+        "n": n,
         "params_digest": _str(r.get("params_digest"), "params_digest", 128),
         "git_commit": _str(r.get("git_commit"), "git_commit", 128),
     }
