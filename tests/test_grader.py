@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from gsm8k_pipeline import cli
 from gsm8k_pipeline.grader import (
     GradeInputError,
-    add_cli,
     answers_match,
     extract_answer,
     gold_number,
@@ -48,6 +49,31 @@ EXTRACT_CASES = [
     ("<SOLUTION>-3/4</SOLUTION>", "-0.75"),
     ("<SOLUTION>1/3</SOLUTION> 5", None),  # no exact decimal
     ("<SOLUTION>\\boxed{5}</SOLUTION> 6", "5"),
+    # a block holds ONE number: hedges and notations not supported extract nothing
+    ("<SOLUTION>5 or 7</SOLUTION>", None),
+    ("<SOLUTION>between 5 and 7</SOLUTION>", None),
+    ("<SOLUTION>5, 6, 7, 8</SOLUTION>", None),
+    ("<SOLUTION>7 (or maybe 8)</SOLUTION>", None),
+    ("<SOLUTION>7 (8)</SOLUTION>", None),  # a bracket that is not arithmetic equal to the answer
+    ("<SOLUTION>12 (5+8)</SOLUTION>", None),
+    ("<SOLUTION>5 = 7</SOLUTION>", None),  # an equation that does not hold
+    ("<SOLUTION>x = 5 or x = 7</SOLUTION>", None),
+    ("<SOLUTION>5 + 7 = 12 or 13</SOLUTION>", None),
+    ("<SOLUTION>The answer is 5. No, the answer is 6</SOLUTION>", None),
+    ("<SOLUTION>1e3</SOLUTION>", None),
+    ("<SOLUTION>3:30</SOLUTION>", None),
+    ("<SOLUTION>2 1/2</SOLUTION>", None),
+    ("<SOLUTION>10 / 0 = 5</SOLUTION>", None),
+    ("<SOLUTION>" + "1=" * 21 + "1</SOLUTION>", None),  # more arithmetic than a derivation needs
+    # ... while units, currency and arithmetic equal to the answer still count
+    ("<SOLUTION>$1,234.50</SOLUTION>", "1234.5"),
+    ("<SOLUTION>12 apples</SOLUTION>", "12"),
+    ("<SOLUTION>50%</SOLUTION>", "50"),
+    ("<SOLUTION>Total: $5 + $7 = $12</SOLUTION>", "12"),
+    ("<SOLUTION>2 x (3 + 4) = 14 apples</SOLUTION>", "14"),
+    ("<SOLUTION>5 - 9 = -4</SOLUTION>", "-4"),
+    ("<SOLUTION>3/4 = 0.75</SOLUTION>", "0.75"),
+    ("<SOLUTION>1,000 + 234 = 1,234</SOLUTION>", "1234"),
     ("\\boxed{9} <SOLUTION>4</SOLUTION>", "4"),  # SOLUTION outranks boxed
     # boxed
     ("so \\boxed{18}.", "18"),
@@ -61,6 +87,8 @@ EXTRACT_CASES = [
     ("\\boxed{18 \\text{ dollars}}", "18"),
     ("\\boxed{3} and \\boxed{4}", "3"),
     ("\\boxed{} 5", None),
+    ("\\boxed{5 \\text{ or } 7}", None),
+    ("\\boxed{1e3} 5", None),
     ("\\boxed{5 unclosed, later 6", "6"),
     ("#### 3 then \\boxed{4}", "4"),  # boxed outranks ####
     # ####
@@ -70,6 +98,11 @@ EXTRACT_CASES = [
     ("#### 5\n#### 6", "5"),  # first #### wins
     ("####\nthen 7", "7"),  # #### with no number: falls through
     ("The answer is 9.\n#### 8", "8"),  # #### outranks "answer is"
+    ("#### 5 or 7", None),  # authoritative like a block: no falling through to the last number
+    ("#### 1e3\nso 3", None),
+    ("#### 2 1/2", None),
+    ("####\n72", "72"),
+    ("#### $1,200 total\nchecked 5 times", "1200"),  # the line ends the #### block
     # answer is
     ("The answer is $1,234.", "1234"),
     ("THE ANSWER IS 42", "42"),
@@ -159,7 +192,7 @@ def test_gold_number(gold, expected):
     assert gold_number(gold) == expected
 
 
-@pytest.mark.parametrize("gold", ["", "none", "1 or 2", "#### ", "#### x"])
+@pytest.mark.parametrize("gold", ["", "none", "1 or 2", "#### ", "#### x", "#### 5 or 7", "#### 1e3"])
 def test_gold_number_rejects(gold):
     with pytest.raises(ValueError):
         gold_number(gold)
@@ -224,14 +257,19 @@ def test_grade_jsonl_good(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl"]
 
 
-def test_grade_jsonl_no_output_and_empty(tmp_path):
+def test_grade_jsonl_no_output(tmp_path):
     src = _write_jsonl(tmp_path / "in.jsonl", GOOD)
     assert grade_jsonl(src) == (3, 4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+@pytest.mark.parametrize("content", ["", "\n  \n\t\n"])
+def test_grade_jsonl_without_records_is_an_error(tmp_path, content):
     empty = tmp_path / "empty.jsonl"
-    empty.write_text("")
-    assert grade_jsonl(empty, tmp_path / "o.jsonl") == (0, 0)
-    assert (tmp_path / "o.jsonl").read_text() == ""
+    empty.write_text(content)
+    with pytest.raises(GradeInputError, match=r"empty\.jsonl: no records"):
+        grade_jsonl(empty, tmp_path / "o.jsonl")
+    assert not (tmp_path / "o.jsonl").exists()
 
 
 def test_grade_jsonl_skips_blank_lines_and_keeps_line_numbers(tmp_path):
@@ -283,10 +321,10 @@ def test_grade_jsonl_keeps_old_output_on_error(tmp_path):
 
 
 def _run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    add_cli(parser.add_subparsers())
-    args = parser.parse_args(["grade", *argv])
-    return args.func(args)
+    """`gsm8k grade ARGV` in-process, through the CLI's own error handling; its exit status."""
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["grade", *argv])
+    return exited.value.code
 
 
 def test_cli_ok(tmp_path, capsys):
@@ -300,11 +338,14 @@ def test_cli_ok(tmp_path, capsys):
     assert capsys.readouterr().out == "accuracy: 0.7500 (3/4)\n"
 
 
-def test_cli_empty_input(tmp_path, capsys):
+def test_cli_empty_input_is_a_one_line_error(tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_text("")
-    assert _run_cli(str(src)) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "accuracy: 0.0000 (0/0)"
+    gsm8k = Path(sys.executable).parent / "gsm8k"  # the installed console script, in a real process
+    proc = subprocess.run([str(gsm8k), "grade", str(src)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr == f"gsm8k grade: error: {src}: no records (the file is empty or blank)\n"
 
 
 def test_cli_malformed_exits_2(tmp_path, capsys):
@@ -312,14 +353,15 @@ def test_cli_malformed_exits_2(tmp_path, capsys):
     out = tmp_path / "out.jsonl"
     assert _run_cli(str(src), "--output", str(out)) == 2
     captured = capsys.readouterr()
-    assert f'{src}:3: missing key "gold"' in captured.err
+    assert captured.err == f'gsm8k grade: error: {src}:3: missing key "gold"\n'
     assert "accuracy" not in captured.out
     assert not out.exists()
 
 
 def test_cli_missing_file_exits_2(tmp_path, capsys):
     assert _run_cli(str(tmp_path / "nope.jsonl")) == 2
-    assert "nope.jsonl" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("gsm8k grade: error: ") and "nope.jsonl" in err and err.count("\n") == 1
 
 
 # --- linear time -----------------------------------------------------------------------
@@ -344,6 +386,10 @@ PATHOLOGICAL = {
     "dash run": "-" * MB + "5",
     "SOLUTION of many numbers": "<SOLUTION>" + "1 " * (MB // 2) + "</SOLUTION>",
     "huge fraction": "<SOLUTION>" + "1" * 5000 + "/" + "3" * 5000 + "</SOLUTION>",
+    "1 MB of equations": "<SOLUTION>" + "1=" * (MB // 2) + "1</SOLUTION>",
+    "1 MB of bracket work": "<SOLUTION>2 " + "(1+1)" * (MB // 5) + "</SOLUTION>",
+    "long arithmetic side": "<SOLUTION>" + "1+" * MB + "1=5</SOLUTION>",
+    "deep brackets": "<SOLUTION>" + "(" * 99 + "1" + ")" * 99 + " = 1</SOLUTION>",
 }
 
 

@@ -41,7 +41,8 @@ def test_every_stage_declares_the_code_its_command_runs():
         command = stage["cmd"].split()[1]
         declared = {p for p in stage["inputs"] if p.startswith("src/")}
         expected = set(dag.code_deps(command, REPO))
-        assert declared == expected, f"dvc.yaml {name}: code deps should be {sorted(expected)}"
+        assert declared == expected, (f"dvc.yaml {name}: code deps should be {sorted(expected)}; "
+                                      "`uv run python -m gsm8k_pipeline.dag` rewrites them")
 
 
 def test_code_deps_follow_imports(tmp_path):
@@ -54,3 +55,12 @@ def test_code_deps_follow_imports(tmp_path):
     assert set(dag.code_deps("leaderboard", repo)) == before | {"src/gsm8k_pipeline/grader.py"}
     # Non-stage commands (grade, workspace...) are imported only when asked for: no stage depends on them.
     assert not any("workspace" in p for c in ("download", "evaluate") for p in dag.code_deps(c, repo))
+
+
+def test_sync_puts_back_dropped_code_deps(tmp_path):
+    repo = make_checkout(tmp_path / "repo", test_params())
+    shipped = (repo / "dvc.yaml").read_text()
+    (repo / "dvc.yaml").write_text(shipped.replace("      - src/gsm8k_pipeline/task.py\n", "", 1))
+    assert dag.sync_dvc_yaml(repo / "dvc.yaml", repo) is True
+    assert (repo / "dvc.yaml").read_text() == shipped
+    assert dag.sync_dvc_yaml(repo / "dvc.yaml", repo) is False

@@ -41,6 +41,24 @@ def test_several_solution_blocks_earn_no_answer_reward():
         assert total(text) < total(GOOD)
 
 
+# Hedges inside one block, gold last so that a last-number grader would pay for them.
+IN_BLOCK_HEDGES = ["8 or 7", "between 6 and 7", "5, 6, 7", "8 (or maybe 7)", "8 = 7", "8 (7)", "1e7"]
+
+
+@pytest.mark.parametrize("hedge", IN_BLOCK_HEDGES)
+def test_a_hedge_inside_the_block_earns_no_answer_reward(hedge):
+    text = GOOD.replace("<SOLUTION>7", f"<SOLUTION>{hedge}")
+    assert correctness(text, "7") == 0 and number_match(text, "7") == 0
+    wrong = GOOD.replace("<SOLUTION>7", "<SOLUTION>8")
+    assert total(text) == total(wrong)  # worth exactly what one wrong answer is
+    boxed = f"<start_working_out>7<end_working_out>\\boxed{{{hedge}}}"
+    assert number_match(boxed, "7") == 0
+
+
+def test_arithmetic_equal_to_the_answer_is_not_a_hedge():
+    assert number_match(GOOD.replace("<SOLUTION>7", "<SOLUTION>3 + 4 = 7"), "7") == 1
+
+
 def test_padding_adds_nothing():
     padded_inside = GOOD.replace("pens.", "pens." + " lots of words 7 7 7" * 200)
     padded_after = GOOD + " and more text 7" * 200

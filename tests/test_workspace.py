@@ -10,6 +10,8 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,9 +21,12 @@ import pytest
 from conftest import REPO
 from sshd import Sshd
 
+from gsm8k_pipeline.stats import wilson_interval
 from gsm8k_pipeline.workspace import AlreadyExists, WorkspaceError, redact_url
+from gsm8k_pipeline.workspace.artifacts import put
 from gsm8k_pipeline.workspace.board import ID_RE, list_messages, normalize_id, parse_since, post, slugify
 from gsm8k_pipeline.workspace.layout import init
+from gsm8k_pipeline.results import Invalid, check_consistent, validate_record
 from gsm8k_pipeline.workspace.publish import cell, publish
 from gsm8k_pipeline.workspace.store import open_store
 from gsm8k_pipeline.workspace.stress import post_storm
@@ -108,11 +113,14 @@ def snapshot(root: Path) -> dict:
 
 
 def record(model_id: str, acc: float, n: int = 200, **extra) -> dict:
-    """A results record as the leaderboard stage builds it (gsm8k_pipeline.results), then `extra` on top."""
+    """A record as the leaderboard stage builds it (gsm8k_pipeline.results) from what evaluate writes:
+    accuracy k/n with its Wilson interval; then `extra` on top."""
     from gsm8k_pipeline import results
 
-    metrics = {"model_id": model_id, "accuracy": acc, "accuracy_ci95": [max(0.0, acc - 0.05), min(1.0, acc + 0.05)],
-               "thinking_proportion": 1.0, "answer_proportion": 1.0, "n": n, "generation": {"max_new_tokens": 12}}
+    sane = isinstance(n, int) and not isinstance(acc, bool) and 0 <= acc <= 1  # hostile cases break the rest
+    ci = list(wilson_interval(round(acc * n), n)) if sane else [0, 1]
+    metrics = {"model_id": model_id, "accuracy": acc, "accuracy_ci95": ci, "thinking_proportion": 1.0,
+               "answer_proportion": 1.0, "n": n, "generation": {"max_new_tokens": 12}}
     r = results.record(metrics, {"base_model": {"name": "tiny"}}, None)
     r.update(extra)
     return r
@@ -320,11 +328,9 @@ def test_nothing_is_ever_overwritten(ws, tmp_path, capsys):
 
 
 def _put_worker(url, options, agent, path, new_version, queue):
-    from gsm8k_pipeline.workspace.artifacts import put as put_
-
     try:
         with open_store(url, **options) as store:
-            queue.put((agent, put_(store, agent, path, "results/shared.json", new_version=new_version).path))
+            queue.put((agent, put(store, agent, path, "results/shared.json", new_version=new_version).path))
     except AlreadyExists:
         queue.put((agent, None))
 
@@ -414,6 +420,10 @@ def test_hostile_result_files_are_skipped_and_escaped(ws, tmp_path, capsys):
         "acc-high.json": results_doc("mallory", [record("x_8", 1.5)]),
         "acc-neg.json": results_doc("mallory", [record("x_8", -0.1)]),
         "ci.json": results_doc("mallory", [record("x_8", 0.5, accuracy_ci95=[0.9, 1.0])]),
+        # impossible results: each within range alone, inconsistent together
+        "n-1.json": results_doc("mallory", [record("x_8", 0.7, n=1, accuracy_ci95=[0.2, 0.9])]),
+        "n-huge.json": results_doc("mallory", [record("x_8", 1.0, n=10**9, accuracy_ci95=[1.0, 1.0])]),
+        "ci-narrow.json": results_doc("mallory", [record("x_8", 0.5, accuracy_ci95=[0.49, 0.51])]),
         "bool.json": results_doc("mallory", [record("x_8", True)]),
         "budget.json": results_doc("mallory", [record("x_8", 0.5, budget=1e300)]),
         "spoof.json": results_doc("alice", [record("x_8", 0.99)]),  # claims to be alice, sits in mallory/
@@ -442,7 +452,7 @@ def test_hostile_result_files_are_skipped_and_escaped(ws, tmp_path, capsys):
     assert len(rows) == 2 + len(injection)
     assert all(len(r) == 12 for r in rows), rows
     assert [r[2] for r in rows[:2]] == [r"full\_sft\_8", r"grpo\_8"]  # best first
-    assert rows[0][1] == "62.0 % (57.0–67.0)" and rows[0][7] == "alice"
+    assert rows[0][1] == "62.0 % (55.1–68.4)" and rows[0][7] == "alice"
     assert "<img" not in md and "<script" not in md and "](http" not in md and "pwned |" not in md
     assert "&lt;img src=x onerror=alert\\(1\\)&gt;" in md
     assert "../../../etc/passwd" in md
@@ -453,6 +463,22 @@ def test_hostile_result_files_are_skipped_and_escaped(ws, tmp_path, capsys):
     code, out, err = gsm8k(capsys, "publish", "--workspace", ws.url, "--agent-id", "bob", "--metrics", metrics)
     assert code == 0, err
     assert len(table_rows((ws.root / "LEADERBOARD.md").read_text())) == 4 + len(injection)
+
+
+@pytest.mark.parametrize(("accuracy", "ci95", "n", "reason"), [
+    (0.7, [0.2, 0.9], 1, "not a whole number of correct answers out of n = 1"),
+    (0.6, [0.5, 0.7], 200, "not the 95 % Wilson interval of 120/200"),
+    (1.0, [1.0, 1.0], 10**6 + 1, r"n is not an integer in \[1, 1000000\]"),
+    (1 / 3, [0.0, 1.0], 3, "not the 95 % Wilson interval of 1/3"),
+])
+def test_check_consistent_refuses_impossible_results(accuracy, ci95, n, reason):
+    with pytest.raises(Invalid, match=reason):
+        validate_record({"id": "x", "accuracy": accuracy, "accuracy_ci95": ci95, "n": n})
+
+
+def test_check_consistent_accepts_what_evaluate_writes():
+    for k, n in [(0, 1), (1, 1), (61, 200), (1319, 1319), (7, 1319), (123_456, 10**6)]:
+        check_consistent(k / n, list(wilson_interval(k, n)), n)
 
 
 def test_leaderboard_ranks_every_agent_and_dedups_republished_runs(ws, tmp_path):
@@ -473,7 +499,7 @@ def test_leaderboard_ranks_every_agent_and_dedups_republished_runs(ws, tmp_path)
     assert set(doc["provenance"]) == {"git_commit", "git_dirty", "params_digest", "dvc_lock_sha256"}
     assert re.fullmatch(r"artifacts/results/alice/\d{8}T\d{6}\.\d{6}Z\.alice\.results\.[0-9a-f]{8}\.json", r1.path)
     md = (ws.root / "LEADERBOARD.md").read_text()
-    assert "80.0 % (75.0–85.0)" in md and "| bob |" in md
+    assert "80.0 % (73.9–85.0)" in md and "| bob |" in md
 
 
 def test_hostile_message_files_are_skipped(ws, capsys):
@@ -667,3 +693,130 @@ def test_sftp_host_key_is_checked(sshd, tmp_path, capsys, monkeypatch):
     code, _, err = gsm8k(capsys, "workspace", "init", sshd.url(tmp_path / "ws"))
     assert code == 2 and "known_hosts" in err
     assert not (tmp_path / "ws").exists()
+
+
+# --- directory uploads: complete or invisible; symlinks and modes -----------------------------------------
+
+
+def _tree(root: Path, n: int) -> Path:
+    root.mkdir(parents=True)
+    for k in range(n):
+        (root / f"f{k:05d}.bin").write_bytes(b"%05d" % k * 20)
+    return root
+
+
+def test_an_interrupted_directory_upload_stays_invisible(ws, tmp_path, capsys):
+    """`artifacts put` killed (SIGKILL) mid-upload: the half-uploaded folder is neither listed nor
+    downloadable; the --new-version retry lands complete."""
+    src = _tree(tmp_path / "big", 400)
+    env = dict(ws.env, GSM8K_WORKSPACE=ws.url, GSM8K_AGENT_ID="alice")
+    claimed = ws.root / "artifacts/checkpoints/alice/big"
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "gsm8k"), "artifacts", "put", str(src),
+                             "checkpoints/"], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (claimed.is_dir() and any(p.name.endswith(".bin") for p in os.scandir(claimed))):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.005)
+    proc.kill()
+    proc.wait()
+    uploaded = len([p for p in os.scandir(claimed) if p.name.endswith(".bin")])
+    assert 0 < uploaded < 400 and not (claimed / ".manifest.json").exists()
+
+    common = ["--workspace", ws.url]
+    code, out, err = gsm8k(capsys, "artifacts", "list", *common)
+    assert code == 0 and "checkpoints/alice/big/" not in out
+    assert "checkpoints/alice/big: incomplete upload" in err
+    code, out, err = gsm8k(capsys, "artifacts", "get", *common, "checkpoints/alice/big", tmp_path / "got")
+    assert code == 2 and "incomplete upload" in err and err.count("\n") == 1
+    code, _, err = gsm8k(capsys, "artifacts", "get", *common, "checkpoints/alice/big/f00000.bin", tmp_path / "one")
+    assert code == 2 and "incomplete upload" in err
+    assert not (tmp_path / "got").exists() and not (tmp_path / "one").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+    code, out, err = gsm8k(capsys, "artifacts", "put", *common, "--agent-id", "alice", src, "checkpoints/",
+                           "--new-version")
+    assert code == 0 and out.splitlines()[0] == "artifacts/checkpoints/alice/big.v2", err
+    code, out, err = gsm8k(capsys, "artifacts", "list", *common)
+    assert len([line for line in out.splitlines() if line.startswith("checkpoints/alice/big.v2/")]) == 400
+    code, out, err = gsm8k(capsys, "artifacts", "get", *common, "checkpoints/alice/big.v2", tmp_path / "got")
+    assert code == 0, err
+    assert snapshot(tmp_path / "got") == snapshot(src)
+
+
+def test_get_checks_files_against_the_manifest(ws, tmp_path, capsys):
+    src = _tree(tmp_path / "ck", 3)
+    common = ["--workspace", ws.url]
+    assert gsm8k(capsys, "artifacts", "put", *common, "--agent-id", "alice", src, "checkpoints/")[0] == 0
+    remote = ws.root / "artifacts/checkpoints/alice/ck"
+    (remote / "planted.bin").write_bytes(b"not part of the upload")
+    code, out, err = gsm8k(capsys, "artifacts", "get", *common, "checkpoints/alice/ck", tmp_path / "a")
+    assert code == 0, err
+    assert snapshot(tmp_path / "a") == snapshot(src)  # the planted file is not downloaded
+    # same size, other bytes: the hash catches it, and nothing appears locally
+    (remote / "f00001.bin").write_bytes(b"X" * 100)
+    for what, dest in (("ck", tmp_path / "b"), ("ck/f00001.bin", tmp_path / "c")):
+        code, _, err = gsm8k(capsys, "artifacts", "get", *common, f"checkpoints/alice/{what}", dest)
+        assert code == 2 and "f00001.bin: differs from its manifest" in err, err
+        assert not dest.exists()
+    (remote / "f00001.bin").unlink()
+    code, _, err = gsm8k(capsys, "artifacts", "get", *common, "checkpoints/alice/ck", tmp_path / "d")
+    assert code == 2 and "f00001.bin: listed in the manifest but missing" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "ck", "ws"]
+
+
+def test_an_unreadable_file_fails_the_put_before_any_name_is_claimed(ws):
+    """Every file is read before the name is claimed, so a failing put (or its --new-version retry) leaves
+    no empty or partial folder. As root, put runs as nobody (root reads a mode-000 file), on a store opened
+    before: nobody can't read the venv's modules or the ssh key."""
+    with tempfile.TemporaryDirectory() as tmp, ws.store() as store:
+        os.chmod(tmp, 0o755)
+        src = _tree(Path(tmp) / "ck", 5)
+        (src / "f00003.bin").chmod(0)
+        before = snapshot(ws.root)
+        euid = os.geteuid()
+        for new_version in (False, True):
+            if euid == 0:
+                os.seteuid(65534)
+            try:
+                with pytest.raises(WorkspaceError, match=r"f00003\.bin: cannot read \(Permission denied\): nothing"):
+                    put(store, "alice", src, "checkpoints/", new_version=new_version)
+            finally:
+                os.seteuid(euid)
+        assert snapshot(ws.root) == before
+
+
+def test_top_level_symlinks_are_refused_unless_followed(ws, tmp_path, capsys):
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o640)
+    folder = _tree(tmp_path / "folder", 2)
+    (tmp_path / "link").symlink_to(secret)
+    (tmp_path / "dirlink").symlink_to(folder)
+    common = ["--workspace", ws.url, "--agent-id", "alice"]
+    before = snapshot(ws.root)
+    for link in ("link", "dirlink", "dirlink/"):
+        code, _, err = gsm8k(capsys, "artifacts", "put", *common, f"{tmp_path}/{link}", "data/")
+        assert code == 2 and "a symlink (to " in err and "--follow-symlinks" in err, err
+    assert snapshot(ws.root) == before
+    code, out, err = gsm8k(capsys, "artifacts", "put", *common, tmp_path / "link", "data/", "--follow-symlinks")
+    assert code == 0 and out.strip() == "artifacts/data/alice/secret", err
+    published = ws.root / "artifacts/data/alice/secret"
+    assert published.read_text() == "s3cret\n" and published.stat().st_mode & 0o777 == 0o640
+    code, out, err = gsm8k(capsys, "artifacts", "put", *common, tmp_path / "dirlink", "data/", "--follow-symlinks")
+    assert code == 0 and out.splitlines()[0] == "artifacts/data/alice/folder", err
+
+
+def test_uploads_keep_file_modes_never_group_or_other_writable(ws, tmp_path, capsys):
+    src = tmp_path / "m"
+    src.mkdir()
+    modes = {"private.txt": 0o600, "group.txt": 0o640, "run.sh": 0o755, "open.txt": 0o666, "ro.txt": 0o444}
+    for name, mode in modes.items():
+        (src / name).write_text(name)
+        (src / name).chmod(mode)
+    common = ["--workspace", ws.url, "--agent-id", "alice"]
+    assert gsm8k(capsys, "artifacts", "put", *common, src, "scripts/")[0] == 0
+    assert gsm8k(capsys, "artifacts", "put", *common, src / "group.txt", "scripts/")[0] == 0
+    got = {p.name: p.stat().st_mode & 0o777 for p in (ws.root / "artifacts/scripts/alice/m").iterdir()
+           if not p.name.startswith(".")}
+    assert got == {**modes, "open.txt": 0o644}
+    assert (ws.root / "artifacts/scripts/alice/group.txt").stat().st_mode & 0o777 == 0o640

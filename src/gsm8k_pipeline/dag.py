@@ -111,3 +111,36 @@ def code_deps(command: str, root: Path | str = ".") -> list[str]:
     own = [f for f in functions if f.name == handler]
     files = _closure(root, {PACKAGE} | _imports(root, cli, shared + own), files={cli})
     return sorted(str(p.relative_to(root)) for p in files)
+
+
+def sync_dvc_yaml(path: Path | str = "dvc.yaml", root: Path | str = ".") -> bool:
+    """Rewrite the code deps of every stage in dvc.yaml (its `- src/gsm8k_pipeline/...` lines) to
+    code_deps of the stage's command; True if anything changed. Text in, text out: comments stay."""
+    path = Path(path)
+    lines = path.read_text().splitlines(keepends=True)
+    start = next(k for k, line in enumerate(lines) if line.startswith("stages:"))
+    out, command, i = lines[:start], None, start
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("  ") and not line.startswith("   ") and line.rstrip().endswith(":"):
+            command = None  # a new stage
+        words = line.replace("cmd:", " ").split()
+        if command is None and len(words) >= 2 and words[0] == "gsm8k":
+            command = words[1]
+        if line.lstrip().startswith(f"- {SRC.as_posix()}/"):
+            indent = line[: len(line) - len(line.lstrip())]
+            while i < len(lines) and lines[i].lstrip().startswith(f"- {SRC.as_posix()}/"):
+                i += 1
+            out += [f"{indent}- {dep}\n" for dep in code_deps(command, root)]
+            continue
+        out.append(line)
+        i += 1
+    text = "".join(out)
+    changed = text != path.read_text()
+    if changed:
+        path.write_text(text)
+    return changed
+
+
+if __name__ == "__main__":  # python -m gsm8k_pipeline.dag: bring dvc.yaml's code deps up to date
+    print("dvc.yaml: code deps updated" if sync_dvc_yaml() else "dvc.yaml: code deps already up to date")

@@ -5,12 +5,12 @@ The model id is the output file's stem (base, prep_sft, full_sft_512, ...).
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .fileio import atomic_write_json, atomic_write_text
+from .stats import wilson_interval
 
 
 @dataclass(frozen=True)
@@ -23,17 +23,6 @@ class EvalConfig:
     @property
     def model_id(self) -> str:
         return Path(self.output_file).stem
-
-
-def wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
-    """95 % Wilson score interval for a binomial proportion k/n."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (round(max(0.0, centre - half), 6), round(min(1.0, centre + half), 6))
 
 
 def score(rows: list[dict], completions: list[str]) -> list[dict]:

@@ -6,16 +6,21 @@ Extraction order (`extract_answer`), on the completion with calculator annotatio
 1. the first complete `<SOLUTION>...</SOLUTION>` block (tags case-insensitive; the first
    closing tag pairs with the nearest opening tag before it, so an unclosed tag is ignored);
 2. the first complete `\\boxed{...}` (braces balanced, so `\\boxed{\\frac{3}{4}}` works);
-3. the first `#### N`;
+3. the first `#### N`, to the end of N's line;
 4. the last "answer is N" (case-insensitive; only spaces, `:`, `*`, `=`, currency or a sign
    may sit between "is" and N), since models restate corrected answers at the end;
 5. the last number in the text.
 
-A SOLUTION or boxed block is authoritative: when present, later rules are never tried.
-Inside a block: one number (or one fraction `a/b`, `\\frac{a}{b}`) is the answer; with
-several numbers, "answer is N" then the last number within the block (so "5 + 7 = 12" gives
-12); with no number, or a fraction without an exact decimal (1/3), the answer is None.
-Fractions are only recognised there and in `normalize_number`; in free text "3/4" is two numbers.
+These first three are blocks, and a block is authoritative: when present, later rules are
+never tried. A block's answer must be ONE number (or one fraction `a/b`, `\\frac{a}{b}`),
+with any words, units or currency around it. Other numbers may appear only as arithmetic
+(+ - x * / and brackets, at most 20 expressions of 200 characters) that equals the answer
+exactly: the sides before "=" ("5 + 7 = 12") and bracket groups holding nothing else
+("12 (5+7)"). Anything else is None: a hedge ("5 or 7", "between 5 and 7", "5, 6, 7, 8",
+"7 (or maybe 8)", "5 = 7"), a notation not supported ("1e3", "3:30", "2 1/2"), no number,
+or a fraction without an exact decimal (1/3). Free text (rules 4-5) stays lenient: it is
+the fallback for completions without a block. Fractions are only recognised in blocks and in
+`normalize_number`; in free text "3/4" is two numbers.
 
 Numbers: ASCII digits; "1,234,567" is one number but "1,2,3" or "1, 2, 3" are a list of
 numbers; a period not followed by a digit ends a sentence ("is 42." -> 42); `$ £ €`, `%`
@@ -33,11 +38,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from decimal import Decimal
 from fractions import Fraction
 from itertools import islice
 
+from .errors import PipelineError
 from .fileio import atomic_write_jsonl
 
 _MINUS = "-\u2212\u2010\u2011\u2012\u2013\u2014\u2015\ufe63\uff0d"  # hyphen, U+2212, dashes
@@ -56,10 +61,19 @@ _ANNOTATION_RE = re.compile(r"<<[^<>]*>>")  # [^<>] stops at the next '<', so sc
 _OPEN_RE = re.compile(r"<solution>", re.I)
 _CLOSE_RE = re.compile(r"</solution>", re.I)
 _BRACE_RE = re.compile(r"\\boxed\s*\{|[{}]")
+# Arithmetic a block may show beside its answer. A bracket group counts as such only when it
+# holds nothing else (so "(or maybe 8)" does not); a character class, so matching is linear.
+_ARITH_CHARS = "-0-9.,\\s+*/x\u00d7\u00f7" + _CURRENCY + "\u2212"
+_PAREN_WORK_RE = re.compile("\\(([" + _ARITH_CHARS + "]*)\\)")
+_LEAD_RE = re.compile("[^-0-9.(+" + _CURRENCY + "\u2212]*")  # words before the arithmetic starts
+_TOKEN_RE = re.compile(r"[\s" + _CURRENCY + r"]*(?:(?P<num>" + _NUM + r")|(?P<op>[-+*/x\u00d7\u00f7()\u2212]))")
+_OPS = {"x": "*", "\u00d7": "*", "\u00f7": "/", "\u2212": "-"}
+# A derivation is short: these bound the arithmetic evaluated per block, so blocks stay fast.
+_MAX_WORK, _MAX_STEPS = 200, 20  # characters per expression, expressions per block
 
 
-class GradeInputError(ValueError):
-    """A malformed grading input line; the message reads "FILE:LINE: reason"."""
+class GradeInputError(PipelineError, ValueError):
+    """A malformed grading input: "FILE:LINE: reason", or "FILE: no records" for an empty file."""
 
 
 # --- numbers -------------------------------------------------------------------------
@@ -184,9 +198,13 @@ def _first_boxed(text: str) -> str | None:
     return text[best[0] : best[1]] if best else None
 
 
-def _hash_answer(text: str) -> str | None:
+def _hash_line(text: str) -> str | None:
+    """What follows the first `#### N` to the end of N's line, or None when no `#### N`."""
     m = _HASH_RE.search(text)
-    return _number(text, m.start("num"), m["num"]) if m else None
+    if not m:
+        return None
+    end = text.find("\n", m.start("num"))
+    return text[m.start() + 4 : end if end >= 0 else len(text)]
 
 
 def _answer_is(text: str) -> str | None:
@@ -203,20 +221,80 @@ def _last_number(text: str) -> str | None:
     return _number(text, m.start(), m.group(), last=True) if m else None
 
 
+def _evaluate(expr: str) -> Fraction | None:
+    """Exact value of a short arithmetic expression (numbers, + - x * / and brackets), else None."""
+    if len(expr) > _MAX_WORK:
+        return None
+    tokens: list = []
+    pos, end = 0, len(expr.rstrip())
+    while pos < end:
+        m = _TOKEN_RE.match(expr, pos)
+        if not m or (m["num"] and _is_list(m["num"])):
+            return None
+        tokens.append(Fraction(m["num"].replace(",", "")) if m["num"] else _OPS.get(m["op"], m["op"]))
+        pos = m.end()
+    tokens.append(None)  # end marker: every lookahead below is in range
+
+    def sum_(i):
+        value, i = product(i)
+        while tokens[i] in ("+", "-"):
+            rhs, j = product(i + 1)
+            value, i = value + rhs if tokens[i] == "+" else value - rhs, j
+        return value, i
+
+    def product(i):
+        value, i = factor(i)
+        while tokens[i] in ("*", "/"):
+            rhs, j = factor(i + 1)
+            value, i = value * rhs if tokens[i] == "*" else value / rhs, j
+        return value, i
+
+    def factor(i):
+        if tokens[i] in ("+", "-"):
+            value, j = factor(i + 1)
+            return (value if tokens[i] == "+" else -value), j
+        if tokens[i] == "(":
+            value, j = sum_(i + 1)
+            if tokens[j] != ")":
+                raise ValueError
+            return value, j + 1
+        if isinstance(tokens[i], Fraction):
+            return tokens[i], i + 1
+        raise ValueError
+
+    try:
+        value, i = sum_(0)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return value if tokens[i] is None else None
+
+
 def _block_value(content: str) -> str | None:
+    """The one number a block states, else None. Besides it, a block may only show arithmetic
+    that equals it exactly ("5 + 7 = 12", "12 (5+7)"); any other number makes the block a hedge
+    ("5 or 7", "7 (or maybe 8)") or a notation not supported ("1e3", "3:30", "2 1/2")."""
     is_single, value = _single(content)
     if is_single:
         return value
-    return _answer_is(content) or _last_number(content)
+    *sides, rest = content.split("=")
+    if sides:  # "Total: 5 + 7 = 12": words may lead the first side
+        sides[0] = _LEAD_RE.sub("", sides[0], count=1)
+    work = [*sides, *_PAREN_WORK_RE.findall(rest)]
+    if len(work) > _MAX_STEPS:
+        return None
+    is_single, value = _single(_PAREN_WORK_RE.sub(" ", rest))
+    if not is_single or value is None:
+        return None
+    return value if all(_evaluate(w) == Fraction(value) for w in work) else None
 
 
 def extract_answer(completion: str) -> str | None:
     """The completion's final answer as a canonical decimal string, or None (see module doc)."""
     text = _ANNOTATION_RE.sub("", completion).replace("{,}", ",")  # LaTeX 1{,}000
-    for block in (_first_solution(text), _first_boxed(text)):
+    for block in (_first_solution(text), _first_boxed(text), _hash_line(text)):
         if block is not None:
-            return _block_value(block)  # authoritative, even when it holds no number
-    return _hash_answer(text) or _answer_is(text) or _last_number(text)
+            return _block_value(block)  # authoritative, even when it holds no (single) number
+    return _answer_is(text) or _last_number(text)
 
 
 # --- grading -------------------------------------------------------------------------
@@ -225,7 +303,11 @@ def extract_answer(completion: str) -> str | None:
 def gold_number(gold: str) -> str:
     """Canonical gold answer from a full GSM8K answer (its first `#### N`) or a bare number
     ("72", "1,200", "-3"); raises ValueError when there is no (single) number."""
-    value = _hash_answer(gold) if "####" in gold else normalize_number(gold)
+    if "####" in gold:
+        line = _hash_line(gold)
+        value = None if line is None else _block_value(line)
+    else:
+        value = normalize_number(gold)
     if value is None:
         raise ValueError(f"gold has no number: {gold[:60]!r}")
     return value
@@ -267,7 +349,8 @@ def grade_jsonl(in_path, out_path=None) -> tuple[int, int]:
     """Grade a JSONL file of {"completion", "gold"} records; return (correct, total).
 
     Every line is validated before anything is written, so a malformed line raises
-    GradeInputError ("FILE:LINE: reason") and leaves no output. Blank lines are skipped.
+    GradeInputError ("FILE:LINE: reason") and leaves no output. Blank lines are skipped; a file
+    with no records is an error too, since "0/0" would read as a run that graded nothing wrong.
     With out_path, each record is written back with "extracted" and "correct" added, via a
     temp file in the same directory and os.replace, so readers never see a partial file.
     """
@@ -282,6 +365,8 @@ def grade_jsonl(in_path, out_path=None) -> tuple[int, int]:
                 raise GradeInputError(f"{os.fspath(in_path)}:{lineno}: {e}") from None
             extracted, correct = grade(record["completion"], record["gold"])
             results.append({**record, "extracted": extracted, "correct": correct})
+    if not results:
+        raise GradeInputError(f"{os.fspath(in_path)}: no records (the file is empty or blank)")
     if out_path is not None:
         atomic_write_jsonl(out_path, results)
     return sum(r["correct"] for r in results), len(results)
@@ -293,10 +378,9 @@ def grade_jsonl(in_path, out_path=None) -> tuple[int, int]:
 def _cmd_grade(args) -> int:
     try:
         k, n = grade_jsonl(args.input, args.output)
-    except (GradeInputError, OSError) as e:  # bad input or unreadable/unwritable file
-        print(e, file=sys.stderr)
-        return 2
-    print(f"accuracy: {k / n if n else 0:.4f} ({k}/{n})")
+    except OSError as e:  # unreadable input or unwritable output: the user's to fix, so no traceback
+        raise PipelineError(e) from None
+    print(f"accuracy: {k / n:.4f} ({k}/{n})")
     return 0
 
 

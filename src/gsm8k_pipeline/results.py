@@ -11,6 +11,7 @@ import math
 import re
 
 _BUDGETED_RE = re.compile(r"(?P<method>[a-z_]+?)_(?P<budget>\d+)")
+MAX_N = 10**6  # problems in one eval: GSM8K's test split has 1,319; a larger n is implausible
 
 
 def record(metrics: dict, params: dict, commit: str | None) -> dict:
@@ -65,6 +66,20 @@ def text(value, what: str, limit: int = 200, optional: bool = True) -> str | Non
     return value
 
 
+def check_consistent(accuracy: float, ci95: list[float], n: int) -> None:
+    """Raise Invalid unless the numbers could come from one evaluation, as evaluate writes them: accuracy
+    is k/n for a whole k, and the interval is the 95 % Wilson interval of k/n (to its 6 decimals). Without
+    this, accuracy 0.7 with n = 1, or [1, 1] with a made-up n, would rank."""
+    from .stats import wilson_interval
+
+    k = round(accuracy * n)
+    if abs(k / n - accuracy) > 1e-9:
+        raise Invalid(f"accuracy {accuracy:g} is not a whole number of correct answers out of n = {n}")
+    expected = wilson_interval(k, n)
+    if any(abs(x - y) > 1e-6 for x, y in zip(ci95, expected)):
+        raise Invalid(f"accuracy_ci95 is not the 95 % Wilson interval of {k}/{n}, [{expected[0]:g}, {expected[1]:g}]")
+
+
 def validate_record(r) -> dict:
     """A record from anyone, checked field by field and reduced to the fields the leaderboard shows."""
     if not isinstance(r, dict):
@@ -76,6 +91,8 @@ def validate_record(r) -> dict:
     lo, hi = (number(x, "accuracy_ci95") for x in ci)
     if not lo - 1e-9 <= acc <= hi + 1e-9:
         raise Invalid("accuracy is outside its accuracy_ci95")
+    n = integer(r.get("n"), "n", 1, MAX_N)
+    check_consistent(acc, [lo, hi], n)
     return {
         "id": text(r.get("id"), "id", optional=False),
         "method": text(r.get("method"), "method"),
@@ -85,7 +102,7 @@ def validate_record(r) -> dict:
         "accuracy_ci95": [lo, hi],
         "thinking_proportion": number(r.get("thinking_proportion"), "thinking_proportion", optional=True),
         "answer_proportion": number(r.get("answer_proportion"), "answer_proportion", optional=True),
-        "n": integer(r.get("n"), "n", 1, 10**9),
+        "n": n,
         "params_digest": text(r.get("params_digest"), "params_digest", 128),
         "git_commit": text(r.get("git_commit"), "git_commit", 128),
     }

@@ -8,7 +8,8 @@
 | number_match  | {0, 1}      | the grader's answer (any extraction rule) equals gold, with at most one SOLUTION block |
 
 Why they can't be gamed: repeating a tag lowers format_approx and zeroes format_exact; a second
-<SOLUTION> block zeroes correctness and number_match (no hedging between answers); padding adds nothing,
+<SOLUTION> block zeroes correctness and number_match (no hedging between answers), and so does a block
+holding several candidate numbers ("8 or 7", "7 (or maybe 8)": the grader extracts nothing); padding adds nothing,
 since no reward grows with length. Weights live in params.yaml (grpo.rewards).
 """
 

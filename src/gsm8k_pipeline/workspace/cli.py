@@ -137,7 +137,8 @@ def _cmd_put(args) -> int:
 
     agent = _agent(args)
     with _open(_url(args)) as store:
-        result = put(store, agent, args.local_path, args.target, new_version=args.new_version)
+        result = put(store, agent, args.local_path, args.target, new_version=args.new_version,
+                     follow_symlinks=args.follow_symlinks)
     _warn(args, result.warnings)
     print(result.path)
     if len(result.files) > 1 or (result.files and result.files[0] != result.path):
@@ -233,6 +234,8 @@ def add_cli(subparsers) -> None:
     q.add_argument("local_path", metavar="LOCAL_PATH")
     q.add_argument("target", metavar="KIND/[NAME]", help=f"KIND: {', '.join(KINDS)}; NAME defaults to the local name")
     q.add_argument("--new-version", action="store_true", help="if NAME is taken, upload as NAME.v2 (next free)")
+    q.add_argument("--follow-symlinks", action="store_true",
+                   help="if LOCAL_PATH is a symlink, upload what it points to (refused otherwise)")
     q.set_defaults(func=_cmd_put)
     q = sub.add_parser("get", parents=[ws], help="download an artifact (never overwrites a local file)")
     q.add_argument("remote", metavar="KIND/AGENT/NAME")

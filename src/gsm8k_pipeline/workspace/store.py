@@ -93,10 +93,17 @@ def _bytes(data: bytes):
     return lambda f: f.write(data)
 
 
+def published_mode(local_path: str) -> int:
+    """Permissions for an uploaded copy: the source's (a 0640 file stays 0640), never group/other-writable,
+    since nobody may change a file after it is published."""
+    return stat_mod.S_IMODE(os.stat(local_path).st_mode) & 0o755
+
+
 def _copy_of(local_path: str):
     def fill(f):
         with open(local_path, "rb") as src:
             shutil.copyfileobj(src, f, CHUNK)
+        os.fchmod(f.fileno(), published_mode(local_path))
     return fill
 
 
@@ -146,7 +153,8 @@ class Store:
         raise NotImplementedError
 
     def write_new_from_file(self, rel: str, local_path: str) -> None:
-        """`write_new` with the bytes of a local file (local and SFTP stream it; object stores read it whole)."""
+        """`write_new` with the bytes of a local file (local and SFTP stream it and give it the file's
+        `published_mode`; object stores read it whole and have no modes)."""
         with open(local_path, "rb") as f:
             self.write_new(rel, f.read())
 
@@ -408,6 +416,7 @@ class SFTPStore(Store):
                 else:
                     for chunk in _chunks(source):
                         await f.write(chunk)
+                    await f.chmod(published_mode(source))
             try:
                 await self.sftp.link(tmp, path)  # hardlink@openssh.com: link(2) on the server
             except asyncssh.SFTPOpUnsupported:
