@@ -12,6 +12,7 @@ import yaml
 
 from conftest import make_checkout, run, test_params
 from engines import dvc_stale, snakemake_plan
+from gsm8k_pipeline.workspace.publish import cell
 
 TIMING_KEYS = {"seconds", "problems_per_second"}
 EVALS = {"eval@base", "eval@prep_sft", "eval_budget@full_sft-8", "eval_budget@grpo-8", "eval_budget@sft_from_traces-8"}
@@ -60,6 +61,21 @@ def test_engines_build_everything_and_identically(repos):
     board = (smk / "metrics/LEADERBOARD.md").read_text()
     assert all(m in board for m in ("base", "prep_sft", "full_sft_8", "grpo_8", "sft_from_traces_8"))
     assert "McNemar" in board
+
+
+def test_a_real_run_publishes_to_the_workspace(repos, tmp_path):
+    """`gsm8k publish` takes the test-sized DAG's own metrics/all.json, as the results record module
+    wrote it, and the workspace leaderboard ranks every model of it."""
+    smk = repos[0]
+    workspace = tmp_path / "ws"
+    run(["gsm8k", "workspace", "init", str(workspace)], smk)
+    proc = run(["gsm8k", "publish", "--workspace", str(workspace), "--agent-id", "tester"], smk)
+    assert "other params" not in proc.stderr  # the record's params digest is that of params.yaml
+    board = (workspace / "LEADERBOARD.md").read_text()
+    models = json.loads((smk / "metrics/all.json").read_text())["models"]
+    assert all(f"| {cell(model_id)} |" in board for model_id in models), board
+    published = json.loads(next((workspace / "artifacts/results/tester").glob("*.json")).read_text())
+    assert {r["id"] for r in published["models"]} == set(models)
 
 
 def test_second_run_does_nothing(repos):

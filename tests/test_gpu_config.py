@@ -21,7 +21,13 @@ def test_snakemake_dry_run_uses_the_gpu_params_file(tmp_path):
     jobs = snakemake_plan(repo, "--configfile", "configs/gpu.yaml")
     assert {f"grpo@{b}" for b in (256, 512, 1024, 2048)} <= jobs
     printed = run(["snakemake", "-n", "-p", "--cores", "1", "--configfile", "configs/gpu.yaml"], repo).stdout
-    assert "gsm8k download --params" in printed and "configs/gpu.yaml" in printed
+    # Every job reads the params Snakemake itself planned with: params.yaml overlaid with configs/gpu.yaml
+    # (Snakemake merges mappings, so the unused base_model.tiny of params.yaml stays).
+    files = {line.split("--params ")[1].split()[0] for line in printed.splitlines() if "--params " in line}
+    assert len(files) == 1
+    used, gpu = params.load(repo / files.pop()), params.load(GPU)
+    assert {k: v for k, v in used.items() if k != "base_model"} == {k: v for k, v in gpu.items() if k != "base_model"}
+    assert used["base_model"] == gpu["base_model"] | {"tiny": params.load(REPO / "params.yaml")["base_model"]["tiny"]}
 
 
 def test_dvc_status_with_the_gpu_params(tmp_path):
