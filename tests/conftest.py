@@ -22,6 +22,7 @@ TEST_SIZE = {
                             "num_hidden_layers": 1, "num_attention_heads": 2}},
     "eval": {"samples": 12, "batch_size": 6, "max_new_tokens": 12},
     "budgets": [8],
+    "seeds": [0],
     "traces": {"batch_size": 8, "max_attempts": 2, "max_new_tokens": 16},
     "train": {"save_steps": 2, "logging_steps": 1},
     "prep_sft": {"samples": 48, "epochs": 1, "batch_size": 8, "max_length": 128},

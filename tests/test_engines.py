@@ -1,5 +1,5 @@
-"""Both engines build the whole DAG for real, in temp git repos, on test-sized params: the same files,
-no-op reruns, and minimal reruns after a params edit."""
+"""Both engines build the whole DAG for real, in temp git repos, on test-sized params with two seeds: the
+same files, no-op reruns, and minimal reruns after a params or code edit."""
 
 from __future__ import annotations
 
@@ -15,12 +15,25 @@ from engines import dvc_stale, snakemake_plan
 from gsm8k_pipeline.workspace.publish import cell
 
 TIMING_KEYS = {"seconds", "problems_per_second"}
-EVALS = {"eval@base", "eval@prep_sft", "eval_budget@full_sft-8", "eval_budget@grpo-8", "eval_budget@sft_from_traces-8"}
+SEEDS = [0, 1]
+
+
+def runs(stage: str, *prefix: str) -> set[str]:
+    """The test DAG's jobs of a replicated stage (budget 8, every seed): e.g. grpo@8-0, grpo@8-1."""
+    return {f"{stage}@{'-'.join([*prefix, '8', str(s)])}" for s in SEEDS}
+
+
+def evals(*methods: str) -> set[str]:
+    return set().union(*(runs("eval_budget", m) for m in methods))
+
+
+EVALS = {"eval@base", "eval@prep_sft"} | evals("full_sft", "grpo", "sft_from_traces")
+MODELS = ["base", "prep_sft"] + [f"{m}_8_s{s}" for m in ("full_sft", "grpo", "sft_from_traces") for s in SEEDS]
 
 
 @pytest.fixture(scope="module")
 def repos(tmp_path_factory):
-    params = test_params()
+    params = test_params(seeds=SEEDS)
     smk = make_checkout(tmp_path_factory.mktemp("smk"), params)
     run(["snakemake", "--cores", "1", "metrics/all.json"], smk)
     dvc = make_checkout(tmp_path_factory.mktemp("dvc"), params)
@@ -44,13 +57,13 @@ def test_engines_build_everything_and_identically(repos):
     smk, dvc = repos
     a, b = files_under(smk, "data", "models"), files_under(dvc, "data", "models")
     assert set(a) == set(b)
-    assert {"data/traces/grpo_8.jsonl", "models/grpo/8/model/model.safetensors",
-            "models/sft_from_traces/8/train_log.csv"} <= set(a)
+    assert {"data/traces/grpo_8_s1.jsonl", "models/grpo/8/s0/model/model.safetensors",
+            "models/sft_from_traces/8/s1/train_log.csv"} <= set(a)
     assert not [k for k in a if "checkpoint" in k]
     # Logs carry wall times; everything else must match byte for byte.
     assert [k for k in a if a[k] != b[k] and not k.endswith("train_log.csv")] == []
 
-    for m in ("base", "prep_sft", "full_sft_8", "grpo_8", "sft_from_traces_8"):
+    for m in MODELS:
         assert without_timing(smk / f"metrics/eval/{m}.json") == without_timing(dvc / f"metrics/eval/{m}.json")
         assert (smk / f"metrics/eval/{m}/debug.csv").read_bytes() == (dvc / f"metrics/eval/{m}/debug.csv").read_bytes()
     records = [json.loads((r / "metrics/all.json").read_text()) for r in repos]
@@ -59,8 +72,10 @@ def test_engines_build_everything_and_identically(repos):
             assert len(model.pop("git_commit")) == 40
     assert records[0] == records[1]
     board = (smk / "metrics/LEADERBOARD.md").read_text()
-    assert all(m in board for m in ("base", "prep_sft", "full_sft_8", "grpo_8", "sft_from_traces_8"))
-    assert "McNemar" in board
+    assert all(f"| {m} |" in board for m in MODELS)
+    assert board.startswith("# Leaderboard\n\n## Answer") and "mean over 2 seed(s)" in board
+    # Different seeds train different models (else the "seeds" would measure nothing).
+    assert a["models/grpo/8/s0/model/model.safetensors"] != a["models/grpo/8/s1/model/model.safetensors"]
 
 
 def test_a_real_run_publishes_to_the_workspace(repos, tmp_path):
@@ -85,14 +100,14 @@ def test_second_run_does_nothing(repos):
     assert "Running stage" not in run(["dvc", "repro"], dvc).stdout
 
 
-ALL_JOBS = {"download", "base_model", "prep_sft", "full_sft@8", "grpo@8", "traces@8", "sft_from_traces@8",
-            "leaderboard"} | EVALS
+ALL_JOBS = ({"download", "base_model", "prep_sft", "leaderboard"} | EVALS
+            | runs("full_sft") | runs("grpo") | runs("traces") | runs("sft_from_traces"))
 # Module edited -> the stages of the test DAG whose command imports it (written out by hand, not computed
 # with dag.code_deps, so this checks the closure too).
 IMPORTERS = {
     "task.py": ALL_JOBS - {"leaderboard"},  # read_jsonl / gold
-    "grader.py": {"grpo@8", "traces@8"} | EVALS,  # rewards and eval grade
-    "training.py": {"prep_sft", "full_sft@8", "grpo@8", "sft_from_traces@8"},
+    "grader.py": runs("grpo") | runs("traces") | EVALS,  # rewards and eval grade
+    "training.py": {"prep_sft"} | runs("full_sft") | runs("grpo") | runs("sft_from_traces"),
     "cli.py": ALL_JOBS,  # every command; it sets torch's threads
     "results.py": {"leaderboard"},
 }
@@ -100,11 +115,12 @@ DESCENDANTS = {
     "download": ALL_JOBS - {"download"},
     "base_model": ALL_JOBS - {"download", "base_model"},
     "prep_sft": ALL_JOBS - {"download", "base_model", "prep_sft", "eval@base"},
-    "full_sft@8": {"eval_budget@full_sft-8", "leaderboard"},
-    "grpo@8": {"traces@8", "sft_from_traces@8", "eval_budget@grpo-8", "eval_budget@sft_from_traces-8", "leaderboard"},
-    "traces@8": {"sft_from_traces@8", "eval_budget@sft_from_traces-8", "leaderboard"},
-    "sft_from_traces@8": {"eval_budget@sft_from_traces-8", "leaderboard"},
-} | {e: {"leaderboard"} for e in EVALS} | {"leaderboard": set()}
+} | {f"full_sft@8-{s}": {f"eval_budget@full_sft-8-{s}", "leaderboard"} for s in SEEDS} | {
+    f"grpo@8-{s}": {f"traces@8-{s}", f"sft_from_traces@8-{s}", f"eval_budget@grpo-8-{s}",
+                    f"eval_budget@sft_from_traces-8-{s}", "leaderboard"} for s in SEEDS} | {
+    f"traces@8-{s}": {f"sft_from_traces@8-{s}", f"eval_budget@sft_from_traces-8-{s}", "leaderboard"} for s in SEEDS
+} | {f"sft_from_traces@8-{s}": {f"eval_budget@sft_from_traces-8-{s}", "leaderboard"} for s in SEEDS
+     } | {e: {"leaderboard"} for e in EVALS} | {"leaderboard": set()}
 
 
 @pytest.mark.parametrize("module", sorted(IMPORTERS))
@@ -152,8 +168,8 @@ def test_editing_an_eval_param_reruns_only_evals_and_leaderboard(repos):
 def test_editing_a_grpo_param_reruns_grpo_and_what_follows(repos):
     for repo in repos:
         edit(repo, "grpo", "learning_rate", lambda v: v * 2)
-    expected = {"grpo@8", "traces@8", "sft_from_traces@8", "eval_budget@grpo-8", "eval_budget@sft_from_traces-8",
-                "leaderboard"}
+    expected = (runs("grpo") | runs("traces") | runs("sft_from_traces") | evals("grpo", "sft_from_traces")
+                | {"leaderboard"})
     smk, dvc = repos
     assert snakemake_plan(smk, "metrics/all.json") == expected
     # `dvc status` names only the stages whose own deps changed, so run DVC for real and see what ran.
@@ -161,4 +177,4 @@ def test_editing_a_grpo_param_reruns_grpo_and_what_follows(repos):
     # test-sized model) is rightly skipped, so what runs is a subset of Snakemake's plan.
     ran = [line for line in run(["dvc", "repro"], dvc).stdout.splitlines() if line.startswith("Running stage")]
     ran = {line.split("'")[1] for line in ran}
-    assert {"grpo@8", "traces@8", "eval_budget@grpo-8", "leaderboard"} <= ran <= expected
+    assert runs("grpo") | runs("traces") | evals("grpo") | {"leaderboard"} <= ran <= expected

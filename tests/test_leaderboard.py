@@ -1,12 +1,17 @@
+"""The leaderboard stage on planted eval results: records, groups over seeds, the Answer, the plots."""
+
 import json
 
+import pandas as pd
 import pytest
 
-from gsm8k_pipeline.leaderboard import mcnemar_exact, model_ids, render_markdown
+from gsm8k_pipeline.leaderboard import LeaderboardConfig, main, model_ids
 from gsm8k_pipeline.results import record
+from gsm8k_pipeline.stats import wilson_interval
 from gsm8k_pipeline.traces import first_success
 
 GOOD = "<start_working_out>2+2=<<2+2=4>>4<end_working_out><SOLUTION>4</SOLUTION>"
+PARAMS = {"base_model": {"name": "tiny"}, "budgets": [8, 16], "seeds": [0, 1, 2]}
 
 
 def test_first_success_needs_the_right_answer_in_the_exact_format():
@@ -14,32 +19,59 @@ def test_first_success_needs_the_right_answer_in_the_exact_format():
     assert first_success(["4", "<SOLUTION>4</SOLUTION>"], "4") is None
 
 
-def test_mcnemar_exact_matches_a_binomial_test():
-    a = [True] * 10 + [False] * 2 + [True] * 5
-    b = [False] * 10 + [True] * 2 + [True] * 5
-    result = mcnemar_exact(a, b)
-    assert (result["only_first_correct"], result["only_second_correct"]) == (10, 2)
-    assert result["p_value"] == pytest.approx(0.03857421875)  # 2 * P(X <= 2), X ~ Bin(12, 1/2)
-    assert mcnemar_exact([True, False], [True, False])["p_value"] == 1.0
+def test_model_ids_cover_every_run():
+    ids = model_ids({"budgets": [8, 16], "seeds": [0, 1]})
+    assert ids[:2] == ["base", "prep_sft"] and len(ids) == 2 + 3 * 2 * 2
+    assert {"full_sft_8_s0", "grpo_16_s1", "sft_from_traces_8_s1"} <= set(ids)
 
 
-def test_model_ids_cover_every_evaluated_model():
-    assert model_ids({"budgets": [8, 16]}) == [
-        "base", "prep_sft", "full_sft_8", "full_sft_16", "grpo_8", "grpo_16", "sft_from_traces_8", "sft_from_traces_16"]
+def test_records_carry_method_budget_and_seed():
+    metrics = {"model_id": "grpo_16_s2", "accuracy": 0.5, "accuracy_ci95": [0.2, 0.8], "thinking_proportion": 1.0,
+               "answer_proportion": 1.0, "n": 10, "generation": {}}
+    r = record(metrics, PARAMS, "abc")
+    assert (r["method"], r["budget"], r["seed"]) == ("grpo", 16, 2)
+    assert record(metrics | {"model_id": "prep_sft"}, PARAMS, None)["seed"] is None
 
 
-def test_records_and_markdown():
-    params = {"base_model": {"name": "tiny"}, "budgets": [8]}
-    metrics = lambda mid, acc: {"model_id": mid, "accuracy": acc, "accuracy_ci95": [acc / 2, min(1, acc * 2)],  # noqa: E731
-                                "thinking_proportion": 1.0, "answer_proportion": 1.0, "n": 10, "generation": {}}
-    records = [record(metrics(m, a), params, "abc") for m, a in
-               [("base", 0.0), ("full_sft_8", 0.3), ("sft_from_traces_8", 0.4), ("grpo_8", 0.2)]]
-    assert records[1]["method"] == "full_sft" and records[1]["budget"] == 8
-    assert records[2]["method"] == "sft_from_traces" and records[0]["budget"] is None
-    md = render_markdown(records, [{"budget": 8, "first": "sft_from_traces_8", "second": "full_sft_8",
-                                    "only_first_correct": 3, "only_second_correct": 1, "p_value": 0.625}])
-    ranked = [line.split("|")[2].strip() for line in md.splitlines() if line.startswith("| ") and line[2].isdigit()]
-    assert ranked[:4] == ["sft_from_traces_8", "full_sft_8", "grpo_8", "base"]
-    assert "| 8 | 30.0 % (15.0–60.0) | 20.0 % (10.0–40.0) | 40.0 % (20.0–80.0) |" in md
-    assert "0.625" in md
-    json.dumps(records)  # all.json must serialise
+def plant(tmp_path, accuracy_of) -> LeaderboardConfig:
+    """Eval outputs for every model of PARAMS (model id -> list of 0/1 per problem) and GRPO training logs."""
+    config = LeaderboardConfig(eval_dir=tmp_path / "eval", out_dir=tmp_path / "out", models_dir=tmp_path / "models")
+    config.out_dir.mkdir()
+    for model_id in model_ids(PARAMS):
+        correct = accuracy_of(model_id)
+        (config.eval_dir / model_id).mkdir(parents=True)
+        pd.DataFrame({"correct": correct}).to_csv(config.eval_dir / model_id / "debug.csv", index=False)
+        k, n = sum(correct), len(correct)
+        (config.eval_dir / f"{model_id}.json").write_text(json.dumps({
+            "model_id": model_id, "accuracy": k / n, "accuracy_ci95": list(wilson_interval(k, n)), "n": n,
+            "thinking_proportion": 1.0, "answer_proportion": 1.0, "generation": {}}))
+    for b in PARAMS["budgets"]:
+        for s in PARAMS["seeds"]:
+            log = config.models_dir / "grpo" / str(b) / f"s{s}" / "train_log.csv"
+            log.parent.mkdir(parents=True)
+            pd.DataFrame({"step": range(1, 9), "reward": [1.0 + 0.1 * i for i in range(8)]}).to_csv(log, index=False)
+    return config
+
+
+def test_the_answer_names_a_clear_winner_and_says_when_the_data_cant_tell(tmp_path):
+    def accuracy_of(model_id):  # GRPO right on all 60 problems; the two SFTs alike, right on half
+        if model_id.startswith("grpo"):
+            return [1] * 60
+        return [i % 2 for i in range(60)]
+
+    config = plant(tmp_path, accuracy_of)
+    main(PARAMS, config)
+    board = (config.out_dir / "LEADERBOARD.md").read_text()
+    assert board.index("## Answer") < board.index("## Methods by budget") < board.index("## Every model")
+    answer = board[board.index("## Answer"): board.index("## Methods by budget")]
+    assert "at budget 8, grpo − full_sft = +50.0 (95 % CI +36.7 to +63.3, p = 0.0002): grpo is better" in answer
+    assert "sft_from_traces − full_sft = +0.0 (95 % CI +0.0 to +0.0, p = 1): the data can't tell" in answer
+    out = json.loads((config.out_dir / "all.json").read_text())
+    assert out["groups"]["grpo_8"]["per_seed"] == [1.0, 1.0, 1.0]
+    assert out["comparisons"]["grpo_vs_full_sft_16"]["ci95"][0] > 0.3
+    assert out["grpo_reward"]["grpo_8_s0"] == {"first_quarter": pytest.approx(1.05), "last_quarter": pytest.approx(1.65)}
+    assert len(out["models"]) == 2 + 3 * 2 * 3
+    for png in ("accuracy_vs_budget.png", "grpo_reward.png"):
+        assert (config.out_dir / png).read_bytes()[:4] == b"\x89PNG"
+    curve = pd.read_csv(config.out_dir / "accuracy_vs_budget.csv")
+    assert len(curve) == 3 * 2 * 3 and set(curve["seed"]) == {0, 1, 2}

@@ -21,16 +21,20 @@ def assert_same_dag(repo):
 def test_shipped_dag_is_the_same_in_both_engines():
     jobs = assert_same_dag(REPO)
     assert {"download", "base_model", "prep_sft", "eval@base", "eval@prep_sft"} <= set(jobs)
-    assert jobs["grpo@256"]["params"] == {"seed", "threads", "prompt", "lora", "train", "grpo"}
+    assert jobs["grpo@256-0"]["params"] == {"seed", "threads", "prompt", "lora", "train", "grpo"}
 
 
-@pytest.mark.parametrize("budgets", [[3], [8, 16, 32]])
-def test_budgets_expand_the_same_way(tmp_path, budgets):
-    repo = make_checkout(tmp_path / "repo", test_params(budgets=budgets))
+@pytest.mark.parametrize("budgets, seeds", [([3], [0]), ([8, 16, 32], [0, 1, 2])])
+def test_budgets_and_seeds_expand_the_same_way(tmp_path, budgets, seeds):
+    repo = make_checkout(tmp_path / "repo", test_params(budgets=budgets, seeds=seeds))
     jobs = assert_same_dag(repo)
     for b in budgets:
-        assert {f"full_sft@{b}", f"grpo@{b}", f"eval_budget@full_sft-{b}", f"eval_budget@grpo-{b}",
-                f"eval_budget@sft_from_traces-{b}"} <= set(jobs)
+        for s in seeds:
+            assert {f"full_sft@{b}-{s}", f"grpo@{b}-{s}", f"traces@{b}-{s}", f"sft_from_traces@{b}-{s}",
+                    f"eval_budget@full_sft-{b}-{s}", f"eval_budget@grpo-{b}-{s}",
+                    f"eval_budget@sft_from_traces-{b}-{s}"} <= set(jobs)
+            assert f"--seed {s}" in jobs[f"grpo@{b}-{s}"]["cmd"]
+    assert len(jobs) == 6 + 7 * len(budgets) * len(seeds)  # 6 shared: download … prep_sft, their evals, leaderboard
 
 
 def test_every_stage_declares_the_code_its_command_runs():

@@ -14,13 +14,13 @@ from conftest import make_checkout, run, test_params
 from engines import dvc_stale, snakemake_plan
 
 OUTPUT_DIRS = ("data", "models", "metrics")
-EVAL_FILES = [f"metrics/eval/{m}.json" for m in ("base", "prep_sft", "full_sft_8", "grpo_8", "sft_from_traces_8")]
+EVAL_FILES = [f"metrics/eval/{m}.json" for m in ("base", "prep_sft", "full_sft_8_s0", "grpo_8_s0", "sft_from_traces_8_s0")]
 # What git (not DVC) must hold after a run: the lock, the `cache: false` metrics/plots, DVC's .gitignores.
 GIT_RESULTS = {
     "dvc.lock", "metrics/all.json", "metrics/LEADERBOARD.md", "metrics/accuracy_vs_budget.csv",
-    "metrics/accuracy_vs_budget.png", *EVAL_FILES,
+    "metrics/accuracy_vs_budget.png", "metrics/grpo_reward.png", *EVAL_FILES,
     "data/gsm8k/.gitignore", "data/traces/.gitignore", "models/base/.gitignore", "models/prep_sft/.gitignore",
-    "models/full_sft/8/.gitignore", "models/grpo/8/.gitignore", "models/sft_from_traces/8/.gitignore",
+    "models/full_sft/8/s0/.gitignore", "models/grpo/8/s0/.gitignore", "models/sft_from_traces/8/s0/.gitignore",
     *(f.removesuffix(".json") + "/.gitignore" for f in EVAL_FILES),
 }
 TOUCH = ["snakemake", "--cores", "1", "--touch"]
@@ -94,7 +94,7 @@ def test_run_results_are_committed_to_git_and_the_rest_pushed(origin):
 
 def test_clone_and_pull_gives_identical_files(origin, clone):
     original, pulled = files_under(origin[0]), files_under(clone)
-    assert {"models/grpo/8/model/model.safetensors", "data/traces/grpo_8.jsonl", "metrics/all.json",
+    assert {"models/grpo/8/s0/model/model.safetensors", "data/traces/grpo_8_s0.jsonl", "metrics/all.json",
             "metrics/eval/base/debug.csv"} <= set(original)
     assert set(pulled) == set(original)
     assert [k for k in original if original[k] != pulled[k]] == []
@@ -149,7 +149,8 @@ def test_dvc_metrics_diff_shows_a_params_branch(origin):
     set_param(repo, "eval.samples", 6)  # accuracies at test size may be 0 either way; n is certain to change
     ran = [line for line in run(["dvc", "repro"], repo).stdout.splitlines() if line.startswith("Running stage")]
     assert {line.split("'")[1] for line in ran} == {
-        "eval@base", "eval@prep_sft", "eval_budget@full_sft-8", "eval_budget@grpo-8", "eval_budget@sft_from_traces-8",
+        "eval@base", "eval@prep_sft", "eval_budget@full_sft-8-0", "eval_budget@grpo-8-0",
+        "eval_budget@sft_from_traces-8-0",
         "leaderboard"}
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "eval.samples: 6"], repo)

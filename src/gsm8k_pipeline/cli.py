@@ -65,7 +65,8 @@ def _cmd_base_model(args) -> int:
 def _cmd_evaluate(args) -> int:
     from .evaluate import EvalConfig, main
 
-    params = _torch_params(args, "eval", {"eval.samples": args.samples, "run.output_dir": args.output_dir})
+    params = _torch_params(args, "eval", {"eval.samples": args.samples, "run.output_dir": args.output_dir,
+                                          "seed": args.seed})
     config = EvalConfig(
         model_path=args.model_path,
         output_dir=_output_dir(params, "metrics/eval"),
@@ -84,7 +85,8 @@ def _cmd_train_sft(args) -> int:
 
     stage = "prep_sft" if args.stage == "prep" else "full_sft"
     samples_key = "prep_sft.samples" if args.stage == "prep" else "run.samples"
-    params = _torch_params(args, stage, {samples_key: args.samples, "run.output_dir": args.output_dir})
+    params = _torch_params(args, stage, {samples_key: args.samples, "run.output_dir": args.output_dir,
+                                         "seed": args.seed})
     main(params, SFTStageConfig(
         stage=args.stage, output_dir=_output_dir(params, f"models/{stage}"),
         base_model=args.base_model, train_file=args.train_file, traces_file=args.traces_file,
@@ -95,7 +97,8 @@ def _cmd_train_sft(args) -> int:
 def _cmd_train_grpo(args) -> int:
     from .train_grpo import GRPOStageConfig, main
 
-    params = _torch_params(args, "grpo", {"run.samples": args.samples, "run.output_dir": args.output_dir})
+    params = _torch_params(args, "grpo", {"run.samples": args.samples, "run.output_dir": args.output_dir,
+                                          "seed": args.seed})
     main(params, GRPOStageConfig(
         output_dir=_output_dir(params, "models/grpo"), base_model=args.base_model, train_file=args.train_file,
     ))
@@ -109,7 +112,7 @@ def _cmd_generate_traces(args) -> int:
 
     params = _torch_params(args, "traces", {
         "run.samples": args.num_samples, "traces.batch_size": args.batch_size,
-        "traces.max_attempts": args.max_attempts, "traces.temperature": args.temperature,
+        "traces.max_attempts": args.max_attempts, "traces.temperature": args.temperature, "seed": args.seed,
     })
     stats = main(params, TracesConfig(
         grpo_model=args.grpo_model, output_dir=args.output_dir, output_file=args.output_file,
@@ -148,6 +151,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     common.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default: %(default)s)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    # The DAG runs the stages after prep_sft once per entry of `seeds`, passing it here.
+    replicate = argparse.ArgumentParser(add_help=False)
+    replicate.add_argument("--seed", type=int, default=None, help="training/sampling seed (default: params seed)")
+
     p = sub.add_parser("check-params", parents=[common], help="validate params.yaml against the schema")
     p.set_defaults(func=_cmd_check_params)
 
@@ -160,7 +167,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--out-dir", type=Path, default=Path("models/base"))
     p.set_defaults(func=_cmd_base_model)
 
-    p = sub.add_parser("evaluate", parents=[common], help="stage: evaluate a model on the test split")
+    p = sub.add_parser("evaluate", parents=[common, replicate], help="stage: evaluate a model on the test split")
     p.add_argument("--model-path", type=Path, default=Path("models/base/model"))
     p.add_argument("--output-dir", type=str, default=None, help="default: $OUTPUT_DIR or metrics/eval")
     p.add_argument("--output-file", default="base.json", help="metrics file; its stem is the model id")
@@ -168,7 +175,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=None, help="cap on test problems (default: $EVAL_SAMPLES, else eval.samples)")
     p.set_defaults(func=_cmd_evaluate)
 
-    p = sub.add_parser("train-sft", parents=[common], help="stage: SFT (prep, full, or on traces) with TRL")
+    p = sub.add_parser("train-sft", parents=[common, replicate], help="stage: SFT (prep, full, or on traces) with TRL")
     p.add_argument("--stage", choices=("prep", "full"), required=True)
     p.add_argument("--output-dir", type=str, default=None, help="default: $OUTPUT_DIR or models/<stage>_sft")
     p.add_argument("--base-model", type=Path, default=Path("models/base/model"), help="model dir to start from")
@@ -178,14 +185,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                    help="examples to train on (default: $PREP_TRAIN_SAMPLES / $TRAIN_SAMPLES, else params)")
     p.set_defaults(func=_cmd_train_sft)
 
-    p = sub.add_parser("train-grpo", parents=[common], help="stage: GRPO with TRL")
+    p = sub.add_parser("train-grpo", parents=[common, replicate], help="stage: GRPO with TRL")
     p.add_argument("--output-dir", type=str, default=None, help="default: $OUTPUT_DIR or models/grpo")
     p.add_argument("--base-model", type=Path, default=Path("models/prep_sft/model"), help="model dir to start from")
     p.add_argument("--train-file", type=Path, default=Path("data/gsm8k/train.jsonl"))
     p.add_argument("--samples", type=int, default=None, help="problems to train on (default: $TRAIN_SAMPLES, else all)")
     p.set_defaults(func=_cmd_train_grpo)
 
-    p = sub.add_parser("generate-traces", parents=[common], help="stage: reasoning traces from a GRPO model")
+    p = sub.add_parser("generate-traces", parents=[common, replicate], help="stage: reasoning traces from a GRPO model")
     p.add_argument("--grpo-model", type=Path, required=True)
     p.add_argument("--output-dir", type=Path, default=Path("data/traces"))
     p.add_argument("--output-file", default="traces.jsonl")

@@ -1,7 +1,11 @@
-"""`leaderboard` stage → metrics/all.json, metrics/LEADERBOARD.md, metrics/accuracy_vs_budget.{csv,png}.
+"""`leaderboard` stage → metrics/all.json, metrics/LEADERBOARD.md, metrics/accuracy_vs_budget.{csv,png},
+metrics/grpo_reward.png.
 
-One record per evaluated model; SFT vs GRPO by budget; SFT on traces vs SFT on the original solutions
-at equal budget, with an exact McNemar test on the same test problems.
+Every evaluated model is a record (results.record). Each (method, budget) is trained once per seed; its
+accuracy is the mean over seeds with a 95 % two-level bootstrap interval (seeds, then problems: stats.py).
+The research questions are paired differences at every budget — GRPO − SFT, and SFT on GRPO's traces −
+SFT on the original solutions — and LEADERBOARD.md opens with their Answer, saying "the data can't tell"
+wherever the interval spans zero.
 """
 
 from __future__ import annotations
@@ -16,31 +20,29 @@ from .errors import PipelineError
 from .fileio import atomic_write_json, atomic_write_text
 from .results import record
 
+# (first, second, question): each is answered at every budget by first − second.
+QUESTIONS = [
+    ("grpo", "full_sft", "GRPO vs SFT on the original solutions"),
+    ("sft_from_traces", "full_sft", "SFT on GRPO's reasoning traces vs SFT on the original solutions"),
+]
+SHARED = ["base", "prep_sft"]  # one model each, no budget, no seed
+
 
 def model_ids(params: dict) -> list[str]:
     """Every model the DAG evaluates."""
-    return ["base", "prep_sft"] + [f"{m}_{b}" for m in METHODS for b in params["budgets"]]
+    return SHARED + [f"{m}_{b}_s{s}" for m in METHODS for b in params["budgets"] for s in params["seeds"]]
 
 
 @dataclass(frozen=True)
 class LeaderboardConfig:
     eval_dir: Path = Path("metrics/eval")
     out_dir: Path = Path("metrics")
+    models_dir: Path = Path("models")  # GRPO's training logs, for the reward curves
 
 
 def git_commit() -> str | None:
     proc = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
     return proc.stdout.strip() if proc.returncode == 0 else None
-
-
-def mcnemar_exact(a: list[bool], b: list[bool]) -> dict:
-    """Exact (binomial) McNemar test on paired outcomes of the same problems."""
-    from scipy.stats import binomtest
-
-    only_a = sum(x and not y for x, y in zip(a, b, strict=True))
-    only_b = sum(y and not x for x, y in zip(a, b, strict=True))
-    p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
-    return {"only_first_correct": only_a, "only_second_correct": only_b, "p_value": p}
 
 
 def _correct(eval_dir: Path, model_id: str) -> list[bool]:
@@ -49,56 +51,145 @@ def _correct(eval_dir: Path, model_id: str) -> list[bool]:
     return pd.read_csv(eval_dir / model_id / "debug.csv")["correct"].astype(bool).tolist()
 
 
-def _pct(r: dict) -> str:
-    lo, hi = r["accuracy_ci95"]
-    return f"{100 * r['accuracy']:.1f} % ({100 * lo:.1f}–{100 * hi:.1f})"
+def aggregate(params: dict, eval_dir: Path) -> tuple[dict, dict]:
+    """(groups, comparisons): per (method, budget) the bootstrap accuracy over seeds; per question and
+    budget the bootstrap difference. Every run is scored on the same problems in the same order."""
+    from .stats import bootstrap_accuracy, bootstrap_difference
+
+    seeds = params["seeds"]
+    matrices = {f"{m}_{b}": [_correct(eval_dir, f"{m}_{b}_s{s}") for s in seeds]
+                for m in METHODS for b in params["budgets"]}
+    matrices |= {m: [_correct(eval_dir, m)] for m in SHARED}
+    groups = {}
+    for key, rows in matrices.items():
+        method, _, budget = key.rpartition("_") if key not in SHARED else (key, "", None)
+        groups[key] = {"method": method, "budget": int(budget) if budget else None,
+                       "seeds": seeds if key not in SHARED else [], "n": len(rows[0]), **bootstrap_accuracy(rows)}
+    comparisons = {
+        f"{first}_vs_{second}_{b}": {"first": first, "second": second, "budget": b,
+                                     **bootstrap_difference(matrices[f"{first}_{b}"], matrices[f"{second}_{b}"])}
+        for first, second, _ in QUESTIONS for b in params["budgets"]
+    }
+    return groups, comparisons
 
 
-def render_markdown(records: list[dict], comparisons: list[dict]) -> str:
-    by_id = {r["id"]: r for r in records}
-    lines = ["# Leaderboard", "", "| rank | model | method | budget | accuracy (95 % CI) | answer | thinking | n |",
-             "|---|---|---|---|---|---|---|---|"]
+def _points(x: float) -> str:
+    return f"{100 * x:+.1f}"
+
+
+def verdict(c: dict) -> str:
+    lo, hi = c["ci95"]
+    if lo > 0:
+        return f"{c['first']} is better"
+    if hi < 0:
+        return f"{c['second']} is better"
+    return "the data can't tell"
+
+
+def render_answer(comparisons: dict, groups: dict, n_seeds: int) -> list[str]:
+    n = next(iter(groups.values()))["n"]
+    lines = ["## Answer", "",
+             f"Differences in accuracy (percentage points), each a mean over {n_seeds} seed(s) per method on the "
+             f"same {n} test problems, with a 95 % two-level bootstrap interval (seeds, then problems; paired by "
+             "problem) and a bootstrap p-value for no difference.", ""]
+    for first, second, question in QUESTIONS:
+        parts = []
+        for c in (c for c in comparisons.values() if c["first"] == first and c["second"] == second):
+            lo, hi = c["ci95"]
+            parts.append(f"at budget {c['budget']}, {first} − {second} = {_points(c['difference'])} "
+                         f"(95 % CI {_points(lo)} to {_points(hi)}, p = {c['p_value']:.2g}): {verdict(c)}")
+        lines.append(f"- **{question}:** " + "; ".join(parts) + ".")
+    return lines + [""]
+
+
+def _pct(mean: float, ci: list[float]) -> str:
+    return f"{100 * mean:.1f} % ({100 * ci[0]:.1f}–{100 * ci[1]:.1f})"
+
+
+def render_markdown(records: list[dict], groups: dict, comparisons: dict, n_seeds: int) -> str:
+    lines = ["# Leaderboard", "", *render_answer(comparisons, groups, n_seeds)]
+    lines += ["## Methods by budget (mean over seeds)", "",
+              "| method | budget | accuracy (95 % CI) | per seed | n |", "|---|---|---|---|---|"]
+    for g in sorted(groups.values(), key=lambda g: (g["budget"] or 0, g["method"])):
+        per_seed = ", ".join(f"{100 * v:.1f}" for v in g["per_seed"]) if g["seeds"] else "—"
+        lines.append(f"| {g['method']} | {g['budget'] or '—'} | {_pct(g['mean'], g['ci95'])} | {per_seed} | {g['n']} |")
+    lines += ["", "## Every model", "",
+              "| rank | model | method | budget | seed | accuracy (95 % CI, this run's problems) | answer | thinking | n |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for rank, r in enumerate(sorted(records, key=lambda r: -r["accuracy"]), 1):
-        lines.append(f"| {rank} | {r['id']} | {r['method']} | {r['budget'] or '—'} | {_pct(r)} | "
+        lines.append(f"| {rank} | {r['id']} | {r['method']} | {r['budget'] or '—'} | "
+                     f"{'—' if r['seed'] is None else r['seed']} | {_pct(r['accuracy'], r['accuracy_ci95'])} | "
                      f"{r['answer_proportion']:.2f} | {r['thinking_proportion']:.2f} | {r['n']} |")
-    budgets = sorted({r["budget"] for r in records if r["budget"] is not None})
-    methods = [m for m in METHODS if any(r["method"] == m for r in records)]
-    lines += ["", "## By budget", "", "| budget | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
-    for b in budgets:
-        cells = [_pct(by_id[f"{m}_{b}"]) if f"{m}_{b}" in by_id else "—" for m in methods]
-        lines.append(f"| {b} | " + " | ".join(cells) + " |")
-    if comparisons:
-        lines += ["", "## SFT on GRPO traces vs SFT on the original solutions (exact McNemar, same problems)", "",
-                  "| budget | sft_from_traces | full_sft | only traces right | only original right | p |",
-                  "|---|---|---|---|---|---|"]
-        for c in comparisons:
-            lines.append(f"| {c['budget']} | {_pct(by_id[c['first']])} | {_pct(by_id[c['second']])} | "
-                         f"{c['only_first_correct']} | {c['only_second_correct']} | {c['p_value']:.3g} |")
     return "\n".join(lines) + "\n"
 
 
-def plot(records: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
+def _save(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for method in sorted({r["method"] for r in records if r["budget"] is not None}):
-        points = sorted((r["budget"], r["accuracy"]) for r in records if r["method"] == method)
-        ax.plot([b for b, _ in points], [a for _, a in points], marker="o", label=method)
-    references = [r for r in records if r["budget"] is None]  # base, prep_sft: budget-free lines
-    for k, r in enumerate(references):
-        ax.axhline(r["accuracy"], linestyle="--", linewidth=1, color=f"C{k + 3}", label=r["id"])
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("sample budget")
-    ax.set_ylabel("test accuracy")
-    ax.legend()
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=100, metadata={"Software": None})  # no version stamp: same data, same bytes
     tmp.replace(path)
     plt.close(fig)
+
+
+def plot_accuracy(records: list[dict], groups: dict, path: Path) -> None:
+    """Accuracy vs budget per method: each seed's run as a dot, the mean over seeds with its interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for k, method in enumerate(METHODS):
+        color = f"C{k}"
+        runs = [r for r in records if r["method"] == method]
+        ax.scatter([r["budget"] for r in runs], [r["accuracy"] for r in runs], s=12, alpha=0.5, color=color)
+        means = sorted((g["budget"], g["mean"], g["ci95"]) for g in groups.values() if g["method"] == method)
+        ax.errorbar([b for b, _, _ in means], [m for _, m, _ in means],
+                    yerr=[[m - ci[0] for _, m, ci in means], [ci[1] - m for _, m, ci in means]],
+                    marker="o", capsize=3, color=color, label=f"{method} (mean, 95 % CI)")
+    for k, name in enumerate(SHARED):
+        ax.axhline(groups[name]["mean"], linestyle="--", linewidth=1, color=f"C{k + 4}", label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("sample budget")
+    ax.set_ylabel("test accuracy")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def reward_trends(params: dict, models_dir: Path) -> dict:
+    """Per GRPO run: its logged mean reward by step, and the mean of the first and last quarter of steps."""
+    import pandas as pd
+
+    trends = {}
+    for b in params["budgets"]:
+        for s in params["seeds"]:
+            log = pd.read_csv(models_dir / "grpo" / str(b) / f"s{s}" / "train_log.csv")
+            rows = log.dropna(subset=["reward"]) if "reward" in log else log.iloc[0:0]
+            rewards = rows["reward"].tolist()
+            quarter = max(1, len(rewards) // 4)
+            trends[f"grpo_{b}_s{s}"] = {
+                "steps": rows["step"].astype(int).tolist(), "reward": rewards,
+                "first_quarter": sum(rewards[:quarter]) / quarter if rewards else None,
+                "last_quarter": sum(rewards[-quarter:]) / quarter if rewards else None,
+            }
+    return trends
+
+
+def plot_rewards(trends: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for run, t in sorted(trends.items()):
+        ax.plot(t["steps"], t["reward"], linewidth=1, label=run)
+    ax.set_xlabel("GRPO step")
+    ax.set_ylabel("mean reward of the step's completions")
+    ax.legend(fontsize=7, ncol=2)
+    _save(fig, path)
 
 
 def main(params: dict, config: LeaderboardConfig = LeaderboardConfig()) -> list[dict]:
@@ -110,20 +201,20 @@ def main(params: dict, config: LeaderboardConfig = LeaderboardConfig()) -> list[
     if missing:
         raise PipelineError(f"no eval metrics for {len(missing)} model(s): {', '.join(missing)} (run the eval stages first)")
     records = [record(json.loads((config.eval_dir / f"{m}.json").read_text()), params, commit) for m in ids]
-    comparisons = []
-    for r in records:
-        if r["method"] == "sft_from_traces" and f"full_sft_{r['budget']}" in ids:
-            other = f"full_sft_{r['budget']}"
-            test = mcnemar_exact(_correct(config.eval_dir, r["id"]), _correct(config.eval_dir, other))
-            comparisons.append({"budget": r["budget"], "first": r["id"], "second": other, **test})
-    curve = pd.DataFrame([{"method": r["method"], "budget": r["budget"], "accuracy": r["accuracy"]}
+    groups, comparisons = aggregate(params, config.eval_dir)
+    trends = reward_trends(params, config.models_dir)
+    curve = pd.DataFrame([{"method": r["method"], "budget": r["budget"], "seed": r["seed"], "accuracy": r["accuracy"]}
                           for r in records if r["budget"] is not None])
     atomic_write_text(config.out_dir / "accuracy_vs_budget.csv", curve.to_csv(index=False))
-    plot(records, config.out_dir / "accuracy_vs_budget.png")
-    atomic_write_text(config.out_dir / "LEADERBOARD.md", render_markdown(records, comparisons))
-    # Keyed by model id and budget (not lists), so `dvc metrics diff` compares every number.
+    plot_accuracy(records, groups, config.out_dir / "accuracy_vs_budget.png")
+    plot_rewards(trends, config.out_dir / "grpo_reward.png")
+    atomic_write_text(config.out_dir / "LEADERBOARD.md",
+                      render_markdown(records, groups, comparisons, len(params["seeds"])))
+    # Keyed by model id, group and question (not lists), so `dvc metrics diff` compares every number.
     atomic_write_json(config.out_dir / "all.json", {
         "models": {r["id"]: r for r in records},
-        "mcnemar": {f"sft_from_traces_vs_full_sft_{c['budget']}": c for c in comparisons},
+        "groups": groups,
+        "comparisons": comparisons,
+        "grpo_reward": {run: {k: t[k] for k in ("first_quarter", "last_quarter")} for run, t in trends.items()},
     })
     return records

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import re
 
-_BUDGETED_RE = re.compile(r"(?P<method>[a-z_]+?)_(?P<budget>\d+)")
+# <method>_<budget>_s<seed>: one training run of the DAG (base and prep_sft have neither budget nor seed).
+_RUN_RE = re.compile(r"(?P<method>[a-z_]+?)_(?P<budget>\d+)(?:_s(?P<seed>\d+))?")
 MAX_N = 10**6  # problems in one eval: GSM8K's test split has 1,319; a larger n is implausible
 
 
@@ -19,11 +20,12 @@ def record(metrics: dict, params: dict, commit: str | None) -> dict:
     from .params import digest
 
     model_id = metrics["model_id"]
-    match = _BUDGETED_RE.fullmatch(model_id)
+    match = _RUN_RE.fullmatch(model_id)
     return {
         "id": model_id,
         "method": match["method"] if match else model_id,
         "budget": int(match["budget"]) if match else None,
+        "seed": int(match["seed"]) if match and match["seed"] is not None else None,
         "base_model": params["base_model"]["name"],
         "accuracy": metrics["accuracy"],
         "accuracy_ci95": metrics["accuracy_ci95"],
@@ -97,6 +99,7 @@ def validate_record(r) -> dict:
         "id": text(r.get("id"), "id", optional=False),
         "method": text(r.get("method"), "method"),
         "budget": integer(r.get("budget"), "budget", 0, 10**12, optional=True),
+        "seed": integer(r.get("seed"), "seed", 0, 2**63, optional=True),
         "base_model": text(r.get("base_model"), "base_model", 300),
         "accuracy": acc,
         "accuracy_ci95": [lo, hi],

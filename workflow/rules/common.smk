@@ -19,6 +19,11 @@ from gsm8k_pipeline import dag  # noqa: E402
 METHODS = dag.METHODS
 
 
+wildcard_constraints:
+    budget=r"\d+",
+    seed=r"\d+",
+
+
 def _write_params_file(config) -> str:
     """The params this run uses — params.yaml merged with any --configfile / --config, as Snakemake's own
     `config` holds them — written once, named by content, for every job's `gsm8k --params`. So a job

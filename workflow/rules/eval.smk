@@ -1,8 +1,4 @@
-# Every model is evaluated the same way. Model ids: base, prep_sft, and <method>_<budget>.
-EVAL_CMD = (
-    "gsm8k evaluate --params {PARAMS_FILE} --model-path {input.model} "
-    "--output-dir metrics/eval --output-file {wildcards.model}.json > {log} 2>&1"
-)
+# Every model is evaluated the same way. Model ids: base, prep_sft, and <method>_<budget>_s<seed>.
 UNBUDGETED = {"base": rules.base_model.output.model, "prep_sft": rules.prep_sft.output.model}
 BUDGETED = {method: getattr(rules, method).output.model for method in METHODS}
 
@@ -24,25 +20,27 @@ rule eval:
     log:
         "logs/eval/{model}.log",
     shell:
-        EVAL_CMD
+        "gsm8k evaluate --params {PARAMS_FILE} --model-path {input.model} "
+        "--output-dir metrics/eval --output-file {wildcards.model}.json > {log} 2>&1"
 
 
 rule eval_budget:
     input:
-        model=lambda w: BUDGETED[w.method].format(budget=w.budget),
+        model=lambda w: BUDGETED[w.method].format(budget=w.budget, seed=w.seed),
         test=rules.download.output.test,
         code=code("evaluate"),
     output:
-        metrics="metrics/eval/{method}_{budget}.json",
-        debug="metrics/eval/{method}_{budget}/debug.csv",
-        summary="metrics/eval/{method}_{budget}/summary.txt",
+        metrics="metrics/eval/{method}_{budget}_s{seed}.json",
+        debug="metrics/eval/{method}_{budget}_s{seed}/debug.csv",
+        summary="metrics/eval/{method}_{budget}_s{seed}/summary.txt",
     wildcard_constraints:
         method="|".join(BUDGETED),
-        budget=r"\d+",
     params:
         **stage_params("eval_budget"),
     threads: config["threads"]
     log:
-        "logs/eval/{method}_{budget}.log",
+        "logs/eval/{method}_{budget}_s{seed}.log",
     shell:
-        EVAL_CMD.replace("{wildcards.model}", "{wildcards.method}_{wildcards.budget}")
+        "gsm8k evaluate --params {PARAMS_FILE} --seed {wildcards.seed} --model-path {input.model} "
+        "--output-dir metrics/eval --output-file {wildcards.method}_{wildcards.budget}_s{wildcards.seed}.json "
+        "> {log} 2>&1"

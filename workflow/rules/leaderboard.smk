@@ -2,17 +2,21 @@ rule leaderboard:
     input:
         # dvc.yaml depends on the metrics/eval directory, i.e. on everything the eval stages write there.
         metrics=expand(rules.eval.output.metrics, model=UNBUDGETED)
-        + expand(rules.eval_budget.output.metrics, method=BUDGETED, budget=config["budgets"]),
+        + expand(rules.eval_budget.output.metrics, method=BUDGETED, budget=config["budgets"], seed=config["seeds"]),
         debug=expand(rules.eval.output.debug, model=UNBUDGETED)
-        + expand(rules.eval_budget.output.debug, method=BUDGETED, budget=config["budgets"]),
+        + expand(rules.eval_budget.output.debug, method=BUDGETED, budget=config["budgets"], seed=config["seeds"]),
         summary=expand(rules.eval.output.summary, model=UNBUDGETED)
-        + expand(rules.eval_budget.output.summary, method=BUDGETED, budget=config["budgets"]),
+        + expand(rules.eval_budget.output.summary, method=BUDGETED, budget=config["budgets"], seed=config["seeds"]),
+        # GRPO's reward curves are plotted from its training logs (dvc.yaml: the models/grpo directory).
+        grpo=expand(rules.grpo.output.model, budget=config["budgets"], seed=config["seeds"])
+        + expand(rules.grpo.output.log, budget=config["budgets"], seed=config["seeds"]),
         code=code("leaderboard"),
     output:
         all="metrics/all.json",
         leaderboard="metrics/LEADERBOARD.md",
         curve="metrics/accuracy_vs_budget.csv",
         png="metrics/accuracy_vs_budget.png",
+        rewards="metrics/grpo_reward.png",
     params:
         **stage_params("leaderboard"),
     log:

@@ -1,5 +1,6 @@
-# Training stages. Each writes models/<stage>[/<budget>]/{model/,train_log.csv}; its checkpoints/ beside
-# them are deliberately not outputs, so a killed job's checkpoints survive --rerun-incomplete and are resumed.
+# Training stages. Each writes models/<stage>[/<budget>/s<seed>]/{model/,train_log.csv}; its checkpoints/
+# beside them are deliberately not outputs, so a killed job's checkpoints survive --rerun-incomplete and are
+# resumed. Stages after prep_sft run once per (budget, seed): `seeds` in params.yaml, passed as --seed.
 
 
 rule prep_sft:
@@ -26,16 +27,16 @@ rule full_sft:
         train=rules.download.output.train,
         code=code("train-sft"),
     output:
-        model=directory("models/full_sft/{budget}/model"),
-        log="models/full_sft/{budget}/train_log.csv",
+        model=directory("models/full_sft/{budget}/s{seed}/model"),
+        log="models/full_sft/{budget}/s{seed}/train_log.csv",
     params:
         **stage_params("full_sft"),
     threads: config["threads"]
     log:
-        "logs/full_sft/{budget}.log",
+        "logs/full_sft/{budget}/s{seed}.log",
     shell:
-        "gsm8k train-sft --params {PARAMS_FILE} --stage full --base-model {input.model} "
-        "--samples {wildcards.budget} --output-dir models/full_sft/{wildcards.budget} > {log} 2>&1"
+        "gsm8k train-sft --params {PARAMS_FILE} --stage full --base-model {input.model} --seed {wildcards.seed} "
+        "--samples {wildcards.budget} --output-dir models/full_sft/{wildcards.budget}/s{wildcards.seed} > {log} 2>&1"
 
 
 rule grpo:
@@ -44,16 +45,16 @@ rule grpo:
         train=rules.download.output.train,
         code=code("train-grpo"),
     output:
-        model=directory("models/grpo/{budget}/model"),
-        log="models/grpo/{budget}/train_log.csv",
+        model=directory("models/grpo/{budget}/s{seed}/model"),
+        log="models/grpo/{budget}/s{seed}/train_log.csv",
     params:
         **stage_params("grpo"),
     threads: config["threads"]
     log:
-        "logs/grpo/{budget}.log",
+        "logs/grpo/{budget}/s{seed}.log",
     shell:
-        "gsm8k train-grpo --params {PARAMS_FILE} --base-model {input.model} "
-        "--samples {wildcards.budget} --output-dir models/grpo/{wildcards.budget} > {log} 2>&1"
+        "gsm8k train-grpo --params {PARAMS_FILE} --base-model {input.model} --seed {wildcards.seed} "
+        "--samples {wildcards.budget} --output-dir models/grpo/{wildcards.budget}/s{wildcards.seed} > {log} 2>&1"
 
 
 rule traces:
@@ -62,16 +63,17 @@ rule traces:
         train=rules.download.output.train,
         code=code("generate-traces"),
     output:
-        traces="data/traces/grpo_{budget}.jsonl",
-        stats="data/traces/grpo_{budget}.jsonl.stats.json",
+        traces="data/traces/grpo_{budget}_s{seed}.jsonl",
+        stats="data/traces/grpo_{budget}_s{seed}.jsonl.stats.json",
     params:
         **stage_params("traces"),
     threads: config["threads"]
     log:
-        "logs/traces/{budget}.log",
+        "logs/traces/{budget}/s{seed}.log",
     shell:
-        "gsm8k generate-traces --params {PARAMS_FILE} --grpo-model {input.model} --output-dir data/traces "
-        "--output-file grpo_{wildcards.budget}.jsonl --num-samples {wildcards.budget} > {log} 2>&1"
+        "gsm8k generate-traces --params {PARAMS_FILE} --grpo-model {input.model} --seed {wildcards.seed} "
+        "--output-dir data/traces --output-file grpo_{wildcards.budget}_s{wildcards.seed}.jsonl "
+        "--num-samples {wildcards.budget} > {log} 2>&1"
 
 
 rule sft_from_traces:
@@ -80,13 +82,14 @@ rule sft_from_traces:
         traces=rules.traces.output.traces,
         code=code("train-sft"),
     output:
-        model=directory("models/sft_from_traces/{budget}/model"),
-        log="models/sft_from_traces/{budget}/train_log.csv",
+        model=directory("models/sft_from_traces/{budget}/s{seed}/model"),
+        log="models/sft_from_traces/{budget}/s{seed}/train_log.csv",
     params:
         **stage_params("sft_from_traces"),
     threads: config["threads"]
     log:
-        "logs/sft_from_traces/{budget}.log",
+        "logs/sft_from_traces/{budget}/s{seed}.log",
     shell:
-        "gsm8k train-sft --params {PARAMS_FILE} --stage full --base-model {input.model} "
-        "--traces-file {input.traces} --output-dir models/sft_from_traces/{wildcards.budget} > {log} 2>&1"
+        "gsm8k train-sft --params {PARAMS_FILE} --stage full --base-model {input.model} --seed {wildcards.seed} "
+        "--traces-file {input.traces} --output-dir models/sft_from_traces/{wildcards.budget}/s{wildcards.seed} "
+        "> {log} 2>&1"
