@@ -8,6 +8,11 @@ configfile: "params.yaml"
 validate(config, "workflow/schemas/params.schema.yaml")
 
 
+# `snakemake --report report.html` (after a run) opens on the leaderboard stage's answer: the Answer to both
+# research questions, the methods table and the plots; the plots and the per-run CSV are its results.
+report: "metrics/answer.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"

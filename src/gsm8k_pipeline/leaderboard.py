@@ -1,5 +1,5 @@
 """`leaderboard` stage → metrics/all.json, metrics/LEADERBOARD.md, metrics/accuracy_vs_budget.{csv,png},
-metrics/grpo_reward.png.
+metrics/grpo_reward.png, and metrics/answer.rst (the front page of `snakemake --report`).
 
 Every evaluated model is a record (results.record). Each (method, budget) is trained once per seed; its
 accuracy is the mean over seeds with a 95 % two-level bootstrap interval (seeds, then problems: stats.py).
@@ -123,6 +123,29 @@ def render_markdown(records: list[dict], groups: dict, comparisons: dict, n_seed
     return "\n".join(lines) + "\n"
 
 
+def render_rst(groups: dict, comparisons: dict, n_seeds: int, images: list[Path]) -> str:
+    """The Answer, the methods table and the plots (inlined as data URIs) as reStructuredText: the
+    workflow description of Snakemake's HTML report, so the report opens on the answer."""
+    import base64
+
+    # The Answer's Markdown (bullets, **bold**) is also valid reST.
+    lines = ["The answer", "==========", "", *render_answer(comparisons, groups, n_seeds)[2:]]
+    lines += ["Methods by budget (mean over seeds)", "-----------------------------------", "",
+              ".. list-table::", "   :header-rows: 1", "",
+              "   * - method", "     - budget", "     - accuracy (95 % CI)", "     - per seed"]
+    for g in sorted(groups.values(), key=lambda g: (g["budget"] or 0, g["method"])):
+        per_seed = ", ".join(f"{100 * v:.1f}" for v in g["per_seed"]) if g["seeds"] else "—"
+        lines += [f"   * - {g['method']}", f"     - {g['budget'] or '—'}", f"     - {_pct(g['mean'], g['ci95'])}",
+                  f"     - {per_seed}"]
+    lines += [""]
+    for image in images:
+        data = base64.b64encode(image.read_bytes()).decode()
+        # docutils refuses lines over 10,000 characters; an image URI may continue on indented lines.
+        lines += [".. image:: data:image/png;base64,", *(f"   {data[i:i + 76]}" for i in range(0, len(data), 76)),
+                  f"   :alt: {image.stem}", ""]
+    return "\n".join(lines)
+
+
 def _save(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
@@ -210,6 +233,9 @@ def main(params: dict, config: LeaderboardConfig = LeaderboardConfig()) -> list[
     plot_rewards(trends, config.out_dir / "grpo_reward.png")
     atomic_write_text(config.out_dir / "LEADERBOARD.md",
                       render_markdown(records, groups, comparisons, len(params["seeds"])))
+    atomic_write_text(config.out_dir / "answer.rst", render_rst(
+        groups, comparisons, len(params["seeds"]),
+        [config.out_dir / "accuracy_vs_budget.png", config.out_dir / "grpo_reward.png"]))
     # Keyed by model id, group and question (not lists), so `dvc metrics diff` compares every number.
     atomic_write_json(config.out_dir / "all.json", {
         "models": {r["id"]: r for r in records},

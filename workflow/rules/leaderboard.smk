@@ -14,9 +14,11 @@ rule leaderboard:
     output:
         all="metrics/all.json",
         leaderboard="metrics/LEADERBOARD.md",
-        curve="metrics/accuracy_vs_budget.csv",
-        png="metrics/accuracy_vs_budget.png",
-        rewards="metrics/grpo_reward.png",
+        curve=report("metrics/accuracy_vs_budget.csv", caption="../report/curve.rst", category="Results"),
+        png=report("metrics/accuracy_vs_budget.png", caption="../report/accuracy.rst", category="Results"),
+        rewards=report("metrics/grpo_reward.png", caption="../report/rewards.rst", category="Results"),
+        # `snakemake --report` opens on this: the Answer, the methods table and the plots (Snakefile).
+        answer="metrics/answer.rst",
     params:
         **stage_params("leaderboard"),
     log:
