@@ -50,6 +50,11 @@ def validate(params: Any, source: Path) -> dict:
     errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
     if errors:
         raise ParamsError(f"{source}: " + "; ".join(_describe(e) for e in errors))
+    # Reserving fewer CPUs than torch runs threads would oversubscribe every scheduled job.
+    short = [f"resources.{kind}.cpus: {r['cpus']} is less than threads ({params['threads']})"
+             for kind, r in params["resources"].items() if r["cpus"] < params["threads"]]
+    if short:
+        raise ParamsError(f"{source}: " + "; ".join(short))
     return params
 
 
@@ -75,7 +80,15 @@ def env_int(name: str, default: int | None) -> int | None:
         raise ParamsError(f"environment variable {name}={raw!r} is not an integer") from None
 
 
+# Sections that say where and how a run is scheduled, not what it computes: outside every result.
+NOT_RESULTS = ("resources",)
+
+
+def results_only(params: dict) -> dict:
+    return {k: v for k, v in params.items() if k not in NOT_RESULTS}
+
+
 def digest(params: dict) -> str:
-    """Short content digest of a params dict, for provenance in metrics."""
-    blob = json.dumps(params, sort_keys=True, separators=(",", ":")).encode()
+    """Short content digest of a params dict, for provenance in metrics (scheduling sections left out)."""
+    blob = json.dumps(results_only(params), sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]

@@ -26,6 +26,7 @@ rule eval:
     params:
         **EVAL_PARAMS,
     threads: config["threads"]
+    resources: **resources_for("eval")
     log:
         "logs/eval/{model}.log",
     shell:
@@ -46,6 +47,7 @@ rule eval_budget:
     params:
         **EVAL_PARAMS,
     threads: config["threads"]
+    resources: **resources_for("eval")
     log:
         "logs/eval/{method}_{budget}.log",
     shell:

@@ -14,7 +14,7 @@ rule leaderboard:
         curve="metrics/accuracy_vs_budget.csv",
         png="metrics/accuracy_vs_budget.png",
     params:
-        params=config,
+        params=RESULT_CONFIG,
     log:
         "logs/leaderboard.log",
     shell:

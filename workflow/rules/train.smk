@@ -16,6 +16,7 @@ rule prep_sft:
         **TRAIN_PARAMS,
         prep_sft=config["prep_sft"],
     threads: config["threads"]
+    resources: **resources_for("train")
     log:
         "logs/prep_sft.log",
     shell:
@@ -35,6 +36,7 @@ rule full_sft:
         **TRAIN_PARAMS,
         full_sft=config["full_sft"],
     threads: config["threads"]
+    resources: **resources_for("train")
     log:
         "logs/full_sft/{budget}.log",
     shell:
@@ -54,6 +56,7 @@ rule grpo:
         **TRAIN_PARAMS,
         grpo=config["grpo"],
     threads: config["threads"]
+    resources: **resources_for("train")
     log:
         "logs/grpo/{budget}.log",
     shell:
@@ -75,6 +78,7 @@ rule traces:
         prompt=config["prompt"],
         traces=config["traces"],
     threads: config["threads"]
+    resources: **resources_for("generate")
     log:
         "logs/traces/{budget}.log",
     shell:
@@ -94,6 +98,7 @@ rule sft_from_traces:
         **TRAIN_PARAMS,
         full_sft=config["full_sft"],
     threads: config["threads"]
+    resources: **resources_for("train")
     log:
         "logs/sft_from_traces/{budget}.log",
     shell:
