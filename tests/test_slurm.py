@@ -90,10 +90,24 @@ def test_dag_through_slurm_matches_local_with_declared_resources(cluster, tmp_pa
     assert set(a) == set(b) and {TARGET, "models/prep_sft/model/model.safetensors"} <= set(a)
     assert [k for k in a if a[k] != b[k] and not k.endswith("train_log.csv")] == []
 
+    # Recorded in DVC afterwards (README): dvc commit, then dvc status has nothing to run.
+    run(["dvc", "commit", "-f", "--with-deps", "eval@prep_sft"], on_slurm, timeout=300)
+    status = run(["dvc", "status", "--json", "--with-deps", "eval@prep_sft"], on_slurm, timeout=300).stdout
+    assert json.loads(status or "{}") == {}
+    assert (on_slurm / "dvc.lock").exists()
+
     # Resources say where a job runs, not what it computes: changing them reruns nothing.
     params["resources"]["train"]["mem_mb"] = 9000
     (on_slurm / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert snakemake_plan(on_slurm, TARGET) == set()
+
+    # A GPU in params.yaml is a GPU request to SLURM: this GPU-less cluster refuses it at submission,
+    # and the refused sbatch call, printed on the console, shows it.
+    params["resources"]["train"]["gpus"] = 1
+    (on_slurm / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = run([*SUBMIT, "--forcerun", "prep_sft", "--", TARGET], on_slurm, check=False, timeout=300)
+    assert proc.returncode != 0 and "SLURM sbatch failed" in proc.stdout + proc.stderr
+    assert "--mem 9000" in proc.stdout + proc.stderr and "--gpus=1" in proc.stdout + proc.stderr
 
 
 def test_failing_stage_fails_the_workflow_with_its_error_on_the_console(cluster, tmp_path):
