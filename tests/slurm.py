@@ -1,10 +1,10 @@
 """A throwaway one-node SLURM cluster on localhost for tests/test_slurm.py (Debian's slurmctld, slurmd,
 slurm-client and munge; `.ci/run` installs them when missing). Needs root.
 
-`Slurm(tmp).start()` writes a munge key, a slurm.conf and every state/log file under `tmp`, starts munged
-(as user munge, on its own socket), slurmctld and `slurmd -N localhost` in the foreground as children of
-this process, and waits until the node is idle; `stop()` cancels leftover jobs and stops the three
-daemons by their PIDs. snakemake-executor-plugin-slurm removes every SLURM_* variable (SLURM_CONF
+`Slurm(tmp).start()` writes a slurm.conf and the daemons' state and logs under `tmp`, a munge key in a
+temp dir of its own, starts munged (as user munge, on its own socket), slurmctld and `slurmd -N localhost`
+in the foreground as children of this process, and waits until the node is idle; `stop()` cancels
+leftover jobs and stops the three daemons by their PIDs. snakemake-executor-plugin-slurm removes every SLURM_* variable (SLURM_CONF
 included) before the `srun` inside each job, so the config must be at /etc/slurm/slurm.conf: it is
 symlinked there while the cluster runs (an existing file there is refused, never replaced).
 """
@@ -90,41 +90,49 @@ class Slurm:
         ])
 
     def start(self, timeout: float = 60) -> "Slurm":
-        d = self.dir
-        for sub in ("ctld", "spool"):
-            (d / sub).mkdir(parents=True, exist_ok=True)
-        if ETC_CONF.exists() or ETC_CONF.is_symlink():
-            raise RuntimeError(f"{ETC_CONF} exists: another SLURM set-up on this machine; not replacing it")
-        (d / "slurm.conf").write_text(self._conf())
-        ETC_CONF.parent.mkdir(parents=True, exist_ok=True)
-        ETC_CONF.symlink_to(d / "slurm.conf")
-        self._linked = True
-        # munged refuses a key or socket directory that others can write.
-        m = self.munge
-        key = m / "munge.key"
-        key.write_bytes(os.urandom(128))
-        key.chmod(0o600)
-        for path in (key, m):
-            shutil.chown(path, "munge", "munge")
-        m.chmod(0o755)
-        self._spawn("munged", ["runuser", "-u", "munge", "--", "/usr/sbin/munged", "--foreground",
-                               f"--key-file={key}", f"--socket={self.munge / 'munge.socket'}",
-                               f"--pid-file={m / 'munged.pid'}", f"--log-file={m / 'munged.log'}",
-                               f"--seed-file={m / 'munged.seed'}"])
-        self._wait(lambda: (self.munge / "munge.socket").exists(), timeout, "munged's socket")
-        self._spawn("slurmctld", ["/usr/sbin/slurmctld", "-D", "-i"])
-        self._wait(lambda: self._ok(["scontrol", "ping"], "UP"), timeout, "slurmctld to answer")
-        self._spawn("slurmd", ["/usr/sbin/slurmd", "-D", "-N", "localhost"])
-        self._wait(lambda: self._ok(["sinfo", "-h", "-o", "%T"], "idle"), timeout, "the node to be idle")
+        try:
+            d = self.dir
+            for sub in ("ctld", "spool"):
+                (d / sub).mkdir(parents=True, exist_ok=True)
+            if ETC_CONF.is_symlink() and not ETC_CONF.exists():  # dangling: left by a killed run of this
+                ETC_CONF.unlink()
+            if ETC_CONF.exists() or ETC_CONF.is_symlink():
+                raise RuntimeError(f"{ETC_CONF} exists: another SLURM set-up on this machine; not replacing it")
+            (d / "slurm.conf").write_text(self._conf())
+            ETC_CONF.parent.mkdir(parents=True, exist_ok=True)
+            ETC_CONF.symlink_to(d / "slurm.conf")
+            self._linked = True
+            # munged refuses a key or socket directory that others can write.
+            m = self.munge
+            key = m / "munge.key"
+            key.write_bytes(os.urandom(128))
+            key.chmod(0o600)
+            for path in (key, m):
+                shutil.chown(path, "munge", "munge")
+            m.chmod(0o755)
+            self._spawn("munged", ["runuser", "-u", "munge", "--", "/usr/sbin/munged", "--foreground",
+                                   f"--key-file={key}", f"--socket={self.munge / 'munge.socket'}",
+                                   f"--pid-file={m / 'munged.pid'}", f"--log-file={m / 'munged.log'}",
+                                   f"--seed-file={m / 'munged.seed'}"])
+            self._wait(lambda: (self.munge / "munge.socket").exists(), timeout, "munged's socket")
+            self._spawn("slurmctld", ["/usr/sbin/slurmctld", "-D", "-i"])
+            self._wait(lambda: self._ok(["scontrol", "ping"], "UP"), timeout, "slurmctld to answer")
+            self._spawn("slurmd", ["/usr/sbin/slurmd", "-D", "-N", "localhost"])
+            self._wait(lambda: self._ok(["sinfo", "-h", "-o", "%T"], "idle"), timeout, "the node to be idle")
+        except BaseException:
+            self.stop()  # whatever had started, and the /etc symlink
+            raise
         return self
 
     def _spawn(self, name: str, cmd: list[str]) -> None:
-        log = open(self.dir / f"{name}.out", "wb")
-        self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.dir / f"{name}.out", "wb") as log:  # the child keeps its own copy of the fd
+            self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def _ok(self, cmd: list[str], expect: str) -> bool:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
-        return expect in proc.stdout
+        try:
+            return expect in subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout
+        except subprocess.TimeoutExpired:  # a daemon still starting; _wait's deadline bounds the retries
+            return False
 
     def _wait(self, ready, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -133,7 +141,6 @@ class Slurm:
             if dead or time.monotonic() > deadline:
                 logs = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2000:]}"
                                  for p in sorted(self.dir.glob("*.out")) + sorted(self.dir.glob("*.log")))
-                self.stop()
                 raise RuntimeError(f"waiting for {what}: {'exited ' + str(dead) if dead else 'timed out'}\n{logs}")
             time.sleep(0.2)
 
