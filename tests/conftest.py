@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_GSM8K = REPO.parent / "shared" / "data" / "gsm8k"
 
 # The pipeline's files a temp checkout needs (code deps are hashed, so src/ comes too).
-PIPELINE_FILES = ("Snakefile", "dvc.yaml", "workflow", "src", "pyproject.toml", "configs")
+PIPELINE_FILES = ("Snakefile", "dvc.yaml", "workflow", "src", "pyproject.toml", "configs", "profiles")
 
 TEST_SIZE = {
     "data": {"synthetic": {"n_train": 300, "n_test": 24}},
@@ -47,8 +47,8 @@ def test_params(**override) -> dict:
 test_params.__test__ = False  # a helper, not a test
 
 
-def run(cmd: list[str] | str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, shell=isinstance(cmd, str))
+def run(cmd: list[str] | str, cwd: Path, check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, shell=isinstance(cmd, str), timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{cmd} failed ({proc.returncode}) in {cwd}:\n{proc.stdout}\n{proc.stderr}")
     return proc

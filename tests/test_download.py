@@ -59,3 +59,22 @@ def test_failed_run_removes_previous_outputs(tmp_path):
     proc, out = stage(tmp_path, f"local:{tmp_path / 'missing'}")
     assert proc.returncode == 2 and "missing" in proc.stderr
     assert sorted(p.name for p in out.iterdir()) == []
+
+
+def test_bad_row_error_is_on_the_snakemake_console(tmp_path):
+    """profiles/default (show-failed-logs) prints the failed job's log, where the one-line error is;
+    without that profile the console only names the log file."""
+    bad = tmp_path / "bad"
+    proc, _ = stage(tmp_path, "synthetic")
+    assert proc.returncode == 0
+    (tmp_path / "data").rename(bad)
+    lines = (bad / "train.jsonl").read_text().splitlines()
+    lines[199] = json.dumps({"question": "q", "answer": "no marker"})
+    (bad / "train.jsonl").write_text("\n".join(lines) + "\n")
+    repo = make_checkout(tmp_path / "repo", test_params(data={"source": f"local:{bad}"}))
+    message = f"{bad / 'train.jsonl'}:200: answer must contain exactly one '####' line"
+    for extra, shown in (([], True), (["--workflow-profile", "none"], False)):
+        proc = run(["snakemake", "--cores", "1", *extra, "data/gsm8k/train.jsonl"], repo, check=False)
+        assert proc.returncode == 1
+        assert (message in proc.stdout + proc.stderr) is shown
+        assert message in (repo / "logs/download.log").read_text()

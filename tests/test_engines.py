@@ -169,6 +169,15 @@ def edit(repo: Path, section: str, key: str, change) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def test_editing_resources_reruns_nothing(repos):
+    """What a scheduler reserves is no input of any stage, the leaderboard's params digest included."""
+    for repo in repos:
+        edit(repo, "resources", "train", lambda r: {**r, "mem_mb": r["mem_mb"] * 2, "gpus": 1})
+    smk, dvc = repos
+    assert snakemake_plan(smk, "metrics/all.json") == set()
+    assert dvc_stale(dvc) == set()
+
+
 def test_editing_an_eval_param_reruns_only_evals_and_leaderboard(repos):
     for repo in repos:
         edit(repo, "eval", "max_new_tokens", lambda v: v + 4)

@@ -19,7 +19,7 @@ def test_gpu_config_validates():
 def test_snakemake_dry_run_uses_the_gpu_params_file(tmp_path):
     repo = make_checkout(tmp_path / "repo", yaml.safe_load((REPO / "params.yaml").read_text()))
     jobs = snakemake_plan(repo, "--configfile", "configs/gpu.yaml")
-    assert {f"grpo@{b}" for b in (256, 512, 1024, 2048)} <= jobs
+    assert {f"grpo@{b}-{s}" for b in (256, 512, 1024, 2048) for s in (0, 1, 2)} <= jobs
     printed = run(["snakemake", "-n", "-p", "--cores", "1", "--configfile", "configs/gpu.yaml"], repo).stdout
     # Every job reads the params Snakemake itself planned with: params.yaml overlaid with configs/gpu.yaml
     # (Snakemake merges mappings, so the unused base_model.tiny of params.yaml stays).
@@ -33,7 +33,7 @@ def test_snakemake_dry_run_uses_the_gpu_params_file(tmp_path):
 def test_dvc_status_with_the_gpu_params(tmp_path):
     repo = make_checkout(tmp_path / "repo", yaml.safe_load(GPU.read_text()))
     stale = dvc_stale(repo)
-    assert {"download", "base_model", "prep_sft", "grpo@2048", "eval_budget@full_sft-2048"} <= stale
+    assert {"download", "base_model", "prep_sft", "grpo@2048-2", "eval_budget@full_sft-2048-0"} <= stale
 
 
 @pytest.mark.parametrize("command, message", [

@@ -21,12 +21,15 @@ PACKAGE = "gsm8k_pipeline"
 SRC = Path("src") / PACKAGE
 
 METHODS = ["full_sft", "grpo", "sft_from_traces"]
+# Sections that say where and how jobs are scheduled, not what they compute: no stage reads them, so
+# changing them reruns nothing (the leaderboard's "every section" leaves them out too).
+SCHEDULING = ["resources"]
 
 # The torch stages read `threads`: the thread count changes float sums, hence the results.
 _TORCH = ["seed", "threads", "prompt"]
 _TRAIN = [*_TORCH, "lora", "train"]
-# stage -> (command, params sections it reads). The leaderboard's None means the whole file: it records
-# a digest of every param as provenance.
+# stage -> (command, params sections it reads). The leaderboard's None means every section but SCHEDULING:
+# it records a digest of them all as provenance.
 STAGES: dict[str, tuple[str, list[str] | None]] = {
     "download": ("download", ["data"]),
     "base_model": ("base-model", [*_TORCH, "base_model"]),
@@ -44,7 +47,9 @@ STAGES: dict[str, tuple[str, list[str] | None]] = {
 def stage_params(stage: str, params: dict) -> dict:
     """The params.yaml sections `stage` reads, from a loaded params dict."""
     sections = STAGES[stage][1]
-    return {k: params[k] for k in (sections if sections is not None else params)}
+    if sections is None:
+        sections = [k for k in params if k not in SCHEDULING and k != "run"]
+    return {k: params[k] for k in sections}
 
 
 def _module_file(root: Path, dotted: str) -> Path | None:

@@ -60,6 +60,11 @@ def validate(params: Any, source: Path, origins: dict[str, str] | None = None) -
             return f" (set by {origins[key]})" if origins and key in origins else ""
 
         raise ParamsError(f"{source}: " + "; ".join(_describe(e) + where(e) for e in errors))
+    # Reserving fewer CPUs than torch runs threads would oversubscribe every scheduled job.
+    short = [f"resources.{kind}.cpus: {r['cpus']} is less than threads ({params['threads']})"
+             for kind, r in params["resources"].items() if r["cpus"] < params["threads"]]
+    if short:
+        raise ParamsError(f"{source}: " + "; ".join(short))
     return params
 
 
@@ -138,8 +143,15 @@ def resolve(path: str | os.PathLike = DEFAULT_PARAMS, cli: dict[str, Any] | None
     return validate(params, path, origins)
 
 
+def results_only(params: dict) -> dict:
+    """The sections that make results: not where and how jobs are scheduled (dag.SCHEDULING), nor what one
+    command was asked to do (`run`)."""
+    from .dag import SCHEDULING
+
+    return {k: v for k, v in params.items() if k not in (*SCHEDULING, "run")}
+
+
 def digest(params: dict) -> str:
-    """Short content digest of params.yaml's settings (not a command's `run`), for provenance in metrics."""
-    settings = {k: v for k, v in params.items() if k != "run"}
-    blob = json.dumps(settings, sort_keys=True, separators=(",", ":")).encode()
+    """Short content digest of the settings that make results (not `run`, not `resources`), for provenance."""
+    blob = json.dumps(results_only(params), sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]

@@ -47,3 +47,11 @@ def code(command):
 
 def stage_params(stage):
     return dag.stage_params(stage, config)
+
+
+def resources_for(kind):
+    """A rule's `resources:` from params.yaml's resources.<kind> (train, generate, eval): what a scheduler
+    reserves, in the names snakemake-executor-plugin-slurm turns into sbatch options (--mem, -t,
+    --cpus-per-task, --gpus). Resources are not params, so changing them reruns nothing."""
+    r = config["resources"][kind]
+    return dict(mem_mb=r["mem_mb"], runtime=r["runtime"], cpus_per_task=r["cpus"], gpu=r["gpus"])

@@ -17,6 +17,7 @@ rule eval:
     params:
         **stage_params("eval"),
     threads: config["threads"]
+    resources: **resources_for("eval")
     log:
         "logs/eval/{model}.log",
     shell:
@@ -38,6 +39,7 @@ rule eval_budget:
     params:
         **stage_params("eval_budget"),
     threads: config["threads"]
+    resources: **resources_for("eval")
     log:
         "logs/eval/{method}_{budget}_s{seed}.log",
     shell:

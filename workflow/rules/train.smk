@@ -14,6 +14,7 @@ rule prep_sft:
     params:
         **stage_params("prep_sft"),
     threads: config["threads"]
+    resources: **resources_for("train")
     log:
         "logs/prep_sft.log",
     shell:
@@ -32,6 +33,7 @@ rule full_sft:
     params:
         **stage_params("full_sft"),
     threads: config["threads"]
+    resources: **resources_for("train")
     log:
         "logs/full_sft/{budget}/s{seed}.log",
     shell:
@@ -50,6 +52,7 @@ rule grpo:
     params:
         **stage_params("grpo"),
     threads: config["threads"]
+    resources: **resources_for("train")
     log:
         "logs/grpo/{budget}/s{seed}.log",
     shell:
@@ -68,6 +71,7 @@ rule traces:
     params:
         **stage_params("traces"),
     threads: config["threads"]
+    resources: **resources_for("generate")
     log:
         "logs/traces/{budget}/s{seed}.log",
     shell:
@@ -87,6 +91,7 @@ rule sft_from_traces:
     params:
         **stage_params("sft_from_traces"),
     threads: config["threads"]
+    resources: **resources_for("train")
     log:
         "logs/sft_from_traces/{budget}/s{seed}.log",
     shell:
