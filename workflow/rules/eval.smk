@@ -1,6 +1,7 @@
 # Every model is evaluated the same way. Model ids: base, prep_sft, and <method>_<budget>.
 EVAL_INPUT = dict(test=rules.download.output.test, code=code("evaluate", "generation", "grader", "formatting"))
-EVAL_PARAMS = dict(seed=config["seed"], threads=config["threads"], prompt=config["prompt"], eval=config["eval"])
+EVAL_PARAMS = dict(seed=config["seed"], threads=config["threads"], precision=config["precision"], prompt=config["prompt"],
+                   eval=config["eval"])
 EVAL_CMD = (
     "gsm8k evaluate --params {PARAMS_FILE} --model-path {input.model} "
     "--output-dir metrics/eval --output-file {wildcards.model}.json > {log} 2>&1"

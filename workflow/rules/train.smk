@@ -1,6 +1,7 @@
 # Training stages. Each writes models/<stage>[/<budget>]/{model/,train_log.csv}; its checkpoints/ beside
 # them are deliberately not outputs, so a killed job's checkpoints survive --rerun-incomplete and are resumed.
-TRAIN_PARAMS = dict(seed=config["seed"], threads=config["threads"], prompt=config["prompt"], lora=config["lora"],
+TRAIN_PARAMS = dict(seed=config["seed"], threads=config["threads"], precision=config["precision"], prompt=config["prompt"],
+                    lora=config["lora"],
                     train=config["train"])
 
 
@@ -72,6 +73,7 @@ rule traces:
     params:
         seed=config["seed"],
         threads=config["threads"],
+        precision=config["precision"],
         prompt=config["prompt"],
         traces=config["traces"],
     threads: config["threads"]
