@@ -53,7 +53,8 @@ def _cmd_download(args) -> int:
 def _cmd_base_model(args) -> int:
     from .base_model import BaseModelConfig, main
 
-    print(main(_torch_params(args), BaseModelConfig(train_file=args.train_file, out_dir=args.out_dir)))
+    print(main(_torch_params(args), BaseModelConfig(train_file=args.train_file, out_dir=args.out_dir,
+                                                  params_file=args.params)))
     return 0
 
 

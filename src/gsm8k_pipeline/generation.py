@@ -41,10 +41,10 @@ def load_for_inference(model_path: str | Path, precision: str = "float32"):
 
     from .device import device, inference_dtype
 
+    dtype = inference_dtype(precision)  # first: a precision this machine can't run fails before any loading
     model_path = Path(model_path)
     if not model_path.is_dir():
         raise FileNotFoundError(f"{model_path}: no such model directory")
-    dtype = inference_dtype(precision)  # first: a bad precision fails before any loading
     tokenizer = AutoTokenizer.from_pretrained(model_path, padding_side="left")
     ensure_pad_token(tokenizer)
     if (model_path / "adapter_config.json").exists():
