@@ -48,6 +48,12 @@ def record_base(adapter_dir: Path, base: Path, final_dir: Path | None = None) ->
     final_dir = Path(final_dir or adapter_dir).resolve()
     record = {"path": os.path.relpath(base, final_dir), "sha256": content_hash(base)}
     (Path(adapter_dir) / BASE_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    # PEFT wrote the path the base was loaded from (cwd-relative or absolute: it differs between checkouts
+    # and engines); the same adapter-relative path instead, so identical training gives identical files.
+    config_path = Path(adapter_dir) / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    config["base_model_name_or_path"] = record["path"]
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def load_adapter_model(adapter_dir: Path, *, dtype, is_trainable: bool = False):
