@@ -47,6 +47,7 @@ def test_hub_shaped_lora_dag_in_both_engines(tmp_path, pad):
     a, b = files_under(smk, "data", "models"), files_under(dvc, "data", "models")
     assert set(a) == set(b)
     assert [k for k in a if a[k] != b[k] and not k.endswith("train_log.csv")] == []
+    assert not [k for k in a if k.endswith("README.md")]  # PEFT's model card named a checkout's path
     info = json.loads((smk / "models/base/info.json").read_text())
     assert info["source"] == "local" and len(info["sha256"]) == 64
 

@@ -54,6 +54,8 @@ def record_base(adapter_dir: Path, base: Path, final_dir: Path | None = None) ->
     config = json.loads(config_path.read_text())
     config["base_model_name_or_path"] = record["path"]
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    # PEFT's placeholder model card names that same path in its front matter.
+    (Path(adapter_dir) / "README.md").unlink(missing_ok=True)
 
 
 def load_adapter_model(adapter_dir: Path, *, dtype, is_trainable: bool = False):
@@ -61,5 +63,10 @@ def load_adapter_model(adapter_dir: Path, *, dtype, is_trainable: bool = False):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(base_folder(adapter_dir), dtype=dtype)
-    return PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=is_trainable)
+    folder = base_folder(adapter_dir)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(folder, dtype=dtype), str(adapter_dir),
+                                      is_trainable=is_trainable)
+    # The adapter-relative path from adapter_config.json means nothing from the working directory, where
+    # PEFT would look for the base's config when saving a further-trained adapter.
+    model.peft_config["default"].base_model_name_or_path = str(folder)
+    return model

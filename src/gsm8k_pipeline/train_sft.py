@@ -52,8 +52,8 @@ def main(params: dict, config: SFTStageConfig) -> None:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from .formatting import prompt_messages
     from .adapters import base_folder
+    from .formatting import prompt_messages
     from .training import StageDirs, fingerprint, load_trainable, prepare_checkpoints, run, trainer_args
 
     if config.stage not in STAGES:
