@@ -97,5 +97,7 @@ def test_a_local_folder_is_loaded_and_its_content_hash_recorded(saved_tiny, tmp_
     # An edit to the folder changes its identity.
     (folder / "tokenizer_config.json").write_text((folder / "tokenizer_config.json").read_text() + " ")
     assert base_model.source(params["base_model"], Path("p.yaml"))["sha256"] != info["sha256"]
+    assert base_model.identity(params["base_model"]) == "sha256:" + base_model.source(params["base_model"],
+                                                                                       Path("p.yaml"))["sha256"]
     with pytest.raises(PipelineError, match="revision: .* is a local folder"):
         base_model.source({"name": str(folder), "revision": "a" * 40}, Path("p.yaml"))

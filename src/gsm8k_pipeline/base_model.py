@@ -118,6 +118,16 @@ def build_tiny(train_rows: list[dict], tiny: dict, seed: int, system: str | None
     return model, tokenizer
 
 
+def identity(spec: dict, params_file: Path = Path("params.yaml")) -> str:
+    """One string that changes whenever the base model's source does: `tiny`, `NAME@REVISION`, or
+    `sha256:HASH` of a local folder. An engine can track it (a Snakemake param, a DVC stage output) so
+    that editing a local model folder reruns base_model."""
+    origin = source(spec, params_file)
+    if origin["kind"] == "hub":
+        return f"{origin['name']}@{origin['revision']}"
+    return f"sha256:{origin['sha256']}" if origin["kind"] == "local" else TINY
+
+
 def load_local(folder: Path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
