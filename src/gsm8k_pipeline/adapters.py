@@ -53,6 +53,8 @@ def record_base(adapter_dir: Path, base: Path, final_dir: Path | None = None) ->
     config_path = Path(adapter_dir) / "adapter_config.json"
     config = json.loads(config_path.read_text())
     config["base_model_name_or_path"] = record["path"]
+    if isinstance(config.get("target_modules"), list):  # PEFT writes a set, in hash-randomised order
+        config["target_modules"] = sorted(config["target_modules"])
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     # PEFT's placeholder model card names that same path in its front matter.
     (Path(adapter_dir) / "README.md").unlink(missing_ok=True)
