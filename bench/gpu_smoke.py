@@ -235,6 +235,15 @@ def main(argv=None) -> int:
     if not torch.cuda.is_available() and not args.allow_cpu:
         print("gpu_smoke: no CUDA GPU: skipped (--tiny --allow-cpu runs the bench's path on the CPU)")
         return 0
+    # Fail in a second, not after building a model, where the GPU machine lacks a library.
+    import importlib.util
+
+    needed = ("transformers", "peft", "accelerate", "trl", "datasets", "pyarrow", "xxhash", "dill",
+              "multiprocess", "pandas", "yaml", "tokenizers", "safetensors")
+    missing = [m for m in needed if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"gpu_smoke: error: missing Python packages: {', '.join(missing)}", file=sys.stderr)
+        return 2
     for split in ("train", "test"):
         if not (args.gsm8k_dir / f"{split}.jsonl").exists():
             print(f"gpu_smoke: error: {args.gsm8k_dir / split}.jsonl not found (--gsm8k-dir)", file=sys.stderr)
