@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from conftest import test_params
@@ -70,6 +72,32 @@ def test_same_seed_same_weights(saved_tiny):
     assert not all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), c.state_dict().values()))
 
 
-def test_hub_model_needs_a_pinned_revision():
-    with pytest.raises(PipelineError, match="base_model.revision"):
-        base_model.load_hub("Qwen/Qwen2.5-0.5B-Instruct", None)
+@pytest.mark.parametrize("name, revision, message", [
+    ("Qwen/Qwen2.5-0.5B-Instruct", None, "base_model.revision: hub model 'Qwen/Qwen2.5-0.5B-Instruct' needs a pinned"),
+    ("Qwen/Qwen2.5-0.5B-Instruct", "main", "needs a pinned revision (a 40-hex commit), not 'main'"),
+    ("my-made-up-model", None, "base_model.name: 'my-made-up-model' is neither `tiny`, a local model folder"),
+])
+def test_base_model_must_be_pinned_or_local_and_errors_name_the_params_file(name, revision, message):
+    with pytest.raises(PipelineError, match="^configs/mine.yaml: ") as err:
+        base_model.source({"name": name, "revision": revision}, Path("configs/mine.yaml"))
+    assert message in str(err.value)
+
+
+def test_a_local_folder_is_loaded_and_its_content_hash_recorded(saved_tiny, tmp_path):
+    import json
+    import shutil
+
+    folder = tmp_path / "pre-downloaded"
+    shutil.copytree(saved_tiny[0], folder)
+    params = test_params(base_model={"name": str(folder), "revision": None})
+    out = base_model.main(params, base_model.BaseModelConfig(out_dir=tmp_path / "base"))
+    info = json.loads((out / "info.json").read_text())
+    assert info["source"] == "local" and info["name"] == str(folder) and len(info["sha256"]) == 64
+    assert (out / "model" / "model.safetensors").read_bytes() == (folder / "model.safetensors").read_bytes()
+    # An edit to the folder changes its identity.
+    (folder / "tokenizer_config.json").write_text((folder / "tokenizer_config.json").read_text() + " ")
+    assert base_model.source(params["base_model"], Path("p.yaml"))["sha256"] != info["sha256"]
+    assert base_model.identity(params["base_model"]) == "sha256:" + base_model.source(params["base_model"],
+                                                                                       Path("p.yaml"))["sha256"]
+    with pytest.raises(PipelineError, match="revision: .* is a local folder"):
+        base_model.source({"name": str(folder), "revision": "a" * 40}, Path("p.yaml"))

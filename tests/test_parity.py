@@ -21,7 +21,7 @@ def assert_same_dag(repo):
 def test_shipped_dag_is_the_same_in_both_engines():
     jobs = assert_same_dag(REPO)
     assert {"download", "base_model", "prep_sft", "eval@base", "eval@prep_sft"} <= set(jobs)
-    assert jobs["grpo@256-0"]["params"] == {"seed", "threads", "prompt", "lora", "train", "grpo"}
+    assert jobs["grpo@256-0"]["params"] == {"seed", "threads", "precision", "prompt", "lora", "train", "grpo"}
 
 
 @pytest.mark.parametrize("budgets, seeds", [([3], [0]), ([8, 16, 32], [0, 1, 2])])

@@ -118,13 +118,13 @@ def test_same_params_and_seed_give_identical_eval_metrics(repo):
 
 
 def test_grpo_trains_and_logs_rewards(repo):
-    run(["snakemake", "--cores", "1", "models/grpo/8/model"], repo)
+    run(["snakemake", "--cores", "1", "models/grpo/8/s0/model"], repo)
     import pandas as pd
 
-    log = pd.read_csv(repo / "models/grpo/8/train_log.csv")
+    log = pd.read_csv(repo / "models/grpo/8/s0/train_log.csv")
     assert {"reward", "reward_std", "loss"} <= set(log.columns)
     assert any(c.startswith("rewards/correctness") for c in log.columns)
-    assert (repo / "models/grpo/8/model/model.safetensors").exists()
+    assert (repo / "models/grpo/8/s0/model/model.safetensors").exists()
 
 
 def test_use_vllm_fails_clearly_on_cpu(repo, tmp_path):

@@ -1,12 +1,15 @@
 """`base_model` stage → models/base/model/: the model every training stage starts from.
 
 `tiny` (the offline default): a byte-level BPE tokenizer trained on the train split only, and a small
-Llama with seeded random initialisation. Anything else is a hub model id at a pinned revision.
+Llama with seeded random initialisation. Otherwise a local model folder (e.g. pre-downloaded on a cluster
+without internet), identified by its content hash, or a hub model id at a pinned commit. info.json records
+which, so a result can be traced to the exact weights.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +31,32 @@ ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>")
 class BaseModelConfig:
     train_file: Path = Path("data/gsm8k/train.jsonl")
     out_dir: Path = Path("models/base")
+    params_file: Path = Path("params.yaml")  # named in errors
+
+
+HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+def source(spec: dict, params_file: Path) -> dict:
+    """What base_model.name refers to: {"kind": tiny|local|hub, ...}, or a one-line error naming the key."""
+    from .fileio import content_hash
+
+    name, revision = spec["name"], spec.get("revision")
+    if name == TINY:
+        return {"kind": "tiny"}
+    if Path(name).is_dir():
+        if revision:
+            raise PipelineError(f"{params_file}: base_model.revision: {name} is a local folder, identified by its "
+                                f"content hash; set revision: null")
+        return {"kind": "local", "path": Path(name), "sha256": content_hash(name)}
+    if not HUB_ID.match(name):
+        raise PipelineError(f"{params_file}: base_model.name: {name!r} is neither `tiny`, a local model folder, "
+                            f"nor a hub model id (owner/name)")
+    if not revision or not COMMIT.match(revision):
+        raise PipelineError(f"{params_file}: base_model.revision: hub model {name!r} needs a pinned revision "
+                            f"(a 40-hex commit), not {revision!r}")
+    return {"kind": "hub", "name": name, "revision": revision}
 
 
 def _render(messages: list[dict]) -> str:
@@ -89,11 +118,28 @@ def build_tiny(train_rows: list[dict], tiny: dict, seed: int, system: str | None
     return model, tokenizer
 
 
-def load_hub(name: str, revision: str | None):
+def identity(spec: dict, params_file: Path = Path("params.yaml")) -> str:
+    """One string that changes whenever the base model's source does: `tiny`, `NAME@REVISION`, or
+    `sha256:HASH` of a local folder. An engine can track it (a Snakemake param, a DVC stage output) so
+    that editing a local model folder reruns base_model."""
+    origin = source(spec, params_file)
+    if origin["kind"] == "hub":
+        return f"{origin['name']}@{origin['revision']}"
+    return f"sha256:{origin['sha256']}" if origin["kind"] == "local" else TINY
+
+
+def load_local(folder: Path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if not revision:
-        raise PipelineError(f"params.yaml: base_model.revision: hub model {name!r} needs a pinned revision")
+    try:
+        return AutoModelForCausalLM.from_pretrained(folder, dtype="auto"), AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError) as exc:
+        raise PipelineError(f"base_model.name: {folder} is not a loadable model folder ({exc})") from exc
+
+
+def load_hub(name: str, revision: str):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, revision=revision)
         model = AutoModelForCausalLM.from_pretrained(name, revision=revision, dtype="auto")
@@ -109,18 +155,23 @@ def main(params: dict, config: BaseModelConfig = BaseModelConfig()) -> Path:
     from .task import read_jsonl
 
     spec = params["base_model"]
-    if spec["name"] == TINY:
+    origin = source(spec, config.params_file)
+    if origin["kind"] == "tiny":
         model, tokenizer = build_tiny(
             read_jsonl(config.train_file), spec["tiny"], params["seed"], params["prompt"]["system"]
         )
+    elif origin["kind"] == "local":
+        model, tokenizer = load_local(origin["path"])
     else:
-        model, tokenizer = load_hub(spec["name"], spec.get("revision"))
+        model, tokenizer = load_hub(origin["name"], origin["revision"])
     with atomic_dir(config.out_dir) as tmp:
         model.save_pretrained(tmp / "model")
         tokenizer.save_pretrained(tmp / "model")
         info = {
             "name": spec["name"],
             "revision": spec.get("revision"),
+            "source": origin["kind"],
+            "sha256": origin.get("sha256"),  # a local folder's content hash: its identity
             "parameters": sum(p.numel() for p in model.parameters()),
             "vocab_size": len(tokenizer),
         }

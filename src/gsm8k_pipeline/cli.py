@@ -58,7 +58,8 @@ def _cmd_download(args) -> int:
 def _cmd_base_model(args) -> int:
     from .base_model import BaseModelConfig, main
 
-    print(main(_torch_params(args, "base_model"), BaseModelConfig(train_file=args.train_file, out_dir=args.out_dir)))
+    print(main(_torch_params(args, "base_model"), BaseModelConfig(train_file=args.train_file, out_dir=args.out_dir,
+                                                                  params_file=args.params)))
     return 0
 
 

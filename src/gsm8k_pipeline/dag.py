@@ -25,9 +25,11 @@ METHODS = ["full_sft", "grpo", "sft_from_traces"]
 # changing them reruns nothing (the leaderboard's "every section" leaves them out too).
 SCHEDULING = ["resources"]
 
-# The torch stages read `threads`: the thread count changes float sums, hence the results.
+# The torch stages read `threads`: the thread count changes float sums, hence the results. Those that run
+# a model (not base_model, which builds one) read its `precision`.
 _TORCH = ["seed", "threads", "prompt"]
-_TRAIN = [*_TORCH, "lora", "train"]
+_MODEL = [*_TORCH, "precision"]
+_TRAIN = [*_MODEL, "lora", "train"]
 # stage -> (command, params sections it reads). The leaderboard's None means every section but SCHEDULING:
 # it records a digest of them all as provenance.
 STAGES: dict[str, tuple[str, list[str] | None]] = {
@@ -36,10 +38,10 @@ STAGES: dict[str, tuple[str, list[str] | None]] = {
     "prep_sft": ("train-sft", [*_TRAIN, "prep_sft"]),
     "full_sft": ("train-sft", [*_TRAIN, "full_sft"]),
     "grpo": ("train-grpo", [*_TRAIN, "grpo"]),
-    "traces": ("generate-traces", [*_TORCH, "traces"]),
+    "traces": ("generate-traces", [*_MODEL, "traces"]),
     "sft_from_traces": ("train-sft", [*_TRAIN, "full_sft"]),
-    "eval": ("evaluate", [*_TORCH, "eval"]),
-    "eval_budget": ("evaluate", [*_TORCH, "eval"]),
+    "eval": ("evaluate", [*_MODEL, "eval"]),
+    "eval_budget": ("evaluate", [*_MODEL, "eval"]),
     "leaderboard": ("leaderboard", None),
 }
 
@@ -119,16 +121,25 @@ def code_deps(command: str, root: Path | str = ".") -> list[str]:
 
 
 def sync_dvc_yaml(path: Path | str = "dvc.yaml", root: Path | str = ".") -> bool:
-    """Rewrite the code deps of every stage in dvc.yaml (its `- src/gsm8k_pipeline/...` lines) to
-    code_deps of the stage's command; True if anything changed. Text in, text out: comments stay."""
+    """Rewrite every stage's code deps in dvc.yaml (its `- src/gsm8k_pipeline/...` lines) to code_deps of
+    the stage's command, and its params list to STAGES; True if anything changed. Text in, text out:
+    comments stay."""
     path = Path(path)
     lines = path.read_text().splitlines(keepends=True)
     start = next(k for k, line in enumerate(lines) if line.startswith("stages:"))
-    out, command, i = lines[:start], None, start
+    out, stage, command, i = lines[:start], None, None, start
     while i < len(lines):
         line = lines[i]
         if line.startswith("  ") and not line.startswith("   ") and line.rstrip().endswith(":"):
-            command = None  # a new stage
+            stage, command = line.strip()[:-1], None  # a new stage
+        if line.strip() == "params:" and STAGES.get(stage, (None, None))[1] is not None:
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(line)
+            i += 1
+            while i < len(lines) and lines[i].startswith(indent + "  - "):
+                i += 1
+            out += [f"{indent}  - {section}\n" for section in STAGES[stage][1]]
+            continue
         words = line.replace("cmd:", " ").split()
         if command is None and len(words) >= 2 and words[0] == "gsm8k":
             command = words[1]
@@ -147,5 +158,5 @@ def sync_dvc_yaml(path: Path | str = "dvc.yaml", root: Path | str = ".") -> bool
     return changed
 
 
-if __name__ == "__main__":  # python -m gsm8k_pipeline.dag: bring dvc.yaml's code deps up to date
-    print("dvc.yaml: code deps updated" if sync_dvc_yaml() else "dvc.yaml: code deps already up to date")
+if __name__ == "__main__":  # python -m gsm8k_pipeline.dag: bring dvc.yaml up to date with the code
+    print("dvc.yaml: code deps and params updated" if sync_dvc_yaml() else "dvc.yaml: already up to date")

@@ -91,21 +91,23 @@ def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
 
     from .task import read_jsonl
     from .formatting import prompt_messages
-    from .generation import generate, load_for_inference, render_prompts
+    from .device import device
+    from .generation import decoding, generate, load_for_inference, render_prompts
     ev = params["eval"]
     rows = read_jsonl(config.test_file)[: ev["samples"]]
     settings = {
+        **decoding(ev["do_sample"], ev["temperature"]),
         "max_new_tokens": ev["max_new_tokens"],
-        "do_sample": ev["do_sample"],
-        "temperature": ev["temperature"] if ev["do_sample"] else None,
         "batch_size": ev["batch_size"],
         "samples": len(rows),
+        "device": device(),
+        "precision": params["precision"],
     }
     json_path = config.output_dir / config.output_file
     json_path.unlink(missing_ok=True)  # a failed run must not leave an older result looking current
 
     torch.manual_seed(params["seed"])
-    model, tokenizer = load_for_inference(config.model_path)
+    model, tokenizer = load_for_inference(config.model_path, params["precision"])
     prompts = render_prompts(tokenizer, [prompt_messages(r["question"], params["prompt"]["system"]) for r in rows])
     started = time.perf_counter()
     completions = generate(

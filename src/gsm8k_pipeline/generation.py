@@ -1,26 +1,61 @@
-"""Batched generation shared by eval and traces: left padding, KV cache, one tqdm bar."""
+"""Batched generation shared by eval and traces: left padding, KV cache, one tqdm bar.
+
+Decoding is exactly what params.yaml says: a checkpoint's generation_config.json (a hub chat model ships
+sampling and repetition-penalty settings) is replaced on load, and every setting is passed explicitly.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 
-def load_for_inference(model_path: str | Path):
-    """(model, tokenizer) from a saved model dir — full weights, or a PEFT adapter merged into its base."""
+def ensure_pad_token(tokenizer) -> None:
+    """A tokenizer without a pad token pads with EOS (TRL's fallback); padding is masked out anyway."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+
+def plain_generation_config(tokenizer):
+    """A generation_config carrying only the stop and pad tokens: nothing of the checkpoint's decoding."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+
+
+def decoding(do_sample: bool, temperature: float) -> dict:
+    """Every decoding setting, explicit: plain greedy, or plain sampling at `temperature` (no top-k, no
+    nucleus, no penalty — the distribution GRPO samples from). Recorded as-is in metrics and trace stats."""
+    return {
+        "do_sample": do_sample,
+        "temperature": temperature if do_sample else 1.0,
+        "top_p": 1.0,
+        "top_k": 0,
+        "repetition_penalty": 1.0,
+    }
+
+
+def load_for_inference(model_path: str | Path, precision: str = "float32"):
+    """(model, tokenizer) from a saved model dir — full weights, or a PEFT adapter merged into its base —
+    on the GPU when there is one, with weights in `precision` (bf16/fp16 need the GPU)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from .device import device, inference_dtype
     from .errors import PipelineError
 
+    dtype = inference_dtype(precision)  # first: a precision this machine can't run fails before any loading
     model_path = Path(model_path)
     if not model_path.is_dir():
         raise PipelineError(f"{model_path}: no such model directory")
     tokenizer = AutoTokenizer.from_pretrained(model_path, padding_side="left")
+    ensure_pad_token(tokenizer)
     if (model_path / "adapter_config.json").exists():
-        from peft import AutoPeftModelForCausalLM
+        from .adapters import load_adapter_model
 
-        model = AutoPeftModelForCausalLM.from_pretrained(model_path).merge_and_unload()
+        model = load_adapter_model(model_path, dtype=dtype).merge_and_unload()
     else:
-        model = AutoModelForCausalLM.from_pretrained(model_path)
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+    model.generation_config = plain_generation_config(tokenizer)
+    model.to(device())
     model.eval()
     return model, tokenizer
 
@@ -49,25 +84,27 @@ def generate(
     """
     import torch
     from tqdm.auto import tqdm
+    from transformers import GenerationConfig
 
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     results: list[list[str]] = [[] for _ in prompts]
     stop_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
-    sampling = {"do_sample": True, "temperature": temperature} if do_sample else {"do_sample": False}
+    config = GenerationConfig(
+        **decoding(do_sample, temperature),
+        max_new_tokens=max_new_tokens,
+        num_return_sequences=num_return_sequences,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        # A preallocated cache: the default one grows by concatenation, which costs O(length)
+        # per token and makes big batches slower than small ones on CPU.
+        cache_implementation="static",
+    )
     with torch.inference_mode(), tqdm(total=len(prompts), desc=desc, unit="problem") as bar:
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
             enc = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False)
-            out = model.generate(
-                **enc,
-                max_new_tokens=max_new_tokens,
-                num_return_sequences=num_return_sequences,
-                pad_token_id=tokenizer.pad_token_id,
-                # A preallocated cache: the default one grows by concatenation, which costs O(length)
-                # per token and makes big batches slower than small ones on CPU.
-                cache_implementation="static",
-                **sampling,
-            )
+            enc = enc.to(model.device)
+            out = model.generate(**enc, generation_config=config)
             new_tokens = out[:, enc["input_ids"].shape[1] :].tolist()
             for row, ids in enumerate(new_tokens):
                 cut = next((k for k, t in enumerate(ids) if t in stop_ids), len(ids))

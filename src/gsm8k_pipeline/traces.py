@@ -35,7 +35,8 @@ def main(params: dict, config: TracesConfig) -> dict:
 
     from .task import gold, read_jsonl
     from .formatting import prompt_messages, to_target
-    from .generation import generate, load_for_inference, render_prompts
+    from .device import device
+    from .generation import decoding, generate, load_for_inference, render_prompts
 
     if config.dataset_split != "train":
         raise PipelineError(f"--dataset-split {config.dataset_split}: traces are training data; "
@@ -48,7 +49,7 @@ def main(params: dict, config: TracesConfig) -> dict:
 
     rows = read_jsonl(Path("data/gsm8k") / f"{config.dataset_split}.jsonl")[: params["run"]["samples"]]
     torch.manual_seed(params["seed"])
-    model, tokenizer = load_for_inference(config.grpo_model)
+    model, tokenizer = load_for_inference(config.grpo_model, params["precision"])
     prompts = render_prompts(tokenizer, [prompt_messages(r["question"], params["prompt"]["system"]) for r in rows])
     samples = generate(
         model, tokenizer, prompts, batch_size=knobs["batch_size"], max_new_tokens=knobs["max_new_tokens"],
@@ -74,6 +75,8 @@ def main(params: dict, config: TracesConfig) -> dict:
         "avg_attempts_overall": (sum(attempts) + (n - successes) * knobs["max_attempts"]) / n if n else None,
         "max_attempts": knobs["max_attempts"],
         "temperature": knobs["temperature"],
+        "generation": {**decoding(True, knobs["temperature"]), "max_new_tokens": knobs["max_new_tokens"],
+                       "device": device(), "precision": params["precision"]},
         "grpo_model": str(config.grpo_model),
     }
     atomic_write_jsonl(out_path, traces)

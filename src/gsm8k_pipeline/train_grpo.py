@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ def main(params: dict, config: GRPOStageConfig) -> None:
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
+    from .adapters import base_folder
     from .task import gold, read_jsonl
     from .formatting import prompt_messages
     from .rewards import reward_funcs
@@ -54,17 +56,22 @@ def main(params: dict, config: GRPOStageConfig) -> None:
     names = list(section["rewards"])
     dirs = StageDirs(config.output_dir)
     run_id = fingerprint("grpo", str(config.base_model), rows, section, num_generations, params["lora"],
-                         params["train"], params["seed"], system)
+                         params["train"], params["precision"], params["seed"], system)
     resume_from = prepare_checkpoints(dirs, run_id)
     model, tokenizer, peft_config = load_trainable(config.base_model, params)
     args = GRPOConfig(
-        **trainer_args(params, dirs),
+        **trainer_args(params, dirs, math.ceil(n / section["prompts_per_step"]) * section["epochs"]),
         num_train_epochs=section["epochs"],
         learning_rate=section["learning_rate"],
         per_device_train_batch_size=section["prompts_per_step"] * num_generations,
         num_generations=num_generations,
         max_completion_length=section["max_completion_length"],
+        # Plain sampling at `temperature`, stated explicitly (the checkpoint's generation_config is dropped
+        # on load): traces sample the same way, so SFT on traces learns GRPO's own distribution.
         temperature=section["temperature"],
+        top_p=1.0,
+        top_k=0,
+        repetition_penalty=1.0,
         beta=section["beta"],
         use_vllm=section["use_vllm"],
         reward_weights=[section["rewards"][name] for name in names],
@@ -73,4 +80,4 @@ def main(params: dict, config: GRPOStageConfig) -> None:
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs(names), args=args, train_dataset=dataset,
                           processing_class=tokenizer, peft_config=peft_config)
     print(f"grpo: {len(rows)} problems x {num_generations} generations, rewards {names}", flush=True)
-    run(trainer, dirs, resume_from)
+    run(trainer, dirs, resume_from, base=base_folder(config.base_model))

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,7 @@ def main(params: dict, config: SFTStageConfig) -> None:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
+    from .adapters import base_folder
     from .formatting import prompt_messages
     from .training import StageDirs, fingerprint, load_trainable, prepare_checkpoints, run, trainer_args
 
@@ -59,11 +61,11 @@ def main(params: dict, config: SFTStageConfig) -> None:
     ])
     dirs = StageDirs(config.output_dir)
     run_id = fingerprint("sft", config.stage, str(config.base_model), rows, section, params["lora"],
-                         params["train"], params["seed"], system)
+                         params["train"], params["precision"], params["seed"], system)
     resume_from = prepare_checkpoints(dirs, run_id)
     model, tokenizer, peft_config = load_trainable(config.base_model, params)
     args = SFTConfig(
-        **trainer_args(params, dirs),
+        **trainer_args(params, dirs, math.ceil(len(rows) / section["batch_size"]) * section["epochs"]),
         num_train_epochs=section["epochs"],
         learning_rate=section["learning_rate"],
         per_device_train_batch_size=section["batch_size"],
@@ -73,4 +75,4 @@ def main(params: dict, config: SFTStageConfig) -> None:
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=peft_config)
     print(f"sft {config.stage}: {len(rows)} examples from {config.traces_file or config.train_file}", flush=True)
-    run(trainer, dirs, resume_from)
+    run(trainer, dirs, resume_from, base=base_folder(config.base_model))

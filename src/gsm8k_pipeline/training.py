@@ -55,45 +55,59 @@ def prepare_checkpoints(dirs: StageDirs, run_id: str) -> str | None:
 
 
 def load_trainable(model_path: Path, params: dict):
-    """(model, tokenizer, peft_config) to train from `model_path`.
+    """(model, tokenizer, peft_config) to train from `model_path`, in float32 master weights whatever the
+    checkpoint's dtype (bf16/fp16 compute comes from the Trainer's autocast: params `precision`).
 
     With LoRA on: a dir holding an adapter (e.g. prep_sft's) keeps training that adapter, so every saved
     adapter applies to the base model directly; full weights get a new adapter from params.lora.
     """
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from .adapters import is_adapter, load_adapter_model
+    from .device import check_precision
     from .errors import PipelineError
+    from .generation import ensure_pad_token, plain_generation_config
 
+    check_precision(params["precision"])  # before minutes of loading, not in the Trainer's traceback
     if not model_path.is_dir():
         raise PipelineError(f"{model_path}: no such model directory")
     tokenizer = AutoTokenizer.from_pretrained(model_path)
+    ensure_pad_token(tokenizer)
     lora = params["lora"]
-    is_adapter = (model_path / "adapter_config.json").exists()
-    if is_adapter:
-        from peft import AutoPeftModelForCausalLM
-
-        model = AutoPeftModelForCausalLM.from_pretrained(model_path, is_trainable=lora["enabled"])
+    peft_config = None
+    if is_adapter(model_path):
+        model = load_adapter_model(model_path, dtype=torch.float32, is_trainable=lora["enabled"])
         if not lora["enabled"]:
             model = model.merge_and_unload()
-        return model, tokenizer, None
-    model = AutoModelForCausalLM.from_pretrained(model_path)
-    if not lora["enabled"]:
-        return model, tokenizer, None
-    from peft import LoraConfig
+    else:
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        if lora["enabled"]:
+            from peft import LoraConfig
 
-    config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
-                        target_modules=lora["target_modules"], task_type="CAUSAL_LM")
-    return model, tokenizer, config
+            peft_config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+                                     target_modules=lora["target_modules"], task_type="CAUSAL_LM")
+    # The checkpoint's sampling/penalty settings must not leak into GRPO's sampling or the saved model.
+    model.generation_config = plain_generation_config(tokenizer)
+    return model, tokenizer, peft_config
 
 
-def trainer_args(params: dict, dirs: StageDirs) -> dict:
-    """TrainingArguments shared by SFTConfig and GRPOConfig."""
+def warmup_steps(total_steps: int) -> int:
+    """5 % warmup, in whole steps, and none for a run too short to have any: rounding 5 % of 1 step up to
+    a whole step would make its only step's learning rate 0."""
+    return int(0.05 * total_steps)
+
+
+def trainer_args(params: dict, dirs: StageDirs, total_steps: int) -> dict:
+    """TrainingArguments shared by SFTConfig and GRPOConfig, for a run of `total_steps` optimiser steps."""
+    from .device import trainer_precision
+
     train = params["train"]
     return {
         "output_dir": str(dirs.checkpoints),
         "seed": params["seed"],
         "data_seed": params["seed"],
-        "bf16": train["bf16"],
+        **trainer_precision(params["precision"]),
         "gradient_checkpointing": train["gradient_checkpointing"],
         "save_strategy": "steps",
         "save_steps": train["save_steps"],
@@ -101,15 +115,20 @@ def trainer_args(params: dict, dirs: StageDirs) -> dict:
         "logging_steps": train["logging_steps"],
         "report_to": [],
         "lr_scheduler_type": "cosine",
-        "warmup_steps": 0.05,  # a float below 1 is a fraction of the total steps
+        "warmup_steps": warmup_steps(total_steps),
         "dataloader_num_workers": 0,
         "disable_tqdm": False,
     }
 
 
-def run(trainer, dirs: StageDirs, resume_from: str | None) -> None:
-    """Train (resuming if a checkpoint exists), then publish model/ and train_log.csv atomically."""
+def run(trainer, dirs: StageDirs, resume_from: str | None, base: Path | None = None) -> None:
+    """Train (resuming if a checkpoint exists), then publish model/ and train_log.csv atomically.
+
+    `base`: the full-weights folder a LoRA adapter applies to, recorded in the adapter (adapters.py).
+    """
     import pandas as pd
+
+    from .adapters import record_base
 
     if resume_from:
         print(f"resuming from {resume_from}", flush=True)
@@ -121,6 +140,8 @@ def run(trainer, dirs: StageDirs, resume_from: str | None) -> None:
     with atomic_dir(dirs.model) as tmp:
         trainer.save_model(str(tmp))
         trainer.processing_class.save_pretrained(str(tmp))
+        if (tmp / "adapter_config.json").exists():
+            record_base(tmp, base, final_dir=dirs.model)
     rows = [r for r in trainer.state.log_history if "step" in r]
     atomic_write_text(dirs.log, pd.DataFrame(rows).to_csv(index=False))
     shutil.rmtree(dirs.checkpoints)

@@ -1,0 +1,68 @@
+"""The test-sized DAG on the hub-shaped stand-in model (tests/hub.py) with LoRA on, through both engines for
+real, with and without a pad token: the same files from both, every training stage's adapter trained, and
+eval decoding as params say."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from conftest import make_checkout, run, test_params
+from hub import build
+from test_engines import files_under, without_timing
+
+ADAPTERS = ("prep_sft", "full_sft/8/s0", "grpo/8/s0", "sft_from_traces/8/s0")
+
+
+def adapter(repo, stage):
+    from safetensors.torch import load_file
+
+    return load_file(str(repo / "models" / stage / "model" / "adapter_model.safetensors"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pad", [True, False], ids=["pad", "no_pad"])
+def test_hub_shaped_lora_dag_in_both_engines(tmp_path, pad):
+    import torch
+
+    params = test_params(
+        base_model={"name": "hub_model", "revision": None},
+        lora={"enabled": True, "r": 4, "alpha": 8},
+        prep_sft={"max_length": 256}, full_sft={"max_length": 256},
+    )
+    seconds = {}
+    repos = {}
+    for engine, cmd in (("snakemake", ["snakemake", "--cores", "1", "metrics/all.json"]), ("dvc", ["dvc", "repro"])):
+        repo = make_checkout(tmp_path / engine, params)
+        build(repo / "hub_model", pad=pad)  # a local model folder, as on a cluster without internet
+        started = time.perf_counter()
+        run(cmd, repo)
+        seconds[engine] = round(time.perf_counter() - started, 1)
+        repos[engine] = repo
+    print(f"\nhub-shaped LoRA DAG ({'pad' if pad else 'no pad'}): wall seconds {seconds}")
+
+    smk, dvc = repos["snakemake"], repos["dvc"]
+    a, b = files_under(smk, "data", "models"), files_under(dvc, "data", "models")
+    assert set(a) == set(b)
+    assert [k for k in a if a[k] != b[k] and not k.endswith("train_log.csv")] == []
+    assert not [k for k in a if k.endswith("README.md")]  # PEFT's model card named a checkout's path
+    info = json.loads((smk / "models/base/info.json").read_text())
+    assert info["source"] == "local" and len(info["sha256"]) == 64
+
+    for stage in ADAPTERS:
+        assert (smk / "models" / stage / "model" / "base.json").exists()
+        assert not (smk / "models" / stage / "model" / "model.safetensors").exists()  # an adapter, not weights
+    prep = adapter(smk, "prep_sft")
+    assert all(prep[k].abs().sum() > 0 for k in prep if "lora_B" in k)  # PEFT starts B at zero
+    for stage in ("full_sft/8/s0", "sft_from_traces/8/s0"):
+        later = adapter(smk, stage)
+        assert any(not torch.equal(prep[k], later[k]) for k in prep), f"{stage} did not train"
+
+    for m in ("base", "prep_sft", "full_sft_8_s0", "grpo_8_s0", "sft_from_traces_8_s0"):
+        metrics = without_timing(smk / f"metrics/eval/{m}.json")
+        assert metrics == without_timing(dvc / f"metrics/eval/{m}.json")
+        assert metrics["generation"]["do_sample"] is False and metrics["generation"]["repetition_penalty"] == 1.0
+    stats = json.loads((smk / "data/traces/grpo_8_s0.jsonl.stats.json").read_text())
+    assert stats["generation"]["top_k"] == 0 and stats["generation"]["top_p"] == 1.0

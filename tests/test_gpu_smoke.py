@@ -1,0 +1,40 @@
+"""bench/gpu_smoke.py: skips cleanly without a GPU, and its whole path (the project's stages, instrumented)
+runs on the CPU with a tiny model."""
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import REPO
+
+BENCH = REPO / "bench" / "gpu_smoke.py"
+HIDE_GPUS = os.environ | {"CUDA_VISIBLE_DEVICES": ""}
+
+
+def test_without_a_gpu_it_says_so_and_exits_0(tmp_path):
+    proc = subprocess.run([sys.executable, str(BENCH), "--out", str(tmp_path / "r.json")], cwd=tmp_path,
+                          capture_output=True, text=True, env=HIDE_GPUS)
+    assert proc.returncode == 0, proc.stderr
+    assert "no CUDA GPU: skipped" in proc.stdout
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_tiny_cpu_run_goes_through_every_stage(tmp_path, shared_gsm8k):
+    out = tmp_path / "report.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--tiny", "--allow-cpu", "--gsm8k-dir", str(shared_gsm8k), "--out", str(out),
+         "--prep-samples", "16", "--grpo-steps", "2", "--grpo-tokens", "8", "--traces", "4", "--eval", "6",
+         "--max-new-tokens", "8"],
+        cwd=tmp_path, capture_output=True, text=True, env=HIDE_GPUS | {"PYTHONPATH": str(REPO / "src")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["device"] == "cpu" and report["model_on_device_checked"]
+    assert report["sft"]["tokens"] > 0 and report["sft"]["tokens_per_s"] > 0
+    assert report["grpo"]["steps"] == 2
+    assert 0 < report["grpo"]["generation_s"] < report["grpo"]["step_s"]
+    assert report["eval"]["problems"] == 6 and report["eval"]["problems_per_s"] > 0
+    # Decoding is params', not the fixture checkpoint's (which samples with penalties).
+    assert report["eval"]["generation"]["do_sample"] is False
+    assert report["eval"]["generation"]["repetition_penalty"] == 1.0
+    assert report["traces"]["generation"]["top_k"] == 0
