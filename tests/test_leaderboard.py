@@ -49,7 +49,8 @@ def plant(tmp_path, accuracy_of) -> LeaderboardConfig:
         for s in PARAMS["seeds"]:
             log = config.models_dir / "grpo" / str(b) / f"s{s}" / "train_log.csv"
             log.parent.mkdir(parents=True)
-            pd.DataFrame({"step": range(1, 9), "reward": [1.0 + 0.1 * i for i in range(8)]}).to_csv(log, index=False)
+            pd.DataFrame({"step": range(1, 9), "epoch": [0.25 * i for i in range(1, 9)],
+                          "reward": [1.0 + 0.1 * i for i in range(8)]}).to_csv(log, index=False)
     return config
 
 
@@ -69,7 +70,9 @@ def test_the_answer_names_a_clear_winner_and_says_when_the_data_cant_tell(tmp_pa
     out = json.loads((config.out_dir / "all.json").read_text())
     assert out["groups"]["grpo_8"]["per_seed"] == [1.0, 1.0, 1.0]
     assert out["comparisons"]["grpo_vs_full_sft_16"]["ci95"][0] > 0.3
-    assert out["grpo_reward"]["grpo_8_s0"] == {"first_quarter": pytest.approx(1.05), "last_quarter": pytest.approx(1.65)}
+    # Two epochs of four steps: the first epoch's mean reward against the last's, on the same problems.
+    assert out["grpo_reward"]["grpo_8_s0"] == {"first": pytest.approx(1.15), "last": pytest.approx(1.55),
+                                               "compared": "first vs last epoch (same problems)"}
     assert len(out["models"]) == 2 + 3 * 2 * 3
     for png in ("accuracy_vs_budget.png", "grpo_reward.png"):
         assert (config.out_dir / png).read_bytes()[:4] == b"\x89PNG"

@@ -182,7 +182,13 @@ def plot_accuracy(records: list[dict], groups: dict, path: Path) -> None:
 
 
 def reward_trends(params: dict, models_dir: Path) -> dict:
-    """Per GRPO run: its logged mean reward by step, and the mean of the first and last quarter of steps."""
+    """Per GRPO run: its logged mean reward by step, and whether it rose. Consecutive steps see different
+    problems, and on the tiny default which problems a step drew moves its reward more than learning does
+    (two runs with a 10x different learning rate logged the same step-by-step pattern). So "rose" compares
+    the first and the last epoch — the same problems, in another order — when the run has several; with
+    one epoch only the first and last quarter of steps can be compared, a test confounded by difficulty."""
+    import math
+
     import pandas as pd
 
     trends = {}
@@ -190,13 +196,19 @@ def reward_trends(params: dict, models_dir: Path) -> dict:
         for s in params["seeds"]:
             log = pd.read_csv(models_dir / "grpo" / str(b) / f"s{s}" / "train_log.csv")
             rows = log.dropna(subset=["reward"]) if "reward" in log else log.iloc[0:0]
-            rewards = rows["reward"].tolist()
-            quarter = max(1, len(rewards) // 4)
-            trends[f"grpo_{b}_s{s}"] = {
-                "steps": rows["step"].astype(int).tolist(), "reward": rewards,
-                "first_quarter": sum(rewards[:quarter]) / quarter if rewards else None,
-                "last_quarter": sum(rewards[-quarter:]) / quarter if rewards else None,
-            }
+            rewards, epochs = rows["reward"].tolist(), rows["epoch"].tolist()
+            last_epoch = math.ceil(max(epochs)) if epochs else 0
+            if last_epoch >= 2:
+                first = [r for r, e in zip(rewards, epochs) if e <= 1 + 1e-9]
+                last = [r for r, e in zip(rewards, epochs) if e > last_epoch - 1 + 1e-9]
+                compared = "first vs last epoch (same problems)"
+            else:
+                quarter = max(1, len(rewards) // 4)
+                first, last = rewards[:quarter], rewards[-quarter:]
+                compared = "first vs last quarter of steps (different problems)"
+            mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
+            trends[f"grpo_{b}_s{s}"] = {"steps": rows["step"].astype(int).tolist(), "reward": rewards,
+                                        "first": mean(first), "last": mean(last), "compared": compared}
     return trends
 
 
@@ -241,6 +253,6 @@ def main(params: dict, config: LeaderboardConfig = LeaderboardConfig()) -> list[
         "models": {r["id"]: r for r in records},
         "groups": groups,
         "comparisons": comparisons,
-        "grpo_reward": {run: {k: t[k] for k in ("first_quarter", "last_quarter")} for run, t in trends.items()},
+        "grpo_reward": {run: {k: t[k] for k in ("first", "last", "compared")} for run, t in trends.items()},
     })
     return records
