@@ -1,7 +1,8 @@
 """`gsm8k` — one command per pipeline stage; the Snakefile and dvc.yaml call these same commands.
 
 Knob precedence: command line > environment (EVAL_SAMPLES, OUTPUT_DIR, ...) > params.yaml, resolved and
-validated by params.resolve before any stage code runs. Heavy libraries are imported inside the handlers so `gsm8k --help` and param errors are instant.
+validated by params.resolve before any stage code runs. Heavy libraries are imported inside the handlers,
+so `gsm8k --help` and param errors are instant.
 """
 
 from __future__ import annotations

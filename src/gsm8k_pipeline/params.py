@@ -119,6 +119,15 @@ def _set(params: dict, dotted: str, value: Any) -> None:
     node[last] = value
 
 
+def _scalar(raw: str) -> Any:
+    """An environment variable's value as YAML reads it ("8" -> 8, "null" -> None); text that isn't YAML
+    stays text, and the schema then says what is wrong with it."""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
 def resolve(path: str | os.PathLike = DEFAULT_PARAMS, cli: dict[str, Any] | None = None,
             environ: dict[str, str] | None = None) -> dict:
     """params.yaml < environment < command line, validated. `cli` maps dotted keys to the values given
@@ -131,7 +140,7 @@ def resolve(path: str | os.PathLike = DEFAULT_PARAMS, cli: dict[str, Any] | None
         params["run"] = dict(RUN_DEFAULTS)
     environ = os.environ if environ is None else environ
     origins = {}
-    overrides = [(key, yaml.safe_load(environ[var]), f"environment variable {var}")
+    overrides = [(key, _scalar(environ[var]), f"environment variable {var}")
                  for var, key in ENVIRONMENT.items() if environ.get(var, "") != ""]
     overrides += [(key, value, "the command line") for key, value in (cli or {}).items() if value is not None]
     for key, value, origin in overrides:
