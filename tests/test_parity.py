@@ -3,6 +3,7 @@ engine asked itself (Snakemake's API, DVC's stage index) — and every stage's c
 files its command executes (dag.code_deps, the import closure)."""
 
 import pytest
+import yaml
 
 from conftest import REPO, make_checkout, test_params
 from engines import dvc_stages, snakemake_jobs
@@ -21,7 +22,9 @@ def assert_same_dag(repo):
 def test_shipped_dag_is_the_same_in_both_engines():
     jobs = assert_same_dag(REPO)
     assert {"download", "base_model", "prep_sft", "eval@base", "eval@prep_sft"} <= set(jobs)
-    assert jobs["grpo@256-0"]["params"] == {"seed", "threads", "precision", "prompt", "lora", "train", "grpo"}
+    shipped = yaml.safe_load((REPO / "params.yaml").read_text())
+    grpo = f"grpo@{shipped['budgets'][0]}-{shipped['seeds'][0]}"
+    assert jobs[grpo]["params"] == {"seed", "threads", "precision", "prompt", "lora", "train", "grpo"}
 
 
 @pytest.mark.parametrize("budgets, seeds", [([3], [0]), ([8, 16, 32], [0, 1, 2])])
