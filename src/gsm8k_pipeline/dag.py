@@ -3,7 +3,8 @@
 - `METHODS`: the budgeted training methods; the Snakefile imports it, dvc.yaml reads it as a `vars` file
   (DVC parses module-level literals of a .py file), the leaderboard imports it.
 - `STAGES`: stage -> the `gsm8k` command it runs and the params.yaml sections it reads. The Snakefile
-  takes both from here; dvc.yaml spells them out, and tests/test_parity.py checks the two engines agree.
+  takes the sections from here, the CLI hands a command only those, dvc.yaml spells them out
+  (`python -m gsm8k_pipeline.dag` rewrites its lists), and tests/test_parity.py checks the engines agree.
 - `code_deps(command)`: the source files a command really executes — the import closure of the CLI and
   of the command's handler, found by reading the code (no import, so planning stays fast). The Snakefile
   declares exactly these as inputs, and the parity test holds dvc.yaml's deps to the same list, so an
@@ -46,12 +47,16 @@ STAGES: dict[str, tuple[str, list[str] | None]] = {
 }
 
 
+def result_sections(params: dict) -> list[str]:
+    """The sections that make results: not where and how jobs are scheduled (SCHEDULING), nor what one
+    command was asked to do (`run`)."""
+    return [k for k in params if k not in SCHEDULING and k != "run"]
+
+
 def stage_params(stage: str, params: dict) -> dict:
     """The params.yaml sections `stage` reads, from a loaded params dict."""
     sections = STAGES[stage][1]
-    if sections is None:
-        sections = [k for k in params if k not in SCHEDULING and k != "run"]
-    return {k: params[k] for k in sections}
+    return {k: params[k] for k in (sections if sections is not None else result_sections(params))}
 
 
 def _module_file(root: Path, dotted: str) -> Path | None:

@@ -153,11 +153,10 @@ def resolve(path: str | os.PathLike = DEFAULT_PARAMS, cli: dict[str, Any] | None
 
 
 def results_only(params: dict) -> dict:
-    """The sections that make results: not where and how jobs are scheduled (dag.SCHEDULING), nor what one
-    command was asked to do (`run`)."""
-    from .dag import SCHEDULING
+    """The sections that make results (dag.result_sections)."""
+    from .dag import result_sections
 
-    return {k: v for k, v in params.items() if k not in (*SCHEDULING, "run")}
+    return {k: params[k] for k in result_sections(params)}
 
 
 def digest(params: dict) -> str:
