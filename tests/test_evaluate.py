@@ -30,3 +30,41 @@ def test_score_and_summarize():
     assert m["accuracy"] == pytest.approx(2 / 3)
     assert m["answer_proportion"] == pytest.approx(2 / 3)
     assert m["n"] == 3 and m["problems_per_second"] == 1.5
+
+
+def test_metrics_and_debug_csv_carry_every_booster(tmp_path):
+    """The eval stage on a (random) tiny model: greedy stays the primary accuracy; calculator, maj@k, pass@1 and
+    pass@k each get accuracy, interval, n and seconds, and debug.csv a per-problem column each."""
+    import json
+
+    import pandas as pd
+
+    from conftest import test_params
+    from gsm8k_pipeline import base_model, evaluate
+    from gsm8k_pipeline.fileio import atomic_write_jsonl
+    from gsm8k_pipeline.synthetic import generate_splits
+
+    train, test = generate_splits(200, 6, 0)
+    params = test_params(eval={"samples": 6, "batch_size": 3, "max_new_tokens": 8,
+                               "boosters": {"samples_per_problem": 3, "k": 2}})
+    model, tokenizer = base_model.build_tiny(train, params["base_model"]["tiny"], seed=1, system=None)
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    atomic_write_jsonl(tmp_path / "test.jsonl", test)
+    config = evaluate.EvalConfig(model_path=tmp_path / "model", output_dir=tmp_path / "eval",
+                                 output_file="m.json", test_file=tmp_path / "test.jsonl")
+    metrics = evaluate.main(params, config)
+    assert json.loads((tmp_path / "eval/m.json").read_text()) == metrics
+    boosters = metrics["boosters"]
+    assert list(boosters) == ["calculator", "maj@2", "pass@1", "pass@2"]
+    for name, m in boosters.items():
+        assert m["n"] == 6 and 0 <= m["accuracy_ci95"][0] <= m["accuracy"] <= m["accuracy_ci95"][1] <= 1
+        assert m["seconds"] > 0
+    assert boosters["calculator"]["generation"]["calculator"] is True
+    assert boosters["maj@2"]["generation"]["do_sample"] is True
+    assert boosters["maj@2"]["generation"]["samples_per_problem"] == 3
+    debug = pd.read_csv(tmp_path / "eval/m/debug.csv")
+    for name in boosters:
+        assert debug[f"correct:{name}"].mean() == pytest.approx(boosters[name]["accuracy"])
+    assert (debug["answers:sampled"].fillna("").str.count(r"\|") == 2).all()  # 3 answers per problem
+    assert "calculator" in (tmp_path / "eval/m/summary.txt").read_text()

@@ -78,3 +78,35 @@ def test_the_answer_names_a_clear_winner_and_says_when_the_data_cant_tell(tmp_pa
         assert (config.out_dir / png).read_bytes()[:4] == b"\x89PNG"
     curve = pd.read_csv(config.out_dir / "accuracy_vs_budget.csv")
     assert len(curve) == 3 * 2 * 3 and set(curve["seed"]) == {0, 1, 2}
+
+
+def test_boosters_table_compares_each_group_with_greedy_on_the_same_runs(tmp_path):
+    """Planted boosters: the calculator fixes problems 0-19 of every run (where greedy is wrong), maj@4 changes
+    nothing, pass@4 is right everywhere. The table shows each protocol, and the best usable booster is the
+    calculator with a gain whose interval excludes zero (pass@4, an oracle, is never chosen)."""
+    config = plant(tmp_path, lambda model_id: [int(i % 3 == 0) for i in range(60)])
+    for model_id in model_ids(PARAMS):
+        debug = pd.read_csv(config.eval_dir / model_id / "debug.csv")
+        debug["correct:calculator"] = [1.0 if i < 20 else c for i, c in enumerate(debug["correct"])]
+        debug["correct:maj@4"] = debug["correct"].astype(float)
+        debug["correct:pass@4"] = 1.0
+        debug.to_csv(config.eval_dir / model_id / "debug.csv", index=False)
+        path = config.eval_dir / f"{model_id}.json"
+        metrics = json.loads(path.read_text())
+        metrics["seconds"] = 2.0
+        metrics["boosters"] = {name: {"accuracy": debug[f"correct:{name}"].mean(), "seconds": s}
+                               for name, s in (("calculator", 3.0), ("maj@4", 8.0), ("pass@4", 8.0))}
+        path.write_text(json.dumps(metrics))
+    main(PARAMS, config)
+    out = json.loads((config.out_dir / "all.json").read_text())
+    grpo = out["boosters"]["grpo_8"]
+    assert set(grpo["protocols"]) == {"greedy", "calculator", "maj@4", "pass@4"}
+    assert grpo["protocols"]["pass@4"]["mean"] == 1.0 and grpo["protocols"]["calculator"]["seconds"] == 3.0
+    assert grpo["best"] == "calculator"
+    gain = grpo["gain"]
+    assert gain["difference"] == pytest.approx(13 / 60) and gain["ci95"][0] > 0
+    assert out["models"]["grpo_8_s0"]["boosters"]["maj@4"] == pytest.approx(20 / 60)
+    board = (config.out_dir / "LEADERBOARD.md").read_text()
+    assert board.index("## Methods by budget") < board.index("## Test-time boosters") < board.index("## Every model")
+    assert "| grpo | 8 | 33.3 (" in board and "| calculator: +21.7 (" in board
+    assert "| 2.0 | 3.0 | 8.0 | 8.0 |" in board  # time cost per protocol

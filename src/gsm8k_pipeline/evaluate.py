@@ -74,6 +74,7 @@ def summary_text(metrics: dict, records: list[dict], model_path: Path) -> str:
         f"answer_proportion   {metrics['answer_proportion']:.4f}",
         f"generation          {metrics['generation']}",
         f"time                {metrics['seconds']:.1f} s ({metrics['problems_per_second']} problems/s)",
+        *booster_lines(metrics),
         "",
     ]
     for r in records[:3]:
@@ -83,6 +84,27 @@ def summary_text(metrics: dict, records: list[dict], model_path: Path) -> str:
             completion,
         ]
     return "\n".join(lines) + "\n"
+
+
+def add_boosters(metrics: dict, records: list[dict], model, tokenizer, prompts: list[str], ev: dict,
+                 model_id: str) -> None:
+    """Test-time boosters (boosters.py, params eval.boosters) on the same problems: metrics gain
+    `boosters` (one entry per protocol), each debug record its per-problem `correct:<protocol>` columns."""
+    from . import boosters
+
+    found, columns = boosters.run(model, tokenizer, prompts, [r["gold"] for r in records], ev, f"eval {model_id}")
+    metrics["boosters"] = found
+    for name, values in columns.items():
+        for record, value in zip(records, values, strict=True):
+            record[name] = value
+
+
+def booster_lines(metrics: dict) -> list[str]:
+    lines = []
+    for name, m in metrics.get("boosters", {}).items():
+        lo, hi = m["accuracy_ci95"]
+        lines.append(f"{name:<19} {m['accuracy']:.4f}  (95% CI {lo:.4f}–{hi:.4f}, {m['seconds']:.1f} s)")
+    return lines
 
 
 def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
@@ -119,6 +141,7 @@ def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
 
     records = score(rows, [c[0] for c in completions])
     metrics = summarize(records, config.model_id, settings, seconds)
+    add_boosters(metrics, records, model, tokenizer, prompts, ev, config.model_id)
     detail_dir = config.output_dir / config.model_id
     atomic_write_text(detail_dir / "debug.csv", pd.DataFrame(records).to_csv(index=False))
     atomic_write_text(detail_dir / "summary.txt", summary_text(metrics, records, config.model_path))

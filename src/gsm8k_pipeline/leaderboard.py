@@ -18,6 +18,8 @@ from pathlib import Path
 from .dag import METHODS
 from .errors import PipelineError
 from .fileio import atomic_write_json, atomic_write_text
+from .leaderboard_boosters import aggregate as aggregate_boosters
+from .leaderboard_boosters import render as render_boosters
 from .results import record
 
 # (first, second, question): each is answered at every budget by first − second.
@@ -106,14 +108,16 @@ def _pct(mean: float, ci: list[float]) -> str:
     return f"{100 * mean:.1f} % ({100 * ci[0]:.1f}–{100 * ci[1]:.1f})"
 
 
-def render_markdown(records: list[dict], groups: dict, comparisons: dict, n_seeds: int) -> str:
+def render_markdown(records: list[dict], groups: dict, comparisons: dict, n_seeds: int,
+                    boosters: dict | None = None) -> str:
     lines = ["# Leaderboard", "", *render_answer(comparisons, groups, n_seeds)]
     lines += ["## Methods by budget (mean over seeds)", "",
               "| method | budget | accuracy (95 % CI) | per seed | n |", "|---|---|---|---|---|"]
     for g in sorted(groups.values(), key=lambda g: (g["budget"] or 0, g["method"])):
         per_seed = ", ".join(f"{100 * v:.1f}" for v in g["per_seed"]) if g["seeds"] else "—"
         lines.append(f"| {g['method']} | {g['budget'] or '—'} | {_pct(g['mean'], g['ci95'])} | {per_seed} | {g['n']} |")
-    lines += ["", "## Every model", "",
+    lines += ["", *render_boosters(boosters or {})]
+    lines += ["## Every model", "",
               "| rank | model | method | budget | seed | accuracy (95 % CI, this run's problems) | answer | thinking | n |",
               "|---|---|---|---|---|---|---|---|---|"]
     for rank, r in enumerate(sorted(records, key=lambda r: -r["accuracy"]), 1):
@@ -237,6 +241,7 @@ def main(params: dict, config: LeaderboardConfig = LeaderboardConfig()) -> list[
         raise PipelineError(f"no eval metrics for {len(missing)} model(s): {', '.join(missing)} (run the eval stages first)")
     records = [record(json.loads((config.eval_dir / f"{m}.json").read_text()), params, commit) for m in ids]
     groups, comparisons = aggregate(params, config.eval_dir)
+    boosters = aggregate_boosters(groups, config.eval_dir)
     trends = reward_trends(params, config.models_dir)
     curve = pd.DataFrame([{"method": r["method"], "budget": r["budget"], "seed": r["seed"], "accuracy": r["accuracy"]}
                           for r in records if r["budget"] is not None])
@@ -244,7 +249,7 @@ def main(params: dict, config: LeaderboardConfig = LeaderboardConfig()) -> list[
     plot_accuracy(records, groups, config.out_dir / "accuracy_vs_budget.png")
     plot_rewards(trends, config.out_dir / "grpo_reward.png")
     atomic_write_text(config.out_dir / "LEADERBOARD.md",
-                      render_markdown(records, groups, comparisons, len(params["seeds"])))
+                      render_markdown(records, groups, comparisons, len(params["seeds"]), boosters))
     atomic_write_text(config.out_dir / "answer.rst", render_rst(
         groups, comparisons, len(params["seeds"]),
         [config.out_dir / "accuracy_vs_budget.png", config.out_dir / "grpo_reward.png"]))
@@ -254,5 +259,6 @@ def main(params: dict, config: LeaderboardConfig = LeaderboardConfig()) -> list[
         "groups": groups,
         "comparisons": comparisons,
         "grpo_reward": {run: {k: t[k] for k in ("first", "last", "compared")} for run, t in trends.items()},
+        "boosters": boosters,
     })
     return records

@@ -33,6 +33,8 @@ def record(metrics: dict, params: dict, commit: str | None) -> dict:
         "answer_proportion": metrics["answer_proportion"],
         "n": metrics["n"],
         "eval": metrics["generation"],
+        # Test-time boosters' accuracies (calculator, maj@k, pass@k) next to the greedy `accuracy`.
+        "boosters": {name: m["accuracy"] for name, m in metrics.get("boosters", {}).items()},
         "params_digest": digest(params),
         "git_commit": commit,
     }

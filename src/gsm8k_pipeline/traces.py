@@ -2,7 +2,8 @@
 
 For each of the first N problems, sample up to K completions; keep the first that is correct and in the
 exact output format, else fall back to the original GSM8K solution in that format. All K attempts of all
-problems are sampled in one batched pass (num_return_sequences=K), then scanned in order.
+problems are sampled in one batched pass (num_return_sequences=K), then scanned in order; with
+`traces.calculator`, in calculator mode (calculator.py), so traces with and without it can be compared.
 """
 
 from __future__ import annotations
@@ -51,10 +52,11 @@ def main(params: dict, config: TracesConfig) -> dict:
     torch.manual_seed(params["seed"])
     model, tokenizer = load_for_inference(config.grpo_model, params["precision"])
     prompts = render_prompts(tokenizer, [prompt_messages(r["question"], params["prompt"]["system"]) for r in rows])
+    calculator_stats = {}
     samples = generate(
         model, tokenizer, prompts, batch_size=knobs["batch_size"], max_new_tokens=knobs["max_new_tokens"],
         do_sample=True, temperature=knobs["temperature"], num_return_sequences=knobs["max_attempts"],
-        desc="traces",
+        calculator=knobs["calculator"], stats=calculator_stats, desc="traces",
     )
     traces, attempts = [], []
     for row, completions in zip(rows, samples, strict=True):
@@ -75,7 +77,11 @@ def main(params: dict, config: TracesConfig) -> dict:
         "avg_attempts_overall": (sum(attempts) + (n - successes) * knobs["max_attempts"]) / n if n else None,
         "max_attempts": knobs["max_attempts"],
         "temperature": knobs["temperature"],
+        # Calculator mode (params traces.calculator): results after `<<expr=` written by the calculator.
+        "calculator": knobs["calculator"],
+        "calculator_calls": calculator_stats.get("calculator_calls", 0) if knobs["calculator"] else None,
         "generation": {**decoding(True, knobs["temperature"]), "max_new_tokens": knobs["max_new_tokens"],
+                       "calculator": knobs["calculator"],
                        "device": device(), "precision": params["precision"]},
         "grpo_model": str(config.grpo_model),
     }

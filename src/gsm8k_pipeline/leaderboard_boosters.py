@@ -1,0 +1,76 @@
+"""The leaderboard's "Test-time boosters" section: per (method, budget), greedy against each booster the
+eval stage scored (boosters.py), means over seeds with 95 % two-level bootstrap intervals, and the best
+booster's gain over greedy on the same runs and problems (stats.bootstrap_same_runs).
+
+"Best" is chosen among the boosters that need no answer key (calculator, maj@k); pass@k counts a problem
+solved when any of k samples is right, which only a verifier could act on, so it is shown but never "best".
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _columns(eval_dir: Path, model_id: str, names: list[str]) -> dict[str, list[float]]:
+    import pandas as pd
+
+    debug = pd.read_csv(eval_dir / model_id / "debug.csv")
+    return {"greedy": debug["correct"].astype(float).tolist(),
+            **{name: debug[f"correct:{name}"].astype(float).tolist() for name in names}}
+
+
+def aggregate(groups: dict, eval_dir: Path) -> dict:
+    """Per group of `groups` (leaderboard.aggregate's, whose runs are `<group>_s<seed>` or the group itself):
+    each protocol's bootstrap accuracy and mean seconds, and the best booster's gain over greedy.
+    {} when the evals scored no boosters."""
+    from .stats import bootstrap_accuracy, bootstrap_same_runs
+
+    out = {}
+    for key, group in groups.items():
+        runs = [f"{key}_s{s}" for s in group["seeds"]] or [key]
+        metrics = [json.loads((eval_dir / f"{run}.json").read_text()) for run in runs]
+        names = list(metrics[0].get("boosters", {}))
+        if not names:
+            continue
+        columns = [_columns(eval_dir, run, names) for run in runs]
+        protocols = {}
+        for name in ["greedy", *names]:
+            seconds = [m["seconds"] if name == "greedy" else m["boosters"][name]["seconds"] for m in metrics]
+            protocols[name] = {**bootstrap_accuracy([c[name] for c in columns]),
+                               "seconds": round(sum(seconds) / len(seconds), 3)}
+        usable = [n for n in names if not n.startswith("pass@")]
+        entry = {"method": group["method"], "budget": group["budget"], "protocols": protocols}
+        if usable:
+            best = max(usable, key=lambda n: protocols[n]["mean"])  # first listed wins a tie
+            entry["best"] = best
+            entry["gain"] = bootstrap_same_runs([c[best] for c in columns], [c["greedy"] for c in columns])
+        out[key] = entry
+    return out
+
+
+def render(boosters: dict) -> list[str]:
+    """The Markdown section (empty when no booster was scored)."""
+    if not boosters:
+        return []
+    names = list(next(iter(boosters.values()))["protocols"])
+    lines = ["## Test-time boosters", "",
+             "Each model's greedy accuracy against the boosters scored on the same problems (mean over seeds, "
+             "95 % two-level bootstrap interval), and the best of calculator and maj@k minus greedy on the same "
+             "runs and problems. pass@k is an oracle (any of k samples right) and is never the best.", "",
+             "| method | budget | " + " | ".join(names) + " | best booster − greedy (95 % CI, p) |",
+             "|---|---|" + "---|" * len(names) + "---|"]
+    for b in sorted(boosters.values(), key=lambda b: (b["budget"] or 0, b["method"])):
+        cells = [f"{100 * b['protocols'][n]['mean']:.1f} ({100 * b['protocols'][n]['ci95'][0]:.1f}–"
+                 f"{100 * b['protocols'][n]['ci95'][1]:.1f})" for n in names]
+        gain = "—"
+        if "gain" in b:
+            g = b["gain"]
+            gain = (f"{b['best']}: {100 * g['difference']:+.1f} ({100 * g['ci95'][0]:+.1f} to "
+                    f"{100 * g['ci95'][1]:+.1f}, p = {g['p_value']:.2g})")
+        lines.append(f"| {b['method']} | {b['budget'] or '—'} | " + " | ".join(cells) + f" | {gain} |")
+    lines += ["", "Time cost, seconds per eval (mean over every model; the sampled protocols share one pass):", "",
+              "| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    means = {n: sum(b["protocols"][n]["seconds"] for b in boosters.values()) / len(boosters) for n in names}
+    lines += ["| " + " | ".join(f"{means[n]:.1f}" for n in names) + " |", ""]
+    return lines
