@@ -95,3 +95,22 @@ def test_sampling_with_several_returns_inserts_in_every_calling_sequence(which, 
     assert all(c.startswith("12>>") for c in out[0])
     assert not any(c.startswith("12>>") for c in out[1] + out[2] + out[3])
     assert stats["calculator_calls"] >= 3  # (a random model may call it again later)
+
+
+@pytest.mark.parametrize("calculator", [True, False])
+def test_traces_sample_in_calculator_mode_when_asked_and_say_so(calculator, tmp_path, monkeypatch):
+    from conftest import test_params
+    from gsm8k_pipeline import base_model, traces
+    from gsm8k_pipeline.fileio import atomic_write_jsonl
+    from gsm8k_pipeline.synthetic import generate_splits
+
+    train, _ = generate_splits(40, 2, 0)
+    params = {**test_params(traces={"calculator": calculator}), "run": {"samples": 4, "output_dir": None}}
+    model, tokenizer = base_model.build_tiny(train, params["base_model"]["tiny"], seed=1, system=None)
+    model.save_pretrained(tmp_path / "grpo")
+    tokenizer.save_pretrained(tmp_path / "grpo")
+    monkeypatch.chdir(tmp_path)
+    atomic_write_jsonl(tmp_path / "data/gsm8k/train.jsonl", train)
+    stats = traces.main(params, traces.TracesConfig(grpo_model=tmp_path / "grpo", output_dir=tmp_path / "traces"))
+    assert stats["calculator"] is calculator and stats["generation"]["calculator"] is calculator
+    assert isinstance(stats["calculator_calls"], int) if calculator else stats["calculator_calls"] is None
