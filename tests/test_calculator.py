@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from gsm8k_pipeline.calculator import MAX_CHARS, calculate, call_in
+from gsm8k_pipeline.calculator import MAX_CHARS, Calculator, calculate, call_in
 
 
 @pytest.mark.parametrize("expr, result", [
@@ -74,11 +74,11 @@ def test_greedy_batch_inserts_results_only_where_called(which, request):
 
     model, tokenizer = request.getfixturevalue(which)
     plain = generate(model, tokenizer, _prompts(), batch_size=4, max_new_tokens=6)
-    stats = {}
-    calc = generate(model, tokenizer, _prompts(), batch_size=4, max_new_tokens=6, calculator=True, stats=stats)
+    calculator = Calculator(tokenizer)
+    calc = generate(model, tokenizer, _prompts(), batch_size=4, max_new_tokens=6, processor=calculator)
     assert calc[0][0].startswith("12>>") and not plain[0][0].startswith("12>>")
     assert calc[1:] == plain[1:]  # refused and never-calling rows decode exactly as without the calculator
-    assert stats["calculator_calls"] == 1
+    assert calculator.calls == 1
 
 
 @pytest.mark.parametrize("which", ["tiny", "hub"])
@@ -89,12 +89,12 @@ def test_sampling_with_several_returns_inserts_in_every_calling_sequence(which, 
 
     model, tokenizer = request.getfixturevalue(which)
     torch.manual_seed(0)
-    stats = {}
+    calculator = Calculator(tokenizer)
     out = generate(model, tokenizer, _prompts(), batch_size=2, max_new_tokens=6, do_sample=True,
-                   temperature=1.0, num_return_sequences=3, calculator=True, stats=stats)
+                   temperature=1.0, num_return_sequences=3, processor=calculator)
     assert all(c.startswith("12>>") for c in out[0])
     assert not any(c.startswith("12>>") for c in out[1] + out[2] + out[3])
-    assert stats["calculator_calls"] >= 3  # (a random model may call it again later)
+    assert calculator.calls >= 3  # (a random model may call it again later)
 
 
 @pytest.mark.parametrize("calculator", [True, False])

@@ -67,6 +67,7 @@ def _summary(scores: list[float], seconds: float) -> dict:
 
 def run(model, tokenizer, prompts: list[str], golds: list[str], ev: dict, desc: str) -> tuple[dict, dict]:
     """(metrics["boosters"], per-problem columns for debug.csv) for the boosters params eval.boosters asks for."""
+    from .calculator import Calculator
     from .generation import decoding, generate
     from .grader import answers_match, extract_answer, grade
 
@@ -75,23 +76,22 @@ def run(model, tokenizer, prompts: list[str], golds: list[str], ev: dict, desc: 
     common = {"batch_size": ev["batch_size"], "max_new_tokens": ev["max_new_tokens"]}
     metrics, columns = {}, {}
     if b["calculator"]:
-        stats = {}
+        calc = Calculator(tokenizer)
         started = time.perf_counter()
-        out = generate(model, tokenizer, prompts, **common, calculator=True, stats=stats, desc=f"{desc} calculator")
+        out = generate(model, tokenizer, prompts, **common, processor=calc, desc=f"{desc} calculator")
         seconds = time.perf_counter() - started
         graded = [grade(c[0], g) for c, g in zip(out, golds, strict=True)]
         columns["extracted:calculator"] = [e for e, _ in graded]
         columns["correct:calculator"] = [float(ok) for _, ok in graded]
         metrics["calculator"] = {**_summary(columns["correct:calculator"], seconds),
-                                 "calculator_calls": stats.get("calculator_calls", 0),
+                                 "calculator_calls": calc.calls,
                                  "generation": {**decoding(False, 1.0), "calculator": True}}
     n, k = b["samples_per_problem"], b["k"]
     if n:
-        stats = {}
+        calc = Calculator(tokenizer) if b["sampled_calculator"] else None
         started = time.perf_counter()
         out = generate(model, tokenizer, prompts, **common, do_sample=True, temperature=b["temperature"],
-                       num_return_sequences=n, calculator=b["sampled_calculator"], stats=stats,
-                       desc=f"{desc} {n} samples")
+                       num_return_sequences=n, processor=calc, desc=f"{desc} {n} samples")
         seconds = time.perf_counter() - started
         answers = [[extract_answer(c) for c in cs] for cs in out]
         right = [[ok for _, ok in (grade(c, g) for c in cs)] for cs, g in zip(out, golds, strict=True)]
@@ -102,7 +102,7 @@ def run(model, tokenizer, prompts: list[str], golds: list[str], ev: dict, desc: 
         columns["answers:sampled"] = ["|".join("" if a is None else a for a in ans) for ans in answers]
         sampled = {"generation": {**decoding(True, b["temperature"]), "calculator": b["sampled_calculator"],
                                   "samples_per_problem": n},
-                   "calculator_calls": stats.get("calculator_calls", 0) if b["sampled_calculator"] else None}
+                   "calculator_calls": calc.calls if calc else None}
         for name in protocols(b)[1 if b["calculator"] else 0:]:
             metrics[name] = {**_summary(columns[f"correct:{name}"], seconds), **sampled}
     return metrics, columns

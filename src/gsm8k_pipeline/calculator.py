@@ -7,7 +7,7 @@ parser accepts only ASCII digits, `+ - * /`, unary signs and parentheses, with b
 magnitude, and computes exactly (Fraction). Anything else — `**`, names, non-ASCII digits, division by
 zero — gives None, and nothing is written for the model.
 
-`CalculatorProcessor` runs it inside `model.generate`, batched: a transformers LogitsProcessor that checks
+`Calculator` runs it inside `model.generate`, batched (generation.generate(processor=Calculator(tokenizer))): a transformers LogitsProcessor that checks
 each step, vectorised, which rows just emitted a token ending in "="; only those rows are decoded, and a
 row whose text ends in `<<expr=` with a computable expr gets the result's tokens queued. A row with a
 queue has every logit but its next forced token set to -inf, so greedy and sampled decoding both take it.
@@ -147,6 +147,24 @@ def _ids_ending_in_equals(tokenizer) -> list[int]:
         texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
         _EQ_IDS[key] = [i for i, t in enumerate(texts) if t.endswith("=")]
     return _EQ_IDS[key]
+
+
+class Calculator:
+    """Calculator mode for generation.generate(processor=...): each call makes a fresh processor for one
+    batch (its state is per row of that batch); `calls` counts the results written over all batches."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self._processors = []
+
+    @property
+    def calls(self) -> int:
+        return sum(p.calls for p in self._processors)
+
+    def __call__(self):
+        processor = make_processor(self.tokenizer)
+        self._processors.append(processor)
+        return processor
 
 
 def make_processor(tokenizer):

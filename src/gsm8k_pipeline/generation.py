@@ -74,14 +74,14 @@ def generate(
     do_sample: bool = False,
     temperature: float = 1.0,
     num_return_sequences: int = 1,
-    calculator: bool = False,
-    stats: dict | None = None,
+    processor=None,
     desc: str = "generate",
 ) -> list[list[str]]:
     """Completions for each prompt (a list of `num_return_sequences` strings per prompt).
 
-    `calculator`: calculator mode (calculator.py) — after `<<expr=` the result and `>>` are written for
-    the model, in the same batched generate call. `stats`, when given, receives `calculator_calls`.
+    `processor`: called once per batch for a fresh LogitsProcessor with per-row state, e.g.
+    calculator.Calculator (calculator mode). Passed in rather than imported here, so the training stages
+    that import this module don't depend on the calculator's code.
 
     Prompts are batched longest-first so a batch holds similar lengths (less padding); results come
     back in the input order. Each completion ends at the first EOS; special tokens (role markers,
@@ -90,8 +90,6 @@ def generate(
     import torch
     from tqdm.auto import tqdm
     from transformers import GenerationConfig, LogitsProcessorList
-
-    from .calculator import make_processor
 
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     results: list[list[str]] = [[] for _ in prompts]
@@ -111,11 +109,8 @@ def generate(
             batch = order[start : start + batch_size]
             enc = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False)
             enc = enc.to(model.device)
-            processor = make_processor(tokenizer) if calculator else None
-            out = model.generate(**enc, generation_config=config,
-                                 logits_processor=LogitsProcessorList([processor] if processor else []))
-            if processor is not None and stats is not None:
-                stats["calculator_calls"] = stats.get("calculator_calls", 0) + processor.calls
+            processors = LogitsProcessorList([processor()] if processor else [])
+            out = model.generate(**enc, generation_config=config, logits_processor=processors)
             new_tokens = out[:, enc["input_ids"].shape[1] :].tolist()
             for row, ids in enumerate(new_tokens):
                 cut = next((k for k, t in enumerate(ids) if t in stop_ids), len(ids))

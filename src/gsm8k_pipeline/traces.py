@@ -36,6 +36,7 @@ def main(params: dict, config: TracesConfig) -> dict:
 
     from .task import gold, read_jsonl
     from .formatting import prompt_messages, to_target
+    from .calculator import Calculator
     from .device import device
     from .generation import decoding, generate, load_for_inference, render_prompts
 
@@ -52,11 +53,11 @@ def main(params: dict, config: TracesConfig) -> dict:
     torch.manual_seed(params["seed"])
     model, tokenizer = load_for_inference(config.grpo_model, params["precision"])
     prompts = render_prompts(tokenizer, [prompt_messages(r["question"], params["prompt"]["system"]) for r in rows])
-    calculator_stats = {}
+    calc = Calculator(tokenizer) if knobs["calculator"] else None
     samples = generate(
         model, tokenizer, prompts, batch_size=knobs["batch_size"], max_new_tokens=knobs["max_new_tokens"],
         do_sample=True, temperature=knobs["temperature"], num_return_sequences=knobs["max_attempts"],
-        calculator=knobs["calculator"], stats=calculator_stats, desc="traces",
+        processor=calc, desc="traces",
     )
     traces, attempts = [], []
     for row, completions in zip(rows, samples, strict=True):
@@ -79,7 +80,7 @@ def main(params: dict, config: TracesConfig) -> dict:
         "temperature": knobs["temperature"],
         # Calculator mode (params traces.calculator): results after `<<expr=` written by the calculator.
         "calculator": knobs["calculator"],
-        "calculator_calls": calculator_stats.get("calculator_calls", 0) if knobs["calculator"] else None,
+        "calculator_calls": calc.calls if calc else None,
         "generation": {**decoding(True, knobs["temperature"]), "max_new_tokens": knobs["max_new_tokens"],
                        "calculator": knobs["calculator"],
                        "device": device(), "precision": params["precision"]},
