@@ -138,15 +138,10 @@ def call_in(text: str) -> str | None:
 
 # --- inside model.generate ------------------------------------------------------------------------
 
-_EQ_IDS: dict[int, list[int]] = {}  # per tokenizer (by id()): vocab ids whose text ends in "="
-
-
 def _ids_ending_in_equals(tokenizer) -> list[int]:
-    key = id(tokenizer)
-    if key not in _EQ_IDS:
-        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
-        _EQ_IDS[key] = [i for i, t in enumerate(texts) if t.endswith("=")]
-    return _EQ_IDS[key]
+    """Vocab ids whose text ends in "=": only after one of these can a call `<<expr=` be complete."""
+    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+    return [i for i, t in enumerate(texts) if t.endswith("=")]
 
 
 class Calculator:
@@ -155,6 +150,7 @@ class Calculator:
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
+        self.eq_ids = _ids_ending_in_equals(tokenizer)  # once: a hub vocabulary has ~150k entries
         self._processors = []
 
     @property
@@ -162,12 +158,12 @@ class Calculator:
         return sum(p.calls for p in self._processors)
 
     def __call__(self):
-        processor = make_processor(self.tokenizer)
+        processor = make_processor(self.tokenizer, self.eq_ids)
         self._processors.append(processor)
         return processor
 
 
-def make_processor(tokenizer):
+def make_processor(tokenizer, eq_ids: list[int]):
     """A fresh CalculatorProcessor (per generate call: it keeps per-row state)."""
     from transformers import LogitsProcessor
 
@@ -176,7 +172,7 @@ def make_processor(tokenizer):
         TAIL = MAX_CHARS + 3
 
         def __init__(self):
-            self.eq_ids = None
+            self.eq_ids = None  # a tensor on the inputs' device, made at the first step
             self.queues: dict[int, deque] = {}  # row -> forced token ids still to write
             self.calls = 0                      # results written, over the whole batch
 
@@ -184,7 +180,7 @@ def make_processor(tokenizer):
             import torch
 
             if self.eq_ids is None:
-                self.eq_ids = torch.tensor(_ids_ending_in_equals(tokenizer), device=input_ids.device)
+                self.eq_ids = torch.tensor(eq_ids, dtype=input_ids.dtype, device=input_ids.device)
             # Vectorised: only rows whose last token ends in "=" can have just finished `<<expr=`.
             for row in torch.isin(input_ids[:, -1], self.eq_ids).nonzero().flatten().tolist():
                 result = call_in(tokenizer.decode(input_ids[row, -self.TAIL:]))
