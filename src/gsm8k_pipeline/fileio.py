@@ -57,19 +57,42 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def content_hash(folder: str | os.PathLike) -> str:
+def _file_stats(folder: Path) -> list[tuple[Path, str]]:
+    """(path, "relative name") of a folder's files in name order, dot-files skipped."""
+    files = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder)
+        if not any(part.startswith(".") for part in rel.parts):
+            files.append((path, rel.as_posix()))
+    return files
+
+
+def content_hash(folder: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> str:
     """sha256 over a folder's files (relative names and bytes, in name order; dot-files skipped): the
-    identity of a local model folder, whatever its path."""
+    identity of a local model folder, whatever its path.
+
+    With `cache_dir`, the hash is remembered under a key made of every file's name, size, mtime and
+    inode, so an untouched multi-GB folder isn't read again on each run (the Snakefile hashes it when it
+    plans); any write to a file changes its mtime, hence the key."""
     import hashlib
 
     folder = Path(folder)
+    files = _file_stats(folder)
+    cached = None
+    if cache_dir is not None:
+        key = hashlib.sha256()
+        for path, rel in files:
+            st = path.stat()
+            key.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode())
+        cached = Path(cache_dir) / key.hexdigest()
+        if cached.is_file():
+            return cached.read_text().strip()
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        rel = path.relative_to(folder)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        digest.update(f"{rel.as_posix()}\0{path.stat().st_size}\0".encode())
+    for path, rel in files:
+        digest.update(f"{rel}\0{path.stat().st_size}\0".encode())
         with path.open("rb") as f:
             while chunk := f.read(1 << 20):
                 digest.update(chunk)
+    if cached is not None:
+        atomic_write_text(cached, digest.hexdigest() + "\n")
     return digest.hexdigest()

@@ -14,7 +14,7 @@ import yaml
 
 # This checkout's dag.py, not whichever copy of the package happens to be installed.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from gsm8k_pipeline import dag  # noqa: E402
+from gsm8k_pipeline import base_model, dag  # noqa: E402
 
 METHODS = dag.METHODS
 
@@ -55,3 +55,19 @@ def resources_for(kind):
     --cpus-per-task, --gpus). Resources are not params, so changing them reruns nothing."""
     r = config["resources"][kind]
     return dict(mem_mb=r["mem_mb"], runtime=r["runtime"], cpus_per_task=r["cpus"], gpu=r["gpus"])
+
+
+def base_model_content():
+    """The base model's identity (`tiny`, `NAME@REVISION`, or a local folder's `sha256:…`), as a param of
+    base_model: Snakemake sees only the mtime of a directory input, not edits to the files in it, so the
+    content hash is what reruns base_model after a local folder changes (DVC hashes the folder itself).
+    Hashes of unchanged folders are kept in .snakemake/, so planning doesn't reread the weights."""
+    from snakemake.exceptions import WorkflowError
+
+    from gsm8k_pipeline.errors import PipelineError
+
+    try:
+        return base_model.identity(config["base_model"], Path(" + ".join(map(str, workflow.configfiles))),
+                                   Path(".snakemake/gsm8k-content-hash"))
+    except PipelineError as exc:  # one line naming the key, not a traceback through the Snakefile
+        raise WorkflowError(str(exc)) from None
