@@ -127,6 +127,22 @@ def test_diverging_training_stops_naming_the_stage_and_publishes_nothing(workdir
     assert not (out / "model").exists() and not (out / "train_log.csv").exists()
 
 
+def test_an_inf_gradient_norm_is_divergence_except_where_fp16_loss_scaling_skips_the_step():
+    from types import SimpleNamespace
+
+    from transformers import TrainerState
+
+    from gsm8k_pipeline.errors import PipelineError
+    from gsm8k_pipeline.finite import FiniteGuard
+
+    logs, state = {"loss": 2.5, "grad_norm": float("inf")}, TrainerState(global_step=7)
+    FiniteGuard("grpo").on_log(SimpleNamespace(fp16=True), state, None, logs=logs)
+    with pytest.raises(PipelineError, match="^grpo: grad_norm is inf at step 7"):
+        FiniteGuard("grpo").on_log(SimpleNamespace(fp16=False), state, None, logs=logs)
+    with pytest.raises(PipelineError, match="^grpo: loss is nan at step 7"):
+        FiniteGuard("grpo").on_log(SimpleNamespace(fp16=True), state, None, logs=logs | {"loss": float("nan")})
+
+
 def test_non_finite_weights_are_not_published_even_when_every_logged_loss_is_finite(workdir, tmp_path):
     """The last step's update is seen by no loss: the weights themselves are checked before publishing."""
     import torch
