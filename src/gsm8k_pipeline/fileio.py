@@ -41,6 +41,19 @@ def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
+def _normal_modes(root: Path, mask: int) -> None:
+    """Give `root` and everything in it the modes a plain write would have under `mask`: mkdtemp makes
+    the folder 0700 and some writers (safetensors' model.safetensors) files 0600, which would lock the
+    group out of a published model."""
+    for folder, _, files in os.walk(root):
+        os.chmod(folder, 0o777 & ~mask)
+        for name in files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                executable = os.stat(path).st_mode & 0o100
+                os.chmod(path, (0o777 if executable else 0o666) & ~mask)
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a fresh temp dir beside `path`; on success it replaces `path`, on failure it is removed."""
@@ -49,6 +62,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         yield tmp
+        _normal_modes(tmp, _umask())
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
