@@ -41,9 +41,10 @@ def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
-# Inside every folder atomic_dir makes: its files and sizes. Snakemake checks only that a directory()
+# Inside every model folder (write_manifest): its files and sizes. Snakemake checks only that a directory()
 # output exists, so the Snakefile compares each output folder with its manifest (workflow/rules/common.smk)
-# to notice a file deleted or truncated inside it, as DVC does by hashing the folder.
+# to notice a file deleted or truncated inside it, as DVC does by hashing the folder. In the folder itself,
+# so that it travels with it (a DVC pull, a copy).
 MANIFEST = ".manifest.json"
 # Snakemake's own marker in directory() outputs, touched after the job: not part of the content.
 _ENGINE_FILES = {MANIFEST, ".snakemake_timestamp"}
@@ -54,22 +55,24 @@ def _files(folder: Path) -> dict[str, int]:
             if p.is_file() and p.relative_to(folder).as_posix() not in _ENGINE_FILES}
 
 
-def manifest_problems(folder: str | os.PathLike) -> list[str]:
-    """What is missing or of another size in `folder` than the manifest of the nearest folder around it
-    that has one says (base-model writes models/base/ atomically, models/base/model/ inside it). [] when
-    it matches, or when there is no manifest (made before manifests, or not by atomic_dir). Sizes, not
-    hashes: it runs on every Snakemake start, and a model's weights can be gigabytes."""
+def write_manifest(folder: str | os.PathLike) -> None:
+    """`folder`'s MANIFEST: every file in it and its size. Written last, once the folder is complete."""
     folder = Path(folder)
-    root = next((d for d in (folder, *folder.parents) if (d / MANIFEST).is_file()), None)
-    if root is None:
+    atomic_write_json(folder / MANIFEST, {"files": _files(folder)})
+
+
+def manifest_problems(folder: str | os.PathLike) -> list[str]:
+    """What is missing from `folder`, or of another size, against its MANIFEST. [] when it matches, or
+    when there is no manifest (a folder made before manifests, or by hand). Sizes, not hashes: it runs
+    whenever Snakemake plans, and a model's weights can be gigabytes."""
+    folder = Path(folder)
+    try:
+        listed = json.loads((folder / MANIFEST).read_text())["files"]
+    except FileNotFoundError:
         return []
-    listed = json.loads((root / MANIFEST).read_text())["files"]
-    inside = folder.relative_to(root).as_posix()
     problems = []
     for name, size in listed.items():
-        if inside != "." and not name.startswith(inside + "/"):
-            continue
-        path = root / name
+        path = folder / name
         if not path.is_file():
             problems.append(f"{path} is missing")
         elif path.stat().st_size != size:
@@ -79,14 +82,12 @@ def manifest_problems(folder: str | os.PathLike) -> list[str]:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a fresh temp dir beside `path`; on success it gets its MANIFEST and replaces `path`, on
-    failure it is removed."""
+    """Yield a fresh temp dir beside `path`; on success it replaces `path`, on failure it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         yield tmp
-        atomic_write_json(tmp / MANIFEST, {"files": _files(tmp)})
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

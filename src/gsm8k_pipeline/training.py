@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .fileio import atomic_dir, atomic_write_text
+from .fileio import atomic_dir, atomic_write_text, write_manifest
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,7 @@ def run(trainer, dirs: StageDirs, resume_from: str | None, base: Path | None = N
         trainer.processing_class.save_pretrained(str(tmp))
         if (tmp / "adapter_config.json").exists():
             record_base(tmp, base, final_dir=dirs.model)
+        write_manifest(tmp)  # what Snakemake checks the folder against (workflow/rules/common.smk)
     rows = [r for r in trainer.state.log_history if "step" in r]
     atomic_write_text(dirs.log, pd.DataFrame(rows).to_csv(index=False))
     shutil.rmtree(dirs.checkpoints)

@@ -78,8 +78,8 @@ def resources_for(kind):
 def remake_if_gutted(folder_pattern):
     """An input function for the rule whose directory() output is `folder_pattern`; it adds no input.
     Snakemake checks only that a directory() output exists, so a file deleted inside a model folder went
-    unnoticed and the next stage failed on it. Every folder fileio.atomic_dir makes lists its files and
-    sizes (fileio.MANIFEST): when the folder no longer matches, the job is forced, as `--forcerun FOLDER`
+    unnoticed and the next stage failed on it. Every model folder lists its files and sizes
+    (fileio.write_manifest): when the folder no longer matches, the job is forced, as `--forcerun FOLDER`
     would (and DVC's `dvc repro` does on a changed output), and what follows it reruns."""
 
     def check(wildcards):
