@@ -44,3 +44,17 @@ def test_a_file_deleted_inside_a_model_folder_remakes_the_folder(built):
     run(["snakemake", "--cores", "1", "models/base/model"], repo)
     assert weights.is_file() and fileio.manifest_problems(repo / "models/base/model") == []
     assert snakemake_plan(repo, "models/base/model") == set()  # remade once, not every time
+
+
+def test_the_manifest_names_missing_and_truncated_files(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.bin").write_bytes(b"12345")
+    (tmp_path / "sub/b.txt").write_text("b")
+    fileio.write_manifest(tmp_path)
+    (tmp_path / ".snakemake_timestamp").touch()  # Snakemake's marker, touched after the job: not content
+    assert fileio.manifest_problems(tmp_path) == []
+    (tmp_path / "a.bin").write_bytes(b"12")
+    (tmp_path / "sub/b.txt").unlink()
+    assert fileio.manifest_problems(tmp_path) == [f"{tmp_path / 'a.bin'} has 2 bytes, not 5",
+                                                  f"{tmp_path / 'sub/b.txt'} is missing"]
+    assert fileio.manifest_problems(tmp_path / "sub") == []  # no manifest of its own: nothing to check
