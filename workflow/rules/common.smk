@@ -8,7 +8,6 @@
 import hashlib
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -19,7 +18,6 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from gsm8k_pipeline import contamination, dag, fileio  # noqa: E402  (stdlib only: fast to import)
 from gsm8k_pipeline import params as params_file  # noqa: E402  (not `params`: a rule keyword)
 from snakemake.exceptions import WorkflowError  # noqa: E402
-from snakemake.io import is_flagged  # noqa: E402
 from snakemake.logging import logger  # noqa: E402
 from snakemake.utils import validate  # noqa: E402
 
@@ -74,7 +72,6 @@ def resources_for(kind):
     return dict(mem_mb=r["mem_mb"], runtime=r["runtime"], cpus_per_task=r["cpus"], gpu=r["gpus"])
 
 
-
 def remake_if_gutted(folder_pattern):
     """An input function for the rule whose directory() output is `folder_pattern`; it adds no input.
     Snakemake checks only that a directory() output exists, so a file deleted inside a model folder went
@@ -88,7 +85,9 @@ def remake_if_gutted(folder_pattern):
         if problems and folder not in workflow.dag.forcefiles:
             logger.warning(f"{'; '.join(problems)} (the folder's {fileio.MANIFEST} lists what its job wrote): "
                            f"remaking {folder}")
-            workflow.dag.forcefiles.add(folder)  # read by the DAG's needrun pass, after every job is built
+            # The set --forcerun fills. Input functions run while the DAG is built, before its needrun pass
+            # reads the set. Not a documented API: tests/test_snakemake_guards.py fails if that changes.
+            workflow.dag.forcefiles.add(folder)
         return []
 
     return check
