@@ -130,3 +130,21 @@ def test_non_finite_overrides_name_their_origin(tmp_path, env, cli, message):
     with pytest.raises(params.ParamsError) as err:
         params.resolve(path, cli, environ=env)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("configfile", [[], ["--configfile", "extra.yaml"]])
+def test_snakemake_refuses_duplicate_keys_like_gsm8k(tmp_path, configfile):
+    """Snakemake's own YAML loader keeps the last of a duplicated key (DVC refuses the file): the workflow
+    reads every config file as `gsm8k` does first, and fails with the same line."""
+    from conftest import make_checkout
+
+    repo = make_checkout(tmp_path / "repo", test_params())
+    name = configfile[1] if configfile else "params.yaml"
+    text = (repo / "params.yaml").read_text() if not configfile else "eval:\n  samples: 4\n"
+    (repo / name).write_text(text + "eval:\n  samples: 5\n")  # `eval` twice, each valid
+    expected = subprocess.run(["gsm8k", "check-params", "--params", name], cwd=repo, capture_output=True,
+                              text=True).stderr.strip().removeprefix("gsm8k check-params: error: ")
+    assert expected.startswith(f"{name}: not valid YAML: duplicate key 'eval'")
+    proc = subprocess.run(["snakemake", "-n", "--cores", "1", *configfile], cwd=repo, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert expected in (proc.stdout + proc.stderr).splitlines()

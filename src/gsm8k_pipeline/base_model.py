@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import PipelineError
-from .fileio import atomic_dir
+from .fileio import atomic_dir, write_manifest
 from .formatting import FORMAT_TOKENS, prompt_messages, to_target
 
 TINY = "tiny"
@@ -184,4 +184,5 @@ def main(params: dict, config: BaseModelConfig = BaseModelConfig()) -> Path:
             "vocab_size": len(tokenizer),
         }
         (tmp / "info.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        write_manifest(tmp / "model")  # what Snakemake checks the folder against (workflow/rules/common.smk)
     return config.out_dir

@@ -219,11 +219,25 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _log_warnings(command: str) -> None:
+    """The package's warnings (e.g. contamination) as one line each on stderr, named like its errors. Only
+    the package's logger: libraries' own warnings keep their own format."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"gsm8k {command}: warning: %(message)s"))
+    package = logging.getLogger(__package__)
+    package.handlers[:] = [handler]
+    package.setLevel(logging.WARNING)
+    package.propagate = False
+
+
 def main(argv: list[str] | None = None) -> None:
     from .errors import PipelineError
 
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(next((a for a in argv if not a.startswith("-")), None)).parse_args(argv)
+    _log_warnings(args.command)
     try:
         code = args.func(args)
     except PipelineError as exc:

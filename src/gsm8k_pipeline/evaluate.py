@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import contamination
 from .fileio import atomic_write_json, atomic_write_text
 from .stats import wilson_interval
 
@@ -95,6 +96,8 @@ def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
     from .generation import decoding, generate, load_for_inference, render_prompts
     ev = params["eval"]
     rows = read_jsonl(config.test_file)[: ev["samples"]]
+    # How many of these problems repeat a train question; before generating, so a stale stats.json fails fast.
+    contaminated = contamination.for_eval(config.test_file, len(rows))
     settings = {
         **decoding(ev["do_sample"], ev["temperature"]),
         "max_new_tokens": ev["max_new_tokens"],
@@ -119,6 +122,7 @@ def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
 
     records = score(rows, [c[0] for c in completions])
     metrics = summarize(records, config.model_id, settings, seconds)
+    metrics["contamination"] = contaminated
     detail_dir = config.output_dir / config.model_id
     atomic_write_text(detail_dir / "debug.csv", pd.DataFrame(records).to_csv(index=False))
     atomic_write_text(detail_dir / "summary.txt", summary_text(metrics, records, config.model_path))

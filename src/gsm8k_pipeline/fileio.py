@@ -54,6 +54,45 @@ def _normal_modes(root: Path, mask: int) -> None:
                 os.chmod(path, (0o777 if executable else 0o666) & ~mask)
 
 
+# Inside every model folder (write_manifest): its files and sizes. Snakemake checks only that a directory()
+# output exists, so the Snakefile compares each output folder with its manifest (workflow/rules/common.smk)
+# to notice a file deleted or truncated inside it, as DVC does by hashing the folder. In the folder itself,
+# so that it travels with it (a DVC pull, a copy).
+MANIFEST = ".manifest.json"
+# Snakemake's own marker in directory() outputs, touched after the job: not part of the content.
+_ENGINE_FILES = {MANIFEST, ".snakemake_timestamp"}
+
+
+def _files(folder: Path) -> dict[str, int]:
+    return {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.relative_to(folder).as_posix() not in _ENGINE_FILES}
+
+
+def write_manifest(folder: str | os.PathLike) -> None:
+    """`folder`'s MANIFEST: every file in it and its size. Written last, once the folder is complete."""
+    folder = Path(folder)
+    atomic_write_json(folder / MANIFEST, {"files": _files(folder)})
+
+
+def manifest_problems(folder: str | os.PathLike) -> list[str]:
+    """What is missing from `folder`, or of another size, against its MANIFEST. [] when it matches, or
+    when there is no manifest (a folder made before manifests, or by hand). Sizes, not hashes: it runs
+    whenever Snakemake plans, and a model's weights can be gigabytes."""
+    folder = Path(folder)
+    try:
+        listed = json.loads((folder / MANIFEST).read_text())["files"]
+    except FileNotFoundError:
+        return []
+    problems = []
+    for name, size in listed.items():
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{path} is missing")
+        elif path.stat().st_size != size:
+            problems.append(f"{path} has {path.stat().st_size} bytes, not {size}")
+    return problems
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a fresh temp dir beside `path`; on success it replaces `path`, on failure it is removed."""

@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .fileio import atomic_dir, atomic_write_text
+from .fileio import atomic_dir, atomic_write_text, write_manifest
 
 
 @dataclass(frozen=True)
@@ -166,5 +166,6 @@ def run(trainer, dirs: StageDirs, resume_from: str | None, stage: str, base: Pat
         trainer.processing_class.save_pretrained(str(tmp))
         if (tmp / "adapter_config.json").exists():
             record_base(tmp, base, final_dir=dirs.model)
+        write_manifest(tmp)  # what Snakemake checks the folder against (workflow/rules/common.smk)
     atomic_write_text(dirs.log, csv_text(trainer.state.log_history))
     shutil.rmtree(dirs.checkpoints)

@@ -3,6 +3,7 @@ rule base_model:
         train=rules.download.output.train,
         pretrained=str(base_model.PRETRAINED),  # where local model folders live
         code=code("base-model"),
+        intact=remake_if_gutted("models/base/model"),  # no input: remakes a gutted output (common.smk)
     output:
         model=directory("models/base/model"),
         info="models/base/info.json",
