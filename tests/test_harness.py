@@ -177,3 +177,32 @@ def test_an_adapter_model_runs_through_evaluate(checkout, tmp_path):
     assert {v["n"] for v in h["variants"].values()} == {3}
     assert {v["num_fewshot_used"] for v in h["variants"].values()} == {5}  # 2048 tokens hold 5 shots
     shutil.rmtree(checkout / "models/grpo")
+
+
+def test_the_leaderboard_shows_lm_evals_numbers_beside_ours(tmp_path):
+    from gsm8k_pipeline.leaderboard import main
+    from test_leaderboard import PARAMS, plant
+
+    config = plant(tmp_path, lambda model_id: [1, 0, 1, 1])  # our accuracy 75 % everywhere
+    variant = {"apply_chat_template": False, "fewshot_as_multiturn": False, "num_fewshot_requested": 5,
+               "num_fewshot_used": 1, "note": "5-shot prompts do not fit", "max_prompt_tokens": 290,
+               "strict_match": {"accuracy": 0.0, "stderr": 0.0}, "flexible_extract": {"accuracy": 0.5, "stderr": 0.25},
+               "n": 4, "task_hash": "ab" * 32, "config_digest": "cd" * 8, "example_response": "x", "seconds": 9.5}
+    chat = variant | {"apply_chat_template": True, "fewshot_as_multiturn": True, "note": None,
+                      "strict_match": {"accuracy": 0.25, "stderr": None}}
+    path = config.eval_dir / "prep_sft.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"lm_eval": {
+        "version": "0.4.13", "task_version": 3.0, "variants": {"fewshot": variant, "chat": chat}, "seconds": 20.0}}))
+    main(PARAMS, config)
+    board = (config.out_dir / "LEADERBOARD.md").read_text()
+    section = board[board.index("## lm-evaluation-harness"):]
+    assert "| prep_sft | 75.0 % | fewshot | 1 (5) | 0.0 ± 0.0 | 50.0 ± 25.0 | 4 |" in section
+    assert "| prep_sft | 75.0 % | chat | 1 (5) | 25.0 | 50.0 ± 25.0 | 4 |" in section
+    assert "- prep_sft, fewshot: 5-shot prompts do not fit." in section
+    assert "| base |" not in section  # no lm-eval run, no row
+    out = json.loads((config.out_dir / "all.json").read_text())
+    assert list(out["lm_eval"]) == ["prep_sft"]
+    assert out["lm_eval"]["prep_sft"]["variants"]["fewshot"] == {
+        "apply_chat_template": False, "num_fewshot_requested": 5, "num_fewshot_used": 1,
+        "strict_match": {"accuracy": 0.0, "stderr": 0.0}, "flexible_extract": {"accuracy": 0.5, "stderr": 0.25},
+        "n": 4, "task_hash": "ab" * 32, "config_digest": "cd" * 8}  # no timings: they differ run to run
