@@ -41,11 +41,13 @@ def checkout(tmp_path_factory):
 
 
 def evaluate(root: Path, model: str, output_file: str, *extra: str) -> dict:
-    """`gsm8k evaluate` as the DAG runs it, with an empty Hugging Face cache: only local files can work."""
+    """`gsm8k evaluate` as the DAG runs it, offline (as Hugging Face's libraries understand it) and with an
+    empty Hugging Face cache: only local files can work."""
     cmd = ["gsm8k", "evaluate", "--model-path", model, "--output-dir", "metrics/eval", "--output-file", output_file,
            *extra]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True,
-                          env=os.environ | {"HF_HOME": str(root / "hf_home")})
+                          env=os.environ | {"HF_HOME": str(root / "hf_home"), "HF_HUB_OFFLINE": "1",
+                                            "HF_DATASETS_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((root / "metrics/eval" / output_file).read_text())
 
@@ -75,6 +77,28 @@ def test_the_local_task_is_lm_evals_gsm8k_on_the_local_files(tmp_path):
     assert task.doc_to_text(rows[0]) == "Question: Q0: 1 + 0?\nAnswer:"
     assert [f["name"] for f in config["filter_list"]] == list(harness.FILTERS)
     assert config["num_fewshot"] == 5 and config["metric_list"][0]["metric"] == "exact_match"
+
+
+def test_the_config_digest_is_the_same_wherever_the_files_are(tmp_path):
+    """The engines run in different folders (and lm-eval's task YAML sits in a fresh temp folder each run):
+    the same task must get the same digest, and another task config another one."""
+    from lm_eval.tasks import TaskManager
+
+    row = json.dumps({"question": "1 + 1?", "answer": "1+1=2\n#### 2"}) + "\n"
+    digests = []
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        (folder / "tasks").mkdir(parents=True)
+        for split in ("test", "train"):
+            (folder / f"{split}.jsonl").write_text(row)
+        config = harness.task_config(folder / "test.jsonl", folder / "train.jsonl")
+        (folder / "tasks" / f"{harness.TASK}.yaml").write_text(yaml.safe_dump(config))
+        task = TaskManager(include_path=str(folder / "tasks"), include_defaults=False).load([harness.TASK])[
+            "tasks"][harness.TASK]
+        digests.append(harness.config_digest(task.dump_config()))
+    assert digests[0] == digests[1]
+    task.set_config(key="num_fewshot", value=3)
+    assert harness.config_digest(task.dump_config()) != digests[0]
 
 
 def test_evaluate_runs_the_harness_offline_with_both_filters_and_the_chat_variant(checkout):
@@ -192,12 +216,13 @@ def test_the_leaderboard_shows_lm_evals_numbers_beside_ours(tmp_path):
                       "strict_match": {"accuracy": 0.25, "stderr": None}}
     path = config.eval_dir / "prep_sft.json"
     path.write_text(json.dumps(json.loads(path.read_text()) | {"lm_eval": {
-        "version": "0.4.13", "task_version": 3.0, "variants": {"fewshot": variant, "chat": chat}, "seconds": 20.0}}))
+        "version": "0.4.13", "task_version": 3.0, "variants": {"chat": chat, "fewshot": variant}, "seconds": 20.0}}))
     main(PARAMS, config)
     board = (config.out_dir / "LEADERBOARD.md").read_text()
     section = board[board.index("## lm-evaluation-harness"):]
     assert "| prep_sft | 75.0 % | fewshot | 1 (5) | 0.0 ± 0.0 | 50.0 ± 25.0 | 4 |" in section
     assert "| prep_sft | 75.0 % | chat | 1 (5) | 25.0 | 50.0 ± 25.0 | 4 |" in section
+    assert section.index("| fewshot |") < section.index("| chat |")  # lm-eval's standard protocol first
     assert "- prep_sft, fewshot: 5-shot prompts do not fit." in section
     assert "| base |" not in section  # no lm-eval run, no row
     out = json.loads((config.out_dir / "all.json").read_text())

@@ -18,7 +18,6 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -55,9 +54,10 @@ def task_config(test_file: Path, train_file: Path) -> dict:
 
 
 def config_digest(config: dict) -> str:
-    """Digest of the task config lm-eval ran, without the local file paths (they differ between checkouts;
-    the data's content is in the task hash)."""
+    """Digest of the task config lm-eval ran, without the paths of the local files and of the task's YAML
+    (they differ between checkouts and runs; the data's content is in the task hash)."""
     portable = {k: v for k, v in config.items() if k != "dataset_kwargs"}
+    portable["metadata"] = {k: v for k, v in config.get("metadata", {}).items() if k != "config_source"}
     blob = json.dumps(portable, sort_keys=True, default=str, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -135,8 +135,6 @@ def run(model, tokenizer, params: dict, model_id: str, test_file: Path, train_fi
     ev = params["lm_eval"]
     if not selected(model_id, ev["models"]):
         return None
-    # Everything is local; a library that tried the hub anyway should fail at once, not time out.
-    os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
     from importlib.metadata import version
 
     import yaml
@@ -195,7 +193,8 @@ def render_markdown(results: dict[str, dict], ours: dict[str, float]) -> str:
              "|---|---|---|---|---|---|---|"]
     notes = []
     for model_id, h in results.items():
-        for name, v in h["variants"].items():
+        # In VARIANTS' order, lm-eval's standard protocol first (the metrics JSON sorts its keys).
+        for name, v in sorted(h["variants"].items(), key=lambda item: list(VARIANTS).index(item[0])):
             lines.append(f"| {model_id} | {100 * ours[model_id]:.1f} % | {name} | {v['num_fewshot_used']} "
                          f"({v['num_fewshot_requested']}) | {_score(v['strict_match'])} | "
                          f"{_score(v['flexible_extract'])} | {v['n']} |")
