@@ -22,6 +22,7 @@ TEST_SIZE = {
     "base_model": {"tiny": {"vocab_size": 400, "hidden_size": 32, "intermediate_size": 64,
                             "num_hidden_layers": 1, "num_attention_heads": 2}},
     "eval": {"samples": 12, "batch_size": 6, "max_new_tokens": 12},
+    "lm_eval": {"max_gen_toks": 16, "batch_size": 6},
     "budgets": [8],
     "seeds": [0],
     "traces": {"batch_size": 8, "max_attempts": 2, "max_new_tokens": 16},

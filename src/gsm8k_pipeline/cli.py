@@ -74,6 +74,7 @@ def _cmd_evaluate(args) -> int:
         output_dir=_output_dir(params, "metrics/eval"),
         output_file=args.output_file,
         test_file=args.test_file,
+        train_file=args.train_file,
     )
     m = main(params, config)
     lo, hi = m["accuracy_ci95"]
@@ -174,6 +175,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--output-dir", type=str, default=None, help="default: $OUTPUT_DIR or metrics/eval")
     p.add_argument("--output-file", default="base.json", help="metrics file; its stem is the model id")
     p.add_argument("--test-file", type=Path, default=Path("data/gsm8k/test.jsonl"))
+    p.add_argument("--train-file", type=Path, default=Path("data/gsm8k/train.jsonl"),
+                   help="lm-eval's few-shot examples (params lm_eval)")
     p.add_argument("--samples", type=int, default=None, help="cap on test problems (default: $EVAL_SAMPLES, else eval.samples)")
     p.set_defaults(func=_cmd_evaluate)
 

@@ -45,8 +45,8 @@ STAGES: dict[str, tuple[str, list[str] | None]] = {
     "grpo": ("train-grpo", [*_TRAIN, "grpo"]),
     "traces": ("generate-traces", [*_MODEL, "traces"]),
     "sft_from_traces": ("train-sft", [*_TRAIN, "full_sft"]),
-    "eval": ("evaluate", [*_MODEL, "eval"]),
-    "eval_budget": ("evaluate", [*_MODEL, "eval"]),
+    "eval": ("evaluate", [*_MODEL, "eval", "lm_eval"]),
+    "eval_budget": ("evaluate", [*_MODEL, "eval", "lm_eval"]),
     "leaderboard": ("leaderboard", None),
 }
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import contamination
 from .fileio import atomic_write_json, atomic_write_text
+from .harness import run as run_harness
 from .stats import wilson_interval
 
 
@@ -20,6 +21,7 @@ class EvalConfig:
     output_dir: Path = Path("metrics/eval")
     output_file: str = "base.json"
     test_file: Path = Path("data/gsm8k/test.jsonl")
+    train_file: Path = Path("data/gsm8k/train.jsonl")  # lm-eval's few-shot examples
 
     @property
     def model_id(self) -> str:
@@ -123,6 +125,9 @@ def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
     records = score(rows, [c[0] for c in completions])
     metrics = summarize(records, config.model_id, settings, seconds)
     metrics["contamination"] = contaminated
+    harness = run_harness(model, tokenizer, params, config.model_id, config.test_file, config.train_file)
+    if harness is not None:  # lm-eval's numbers beside ours, for the models params lm_eval selects
+        metrics["lm_eval"] = harness
     detail_dir = config.output_dir / config.model_id
     atomic_write_text(detail_dir / "debug.csv", pd.DataFrame(records).to_csv(index=False))
     atomic_write_text(detail_dir / "summary.txt", summary_text(metrics, records, config.model_path))

@@ -19,6 +19,7 @@ from . import contamination
 from .dag import METHODS
 from .errors import PipelineError
 from .fileio import atomic_write_json, atomic_write_text
+from .harness import render_markdown as render_harness, summary as harness_summary
 from .results import record
 
 # (first, second, question): each is answered at every budget by first − second.
@@ -245,7 +246,9 @@ def main(params: dict, config: LeaderboardConfig = LeaderboardConfig()) -> list[
     missing = [str(config.eval_dir / f"{m}.json") for m in ids if not (config.eval_dir / f"{m}.json").is_file()]
     if missing:
         raise PipelineError(f"no eval metrics for {len(missing)} model(s): {', '.join(missing)} (run the eval stages first)")
-    records = [record(json.loads((config.eval_dir / f"{m}.json").read_text()), params, commit) for m in ids]
+    metrics = {m: json.loads((config.eval_dir / f"{m}.json").read_text()) for m in ids}
+    records = [record(metrics[m], params, commit) for m in ids]
+    harness = {m: metrics[m]["lm_eval"] for m in ids if "lm_eval" in metrics[m]}  # lm-eval's numbers, where run
     groups, comparisons = aggregate(params, config.eval_dir)
     trends = reward_trends(params, config.models_dir)
     curve = pd.DataFrame([{"method": r["method"], "budget": r["budget"], "seed": r["seed"], "accuracy": r["accuracy"]}
@@ -255,7 +258,8 @@ def main(params: dict, config: LeaderboardConfig = LeaderboardConfig()) -> list[
     plot_rewards(trends, config.out_dir / "grpo_reward.png")
     contaminated = contamination.summary(records)
     atomic_write_text(config.out_dir / "LEADERBOARD.md",
-                      render_markdown(records, groups, comparisons, len(params["seeds"]), contaminated))
+                      render_markdown(records, groups, comparisons, len(params["seeds"]), contaminated)
+                      + render_harness(harness, {m: metrics[m]["accuracy"] for m in ids}))
     atomic_write_text(config.out_dir / "answer.rst", render_rst(
         groups, comparisons, len(params["seeds"]),
         [config.out_dir / "accuracy_vs_budget.png", config.out_dir / "grpo_reward.png"], contaminated))
@@ -266,5 +270,6 @@ def main(params: dict, config: LeaderboardConfig = LeaderboardConfig()) -> list[
         "groups": groups,
         "comparisons": comparisons,
         "grpo_reward": {run: {k: t[k] for k in ("first", "last", "compared")} for run, t in trends.items()},
+        "lm_eval": {m: harness_summary(h) for m, h in harness.items()},
     })
     return records

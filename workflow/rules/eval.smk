@@ -8,6 +8,7 @@ rule eval:
         model=lambda w: UNBUDGETED[w.model],
         test=rules.download.output.test,
         stats=rules.download.output.stats,  # the contamination count every eval records
+        train=rules.download.output.train,  # lm-eval's few-shot examples (params lm_eval)
         code=code("evaluate"),
     output:
         metrics="metrics/eval/{model}.json",
@@ -31,6 +32,7 @@ rule eval_budget:
         model=lambda w: BUDGETED[w.method].format(budget=w.budget, seed=w.seed),
         test=rules.download.output.test,
         stats=rules.download.output.stats,  # the contamination count every eval records
+        train=rules.download.output.train,  # lm-eval's few-shot examples (params lm_eval)
         code=code("evaluate"),
     output:
         metrics="metrics/eval/{method}_{budget}_s{seed}.json",
