@@ -14,13 +14,15 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_GSM8K = REPO.parent / "shared" / "data" / "gsm8k"
 
 # The pipeline's files a temp checkout needs (code deps are hashed, so src/ comes too).
-PIPELINE_FILES = ("Snakefile", "dvc.yaml", "workflow", "src", "pyproject.toml", "configs", "profiles")
+PIPELINE_FILES = ("Snakefile", "dvc.yaml", "workflow", "src", "pyproject.toml", "configs", "profiles",
+                  "models/pretrained")
 
 TEST_SIZE = {
     "data": {"synthetic": {"n_train": 300, "n_test": 24}},
     "base_model": {"tiny": {"vocab_size": 400, "hidden_size": 32, "intermediate_size": 64,
                             "num_hidden_layers": 1, "num_attention_heads": 2}},
     "eval": {"samples": 12, "batch_size": 6, "max_new_tokens": 12},
+    "lm_eval": {"max_gen_toks": 16, "batch_size": 6},
     "budgets": [8],
     "seeds": [0],
     "traces": {"batch_size": 8, "max_attempts": 2, "max_new_tokens": 16},

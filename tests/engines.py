@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from conftest import run
+from gsm8k_pipeline import dag
 
 _RULE_RE = re.compile(r"^(?:local)?rule (\w+):$")
 _WILDCARDS_RE = re.compile(r"^\s+wildcards: (.+)$")
@@ -73,8 +74,9 @@ def _command(cmd: str) -> str:
 def snakemake_jobs(repo: Path) -> dict[str, dict]:
     """Every job of the full DAG: name -> {"inputs", "outputs", "params", "cmd"}."""
     out = run([sys.executable, "-c", _SNAKEMAKE_JOBS], repo).stdout
-    return {name: {"inputs": set(job["inputs"]), "outputs": set(job["outputs"]), "params": set(job["params"]),
-                   "cmd": _command(job["cmd"])} for name, job in json.loads(out.splitlines()[-1]).items()}
+    # dag.CONTENT_PARAM is Snakemake's stand-in for DVC hashing the content of a directory dependency.
+    return {name: {"inputs": set(job["inputs"]), "outputs": set(job["outputs"]),
+                   "params": set(job["params"]) - {dag.CONTENT_PARAM}, "cmd": _command(job["cmd"])} for name, job in json.loads(out.splitlines()[-1]).items()}
 
 
 _DVC_STAGES = """

@@ -83,21 +83,63 @@ def test_base_model_must_be_pinned_or_local_and_errors_name_the_params_file(name
     assert message in str(err.value)
 
 
-def test_a_local_folder_is_loaded_and_its_content_hash_recorded(saved_tiny, tmp_path):
+def test_a_local_folder_is_loaded_and_its_content_hash_recorded(saved_tiny, tmp_path, monkeypatch):
     import json
     import shutil
 
-    folder = tmp_path / "pre-downloaded"
+    monkeypatch.chdir(tmp_path)  # stages run at the checkout's root, where models/pretrained/ is
+    folder = Path("models/pretrained/pre-downloaded")
     shutil.copytree(saved_tiny[0], folder)
     params = test_params(base_model={"name": str(folder), "revision": None})
     out = base_model.main(params, base_model.BaseModelConfig(out_dir=tmp_path / "base"))
     info = json.loads((out / "info.json").read_text())
     assert info["source"] == "local" and info["name"] == str(folder) and len(info["sha256"]) == 64
     assert (out / "model" / "model.safetensors").read_bytes() == (folder / "model.safetensors").read_bytes()
-    # An edit to the folder changes its identity.
+    # An edit to the folder changes its identity, with or without the hash cache the Snakefile uses.
+    cache = tmp_path / "hash-cache"
+    assert base_model.identity(params["base_model"], cache_dir=cache) == "sha256:" + info["sha256"]
     (folder / "tokenizer_config.json").write_text((folder / "tokenizer_config.json").read_text() + " ")
-    assert base_model.source(params["base_model"], Path("p.yaml"))["sha256"] != info["sha256"]
-    assert base_model.identity(params["base_model"]) == "sha256:" + base_model.source(params["base_model"],
-                                                                                       Path("p.yaml"))["sha256"]
+    edited = base_model.source(params["base_model"], Path("p.yaml"))["sha256"]
+    assert edited != info["sha256"]
+    assert base_model.identity(params["base_model"], cache_dir=cache) == "sha256:" + edited
     with pytest.raises(PipelineError, match="revision: .* is a local folder"):
         base_model.source({"name": str(folder), "revision": "a" * 40}, Path("p.yaml"))
+
+
+def test_a_local_folder_outside_models_pretrained_is_refused(saved_tiny, tmp_path, monkeypatch):
+    # The engines track models/pretrained/ only: a folder elsewhere could change without rerunning anything.
+    monkeypatch.chdir(tmp_path)
+    for folder in (tmp_path / "elsewhere", Path("models/pretrained")):
+        folder.mkdir(parents=True)
+        with pytest.raises(PipelineError, match=r"p\.yaml: base_model\.name: .* outside models/pretrained/"):
+            base_model.source({"name": str(folder), "revision": None}, Path("p.yaml"))
+
+
+def test_both_engines_rerun_base_model_when_a_local_folders_bytes_change(saved_tiny, tmp_path):
+    """Snakemake (its content-hash param) and DVC (its hash of models/pretrained) each notice an in-place
+    edit to a file of the local base model, and nothing else."""
+    import shutil
+
+    from conftest import make_checkout, run
+    from engines import dvc_stale, snakemake_plan
+
+    name = "models/pretrained/local-model"
+    params = test_params(base_model={"name": name, "revision": None})
+    repos = {}
+    for engine, build in (("snakemake", ["snakemake", "--cores", "1", "models/base/info.json"]),
+                          ("dvc", ["dvc", "repro", "base_model"])):
+        repo = make_checkout(tmp_path / engine, params)
+        shutil.copytree(saved_tiny[0], repo / name)
+        run(build, repo)
+        repos[engine] = repo
+    smk, dvc = repos["snakemake"], repos["dvc"]
+    assert snakemake_plan(smk, "models/base/info.json") == set()
+    assert "base_model" not in dvc_stale(dvc)
+
+    for repo in (smk, dvc):  # same size, same directory entries: only the bytes differ
+        weights = repo / name / "model.safetensors"
+        data = bytearray(weights.read_bytes())
+        data[-1] ^= 1
+        weights.write_bytes(bytes(data))
+    assert snakemake_plan(smk, "models/base/info.json") == {"base_model"}
+    assert "base_model" in dvc_stale(dvc)

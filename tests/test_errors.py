@@ -40,7 +40,7 @@ CASES = {
     "non-UTF-8 data": (["evaluate", "--test-file", "latin1.jsonl"], {}, "latin1.jsonl:1: not UTF-8"),
     "missing data": (["train-grpo", "--train-file", "nope.jsonl", "--base-model", "data"], {}, "nope.jsonl: no such file"),
     "steps the schema allows one by one": (["download", "--params", "bad-steps.yaml"], {},
-                                           "data.synthetic: need 1 <= min_steps <= max_steps, got 4, 2"),
+                                           "data.synthetic.min_steps (4) is greater than data.synthetic.max_steps (2)"),
     "leaderboard before evals": (["leaderboard"], {}, "no eval metrics for"),
 }
 

@@ -100,3 +100,51 @@ def test_duplicate_keys_and_bad_bytes_are_one_line_errors(tmp_path):
     path.write_bytes(b"seed: \xff\n")
     proc = subprocess.run(["gsm8k", "check-params", "--params", str(path)], capture_output=True, text=True)
     assert proc.returncode == 2 and "not UTF-8" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("section, key, value, message", [
+    # The fault probe's findings: each passed check-params, then trained to inf weights or crashed.
+    ("prep_sft", "learning_rate", float("nan"), "prep_sft.learning_rate: nan is not a finite number"),
+    ("full_sft", "learning_rate", 1e308, "full_sft.learning_rate: 1e+308 is greater than the maximum of 1"),
+    ("eval", "max_new_tokens", 1e30, "eval.max_new_tokens: 1e+30 is greater than the maximum of 32768"),
+    ("grpo", "rewards", {"correctness": float("-inf")}, "grpo.rewards.correctness: -inf is not a finite number"),
+    ("data", "synthetic", {"min_steps": 4, "max_steps": 2},
+     "data.synthetic.min_steps (4) is greater than data.synthetic.max_steps (2)"),
+    ("train", "save_steps", 5, "train.save_steps (5) is not a multiple of train.logging_steps (2)"),
+])
+def test_check_params_refuses_what_would_fail_later_in_one_line(tmp_path, section, key, value, message):
+    bad = test_params(train={"logging_steps": 2, "save_steps": 4})
+    bad[section][key] = bad[section][key] | value if isinstance(value, dict) else value
+    path = write(tmp_path, bad)
+    proc = subprocess.run(["gsm8k", "check-params", "--params", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"gsm8k check-params: error: {path}: {message}")
+
+
+@pytest.mark.parametrize("env, cli, message", [
+    ({"EVAL_SAMPLES": ".inf"}, None, "eval.samples: inf is not a finite number (set by environment variable EVAL_SAMPLES)"),
+    ({}, {"traces.temperature": float("nan")}, "traces.temperature: nan is not a finite number (set by the command line)"),
+])
+def test_non_finite_overrides_name_their_origin(tmp_path, env, cli, message):
+    path = write(tmp_path, test_params())
+    with pytest.raises(params.ParamsError) as err:
+        params.resolve(path, cli, environ=env)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("configfile", [[], ["--configfile", "extra.yaml"]])
+def test_snakemake_refuses_duplicate_keys_like_gsm8k(tmp_path, configfile):
+    """Snakemake's own YAML loader keeps the last of a duplicated key (DVC refuses the file): the workflow
+    reads every config file as `gsm8k` does first, and fails with the same line."""
+    from conftest import make_checkout
+
+    repo = make_checkout(tmp_path / "repo", test_params())
+    name = configfile[1] if configfile else "params.yaml"
+    text = (repo / "params.yaml").read_text() if not configfile else "eval:\n  samples: 4\n"
+    (repo / name).write_text(text + "eval:\n  samples: 5\n")  # `eval` twice, each valid
+    expected = subprocess.run(["gsm8k", "check-params", "--params", name], cwd=repo, capture_output=True,
+                              text=True).stderr.strip().removeprefix("gsm8k check-params: error: ")
+    assert expected.startswith(f"{name}: not valid YAML: duplicate key 'eval'")
+    proc = subprocess.run(["snakemake", "-n", "--cores", "1", *configfile], cwd=repo, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert expected in (proc.stdout + proc.stderr).splitlines()

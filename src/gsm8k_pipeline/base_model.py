@@ -1,9 +1,9 @@
 """`base_model` stage → models/base/model/: the model every training stage starts from.
 
 `tiny` (the offline default): a byte-level BPE tokenizer trained on the train split only, and a small
-Llama with seeded random initialisation. Otherwise a local model folder (e.g. pre-downloaded on a cluster
-without internet), identified by its content hash, or a hub model id at a pinned commit. info.json records
-which, so a result can be traced to the exact weights.
+Llama with seeded random initialisation. Otherwise a local model folder under models/pretrained/ (e.g.
+pre-downloaded on a cluster without internet), identified by its content hash, or a hub model id at a pinned
+commit. info.json records which, so a result can be traced to the exact weights.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import PipelineError
-from .fileio import atomic_dir
+from .fileio import atomic_dir, write_manifest
 from .formatting import FORMAT_TOKENS, prompt_messages, to_target
 
 TINY = "tiny"
@@ -34,11 +34,15 @@ class BaseModelConfig:
     params_file: Path = Path("params.yaml")  # named in errors
 
 
+# Local model folders live here, so both engines can track their bytes: dvc.yaml declares this folder as a
+# dependency of base_model (DVC hashes its content), and the Snakefile passes base_model the selected folder's
+# content hash as a param (Snakemake compares only the mtimes of a directory input, not of the files in it).
+PRETRAINED = Path("models/pretrained")
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
-def source(spec: dict, params_file: Path) -> dict:
+def source(spec: dict, params_file: Path, cache_dir: Path | None = None) -> dict:
     """What base_model.name refers to: {"kind": tiny|local|hub, ...}, or a one-line error naming the key."""
     from .fileio import content_hash
 
@@ -46,10 +50,14 @@ def source(spec: dict, params_file: Path) -> dict:
     if name == TINY:
         return {"kind": "tiny"}
     if Path(name).is_dir():
+        if PRETRAINED.resolve() not in Path(name).resolve().parents:
+            raise PipelineError(f"{params_file}: base_model.name: {name} is a local folder outside {PRETRAINED}/; "
+                                f"put (or download) the model in a folder under {PRETRAINED}/, where the engines "
+                                f"track its content")
         if revision:
             raise PipelineError(f"{params_file}: base_model.revision: {name} is a local folder, identified by its "
                                 f"content hash; set revision: null")
-        return {"kind": "local", "path": Path(name), "sha256": content_hash(name)}
+        return {"kind": "local", "path": Path(name), "sha256": content_hash(name, cache_dir)}
     if not HUB_ID.match(name):
         raise PipelineError(f"{params_file}: base_model.name: {name!r} is neither `tiny`, a local model folder, "
                             f"nor a hub model id (owner/name)")
@@ -118,11 +126,11 @@ def build_tiny(train_rows: list[dict], tiny: dict, seed: int, system: str | None
     return model, tokenizer
 
 
-def identity(spec: dict, params_file: Path = Path("params.yaml")) -> str:
+def identity(spec: dict, params_file: Path = Path("params.yaml"), cache_dir: Path | None = None) -> str:
     """One string that changes whenever the base model's source does: `tiny`, `NAME@REVISION`, or
-    `sha256:HASH` of a local folder. An engine can track it (a Snakemake param, a DVC stage output) so
-    that editing a local model folder reruns base_model."""
-    origin = source(spec, params_file)
+    `sha256:HASH` of a local folder. The Snakefile passes it to base_model as a param, so that editing a
+    local model folder reruns base_model (`cache_dir` keeps hashes of unchanged folders between runs)."""
+    origin = source(spec, params_file, cache_dir)
     if origin["kind"] == "hub":
         return f"{origin['name']}@{origin['revision']}"
     return f"sha256:{origin['sha256']}" if origin["kind"] == "local" else TINY
@@ -176,4 +184,5 @@ def main(params: dict, config: BaseModelConfig = BaseModelConfig()) -> Path:
             "vocab_size": len(tokenizer),
         }
         (tmp / "info.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        write_manifest(tmp / "model")  # what Snakemake checks the folder against (workflow/rules/common.smk)
     return config.out_dir

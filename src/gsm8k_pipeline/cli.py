@@ -74,6 +74,7 @@ def _cmd_evaluate(args) -> int:
         output_dir=_output_dir(params, "metrics/eval"),
         output_file=args.output_file,
         test_file=args.test_file,
+        train_file=args.train_file,
     )
     m = main(params, config)
     lo, hi = m["accuracy_ci95"]
@@ -174,6 +175,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--output-dir", type=str, default=None, help="default: $OUTPUT_DIR or metrics/eval")
     p.add_argument("--output-file", default="base.json", help="metrics file; its stem is the model id")
     p.add_argument("--test-file", type=Path, default=Path("data/gsm8k/test.jsonl"))
+    p.add_argument("--train-file", type=Path, default=Path("data/gsm8k/train.jsonl"),
+                   help="lm-eval's few-shot examples (params lm_eval)")
     p.add_argument("--samples", type=int, default=None, help="cap on test problems (default: $EVAL_SAMPLES, else eval.samples)")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -219,11 +222,25 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _log_warnings(command: str) -> None:
+    """The package's warnings (e.g. contamination) as one line each on stderr, named like its errors. Only
+    the package's logger: libraries' own warnings keep their own format."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"gsm8k {command}: warning: %(message)s"))
+    package = logging.getLogger(__package__)
+    package.handlers[:] = [handler]
+    package.setLevel(logging.WARNING)
+    package.propagate = False
+
+
 def main(argv: list[str] | None = None) -> None:
     from .errors import PipelineError
 
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(next((a for a in argv if not a.startswith("-")), None)).parse_args(argv)
+    _log_warnings(args.command)
     try:
         code = args.func(args)
     except PipelineError as exc:

@@ -26,6 +26,10 @@ METHODS = ["full_sft", "grpo", "sft_from_traces"]
 # changing them reruns nothing (the leaderboard's "every section" leaves them out too).
 SCHEDULING = ["resources"]
 
+# Snakemake's stand-in for DVC's content hash of a directory dependency: base_model's param of this name is
+# the selected local model folder's sha256, while dvc.yaml declares models/pretrained as a dependency.
+CONTENT_PARAM = "base_model_content"
+
 # The torch stages read `threads`: the thread count changes float sums, hence the results. Those that run
 # a model (not base_model, which builds one) read its `precision`.
 _TORCH = ["seed", "threads", "prompt"]
@@ -41,8 +45,8 @@ STAGES: dict[str, tuple[str, list[str] | None]] = {
     "grpo": ("train-grpo", [*_TRAIN, "grpo"]),
     "traces": ("generate-traces", [*_MODEL, "traces"]),
     "sft_from_traces": ("train-sft", [*_TRAIN, "full_sft"]),
-    "eval": ("evaluate", [*_MODEL, "eval"]),
-    "eval_budget": ("evaluate", [*_MODEL, "eval"]),
+    "eval": ("evaluate", [*_MODEL, "eval", "lm_eval"]),
+    "eval_budget": ("evaluate", [*_MODEL, "eval", "lm_eval"]),
     "leaderboard": ("leaderboard", None),
 }
 

@@ -10,6 +10,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import contamination
 from .errors import PipelineError
 from .fileio import atomic_write_json, atomic_write_jsonl
 from .task import DataError, read_jsonl, validate_row
@@ -87,9 +88,10 @@ def main(params: dict, config: DownloadConfig = DownloadConfig()) -> dict:
         stale.unlink(missing_ok=True)
 
     data = load_source(params["data"])
-    train_questions = {r["question"] for r in data["train"]}
-    overlap = sum(r["question"] in train_questions for r in data["test"])
-    stats = {"source": params["data"]["source"], "train_test_question_overlap": overlap}
+    found = contamination.overlap(data["train"], data["test"])
+    contamination.check(found, params["data"]["contamination"])  # refuse: fails before anything is written
+    stats = {"source": params["data"]["source"], "contamination": found,
+             "train_test_question_overlap": len(found["test_rows_in_train"])}
     for split, rows in data.items():
         path = out / f"{split}.jsonl"
         atomic_write_jsonl(path, rows)

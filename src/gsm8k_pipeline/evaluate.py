@@ -9,7 +9,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import contamination
 from .fileio import atomic_write_json, atomic_write_text
+from .harness import run as run_harness
 from .stats import wilson_interval
 
 
@@ -19,6 +21,7 @@ class EvalConfig:
     output_dir: Path = Path("metrics/eval")
     output_file: str = "base.json"
     test_file: Path = Path("data/gsm8k/test.jsonl")
+    train_file: Path = Path("data/gsm8k/train.jsonl")  # lm-eval's few-shot examples
 
     @property
     def model_id(self) -> str:
@@ -117,6 +120,8 @@ def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
     from .generation import decoding, generate, load_for_inference, render_prompts
     ev = params["eval"]
     rows = read_jsonl(config.test_file)[: ev["samples"]]
+    # How many of these problems repeat a train question; before generating, so a stale stats.json fails fast.
+    contaminated = contamination.for_eval(config.test_file, len(rows))
     settings = {
         **decoding(ev["do_sample"], ev["temperature"]),
         "max_new_tokens": ev["max_new_tokens"],
@@ -142,6 +147,10 @@ def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
     records = score(rows, [c[0] for c in completions])
     metrics = summarize(records, config.model_id, settings, seconds)
     add_boosters(metrics, records, model, tokenizer, prompts, ev, config.model_id)
+    metrics["contamination"] = contaminated
+    harness = run_harness(model, tokenizer, params, config.model_id, config.test_file, config.train_file)
+    if harness is not None:  # lm-eval's numbers beside ours, for the models params lm_eval selects
+        metrics["lm_eval"] = harness
     detail_dir = config.output_dir / config.model_id
     atomic_write_text(detail_dir / "debug.csv", pd.DataFrame(records).to_csv(index=False))
     atomic_write_text(detail_dir / "summary.txt", summary_text(metrics, records, config.model_path))

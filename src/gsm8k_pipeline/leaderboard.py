@@ -15,9 +15,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import contamination
 from .dag import METHODS
 from .errors import PipelineError
 from .fileio import atomic_write_json, atomic_write_text
+from .harness import render_markdown as render_harness, summary as harness_summary
 from .leaderboard_boosters import aggregate as aggregate_boosters
 from .leaderboard_boosters import render as render_boosters
 from .results import record
@@ -109,8 +111,12 @@ def _pct(mean: float, ci: list[float]) -> str:
 
 
 def render_markdown(records: list[dict], groups: dict, comparisons: dict, n_seeds: int,
-                    boosters: dict | None = None) -> str:
-    lines = ["# Leaderboard", "", *render_answer(comparisons, groups, n_seeds)]
+                    contaminated: dict | None = None, boosters: dict | None = None) -> str:
+    """`contaminated`: contamination.summary of the records; a warning above the Answer when it is loud.
+    `boosters`: leaderboard_boosters.aggregate's, a table after the methods'."""
+    notes = contamination.render(contaminated) if contaminated else []
+    loud = contaminated is not None and contamination.is_loud(contaminated)
+    lines = ["# Leaderboard", "", *(notes if loud else []), *render_answer(comparisons, groups, n_seeds)]
     lines += ["## Methods by budget (mean over seeds)", "",
               "| method | budget | accuracy (95 % CI) | per seed | n |", "|---|---|---|---|---|"]
     for g in sorted(groups.values(), key=lambda g: (g["budget"] or 0, g["method"])):
@@ -124,16 +130,21 @@ def render_markdown(records: list[dict], groups: dict, comparisons: dict, n_seed
         lines.append(f"| {rank} | {r['id']} | {r['method']} | {r['budget'] or '—'} | "
                      f"{'—' if r['seed'] is None else r['seed']} | {_pct(r['accuracy'], r['accuracy_ci95'])} | "
                      f"{r['answer_proportion']:.2f} | {r['thinking_proportion']:.2f} | {r['n']} |")
+    if notes and not loud:  # all clear (or unknown): a note at the end, not above the Answer
+        lines += ["", *notes[:-1]]
     return "\n".join(lines) + "\n"
 
 
-def render_rst(groups: dict, comparisons: dict, n_seeds: int, images: list[Path]) -> str:
+def render_rst(groups: dict, comparisons: dict, n_seeds: int, images: list[Path],
+               contaminated: dict | None = None) -> str:
     """The Answer, the methods table and the plots (inlined as data URIs) as reStructuredText: the
-    workflow description of Snakemake's HTML report, so the report opens on the answer."""
+    workflow description of Snakemake's HTML report, so the report opens on the answer (and on a
+    contamination warning, when there is one)."""
     import base64
 
+    warning = contamination.render(contaminated) if contaminated and contamination.is_loud(contaminated) else []
     # The Answer's Markdown (bullets, **bold**) is also valid reST.
-    lines = ["The answer", "==========", "", *render_answer(comparisons, groups, n_seeds)[2:]]
+    lines = ["The answer", "==========", "", *warning, *render_answer(comparisons, groups, n_seeds)[2:]]
     lines += ["Methods by budget (mean over seeds)", "-----------------------------------", "",
               ".. list-table::", "   :header-rows: 1", "",
               "   * - method", "     - budget", "     - accuracy (95 % CI)", "     - per seed"]
@@ -239,7 +250,9 @@ def main(params: dict, config: LeaderboardConfig = LeaderboardConfig()) -> list[
     missing = [str(config.eval_dir / f"{m}.json") for m in ids if not (config.eval_dir / f"{m}.json").is_file()]
     if missing:
         raise PipelineError(f"no eval metrics for {len(missing)} model(s): {', '.join(missing)} (run the eval stages first)")
-    records = [record(json.loads((config.eval_dir / f"{m}.json").read_text()), params, commit) for m in ids]
+    metrics = {m: json.loads((config.eval_dir / f"{m}.json").read_text()) for m in ids}
+    records = [record(metrics[m], params, commit) for m in ids]
+    harness = {m: metrics[m]["lm_eval"] for m in ids if "lm_eval" in metrics[m]}  # lm-eval's numbers, where run
     groups, comparisons = aggregate(params, config.eval_dir)
     boosters = aggregate_boosters(groups, config.eval_dir)
     trends = reward_trends(params, config.models_dir)
@@ -248,17 +261,21 @@ def main(params: dict, config: LeaderboardConfig = LeaderboardConfig()) -> list[
     atomic_write_text(config.out_dir / "accuracy_vs_budget.csv", curve.to_csv(index=False))
     plot_accuracy(records, groups, config.out_dir / "accuracy_vs_budget.png")
     plot_rewards(trends, config.out_dir / "grpo_reward.png")
+    contaminated = contamination.summary(records)
     atomic_write_text(config.out_dir / "LEADERBOARD.md",
-                      render_markdown(records, groups, comparisons, len(params["seeds"]), boosters))
+                      render_markdown(records, groups, comparisons, len(params["seeds"]), contaminated, boosters)
+                      + render_harness(harness, {m: metrics[m]["accuracy"] for m in ids}))
     atomic_write_text(config.out_dir / "answer.rst", render_rst(
         groups, comparisons, len(params["seeds"]),
-        [config.out_dir / "accuracy_vs_budget.png", config.out_dir / "grpo_reward.png"]))
+        [config.out_dir / "accuracy_vs_budget.png", config.out_dir / "grpo_reward.png"], contaminated))
     # Keyed by model id, group and question (not lists), so `dvc metrics diff` compares every number.
     atomic_write_json(config.out_dir / "all.json", {
+        "contamination": contaminated,  # top level, not only per model: one place to look
         "models": {r["id"]: r for r in records},
         "groups": groups,
         "comparisons": comparisons,
         "grpo_reward": {run: {k: t[k] for k in ("first", "last", "compared")} for run, t in trends.items()},
+        "lm_eval": {m: harness_summary(h) for m, h in harness.items()},
         "boosters": boosters,
     })
     return records

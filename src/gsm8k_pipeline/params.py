@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -51,21 +52,56 @@ def validate(params: Any, source: Path, origins: dict[str, str] | None = None) -
     named in the error, so a bad EVAL_SAMPLES is blamed on the environment, not on the file."""
     import jsonschema
 
+    def where_set(key: str) -> str:
+        return f" (set by {origins[key]})" if origins and key in origins else ""
+
+    # Before the schema: every comparison with NaN is false, so `minimum`/`maximum` let NaN through, and
+    # an infinite learning rate "trains" to a model of inf weights.
+    bad = [f"{key}: {value} is not a finite number{where_set(key)}" for key, value in _non_finite(params)]
+    if bad:
+        raise ParamsError(f"{source}: " + "; ".join(bad))
     schema = yaml.safe_load(schema_path(source).read_text())
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
     if errors:
-        def where(e) -> str:
-            key = ".".join(str(p) for p in e.absolute_path)
-            return f" (set by {origins[key]})" if origins and key in origins else ""
-
-        raise ParamsError(f"{source}: " + "; ".join(_describe(e) + where(e) for e in errors))
-    # Reserving fewer CPUs than torch runs threads would oversubscribe every scheduled job.
-    short = [f"resources.{kind}.cpus: {r['cpus']} is less than threads ({params['threads']})"
-             for kind, r in params["resources"].items() if r["cpus"] < params["threads"]]
-    if short:
-        raise ParamsError(f"{source}: " + "; ".join(short))
+        raise ParamsError(f"{source}: " + "; ".join(
+            _describe(e) + where_set(".".join(str(p) for p in e.absolute_path)) for e in errors))
+    clashes = _clashes(params)
+    if clashes:
+        raise ParamsError(f"{source}: " + "; ".join(clashes))
     return params
+
+
+def _non_finite(node: Any, path: tuple = ()):
+    """(dotted key, value) of every NaN or infinite float in `node`, at any depth."""
+    if isinstance(node, float) and not math.isfinite(node):
+        yield ".".join(map(str, path)), node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _non_finite(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _non_finite(value, (*path, i))
+
+
+def _clashes(params: dict) -> list[str]:
+    """Values the schema allows one by one but not together, each naming both keys."""
+    out = []
+    # Reserving fewer CPUs than torch runs threads would oversubscribe every scheduled job.
+    out += [f"resources.{kind}.cpus: {r['cpus']} is less than threads ({params['threads']})"
+            for kind, r in params["resources"].items() if r["cpus"] < params["threads"]]
+    synthetic = params["data"]["synthetic"]
+    if synthetic["min_steps"] > synthetic["max_steps"]:
+        out.append(f"data.synthetic.min_steps ({synthetic['min_steps']}) is greater than "
+                   f"data.synthetic.max_steps ({synthetic['max_steps']})")
+    # A checkpoint between two logging steps loses the loss of the steps since the last log when it is
+    # resumed (the Trainer restarts its running loss at the checkpoint), so a resumed train_log.csv would
+    # differ from an uninterrupted run's.
+    train = params["train"]
+    if train["save_steps"] % train["logging_steps"]:
+        out.append(f"train.save_steps ({train['save_steps']}) is not a multiple of train.logging_steps "
+                   f"({train['logging_steps']}): a resumed run would lose the loss logged in between")
+    return out
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

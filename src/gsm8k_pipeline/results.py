@@ -32,6 +32,8 @@ def record(metrics: dict, params: dict, commit: str | None) -> dict:
         "thinking_proportion": metrics["thinking_proportion"],
         "answer_proportion": metrics["answer_proportion"],
         "n": metrics["n"],
+        # How many of its problems repeat a train question (contamination.for_eval); None: not known.
+        "contamination": metrics.get("contamination"),
         "eval": metrics["generation"],
         # Test-time boosters' accuracies (calculator, maj@k, pass@k) next to the greedy `accuracy`.
         "boosters": {name: m["accuracy"] for name, m in metrics.get("boosters", {}).items()},

@@ -14,6 +14,15 @@ from .errors import PipelineError
 # A GSM8K gold: an integer, optionally with thousands commas, optionally negative or decimal.
 GOLD_RE = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
 
+# Row size limits. Real GSM8K's longest question has 985 characters and its longest answer 1,228 (train and
+# test); a row far past that is a broken or hostile file, and one 50 MB question made base-model train a
+# tokenizer and model past 3.9 GB before anything failed. Characters as Python counts them (code points).
+MAX_QUESTION_CHARS = 4_000
+MAX_ANSWER_CHARS = 8_000
+# Bytes of one jsonl line, read before it is decoded: a line without an end is not read whole into memory.
+# Real GSM8K's longest line has 1,744 bytes; a row at both limits above, \u-escaped, has under 100 KB.
+MAX_LINE_BYTES = 1 << 20
+
 
 class DataError(PipelineError, ValueError):
     """A row of a data file is invalid; the message starts with FILE:LINE."""
@@ -28,6 +37,10 @@ def validate_row(row, where: str) -> dict:
             raise DataError(f"{where}: missing key {key!r}")
         if not isinstance(row[key], str) or not row[key].strip():
             raise DataError(f"{where}: {key!r} must be a non-empty string")
+    for key, limit in (("question", MAX_QUESTION_CHARS), ("answer", MAX_ANSWER_CHARS)):
+        if len(row[key]) > limit:
+            raise DataError(f"{where}: {key!r} has {len(row[key]):,} characters, more than the limit of "
+                            f"{limit:,} (task.MAX_{key.upper()}_CHARS; real GSM8K's longest is under 1,300)")
     if row["answer"].count("####") != 1:
         raise DataError(f"{where}: answer must contain exactly one '####' line")
     gold = row["answer"].rsplit("####", 1)[1].strip()
@@ -44,8 +57,11 @@ def _records(path: Path, validate) -> list[dict]:
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     with f:
-        for lineno, raw in enumerate(f, 1):
+        # readline with a cap: iterating the file would read a line of any length into memory first.
+        for lineno, raw in enumerate(iter(lambda: f.readline(MAX_LINE_BYTES + 1), b""), 1):
             where = f"{path}:{lineno}"
+            if len(raw) > MAX_LINE_BYTES:
+                raise DataError(f"{where}: line longer than {MAX_LINE_BYTES:,} bytes (task.MAX_LINE_BYTES)")
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:

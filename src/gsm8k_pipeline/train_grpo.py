@@ -80,4 +80,4 @@ def main(params: dict, config: GRPOStageConfig) -> None:
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs(names), args=args, train_dataset=dataset,
                           processing_class=tokenizer, peft_config=peft_config)
     print(f"grpo: {len(rows)} problems x {num_generations} generations, rewards {names}", flush=True)
-    run(trainer, dirs, resume_from, base=base_folder(config.base_model))
+    run(trainer, dirs, resume_from, "grpo", base=base_folder(config.base_model))

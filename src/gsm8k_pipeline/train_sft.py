@@ -75,4 +75,5 @@ def main(params: dict, config: SFTStageConfig) -> None:
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=peft_config)
     print(f"sft {config.stage}: {len(rows)} examples from {config.traces_file or config.train_file}", flush=True)
-    run(trainer, dirs, resume_from, base=base_folder(config.base_model))
+    stage = "prep_sft" if config.stage == "prep" else "sft_from_traces" if config.traces_file else "full_sft"
+    run(trainer, dirs, resume_from, stage, base=base_folder(config.base_model))

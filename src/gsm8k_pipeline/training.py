@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .fileio import atomic_dir, atomic_write_text
+from .fileio import atomic_dir, atomic_write_text, write_manifest
 
 
 @dataclass(frozen=True)
@@ -85,11 +85,29 @@ def load_trainable(model_path: Path, params: dict):
         if lora["enabled"]:
             from peft import LoraConfig
 
+            check_lora_targets(model, lora["target_modules"], model_path)
+
             peft_config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
                                      target_modules=lora["target_modules"], task_type="CAUSAL_LM")
     # The checkpoint's sampling/penalty settings must not leak into GRPO's sampling or the saved model.
     model.generation_config = plain_generation_config(tokenizer)
     return model, tokenizer, peft_config
+
+
+def check_lora_targets(model, targets: list[str], model_path: Path) -> None:
+    """Every lora.target_modules entry must name modules of the model, as PEFT matches them (a module's
+    full name or a dotted suffix of it): PEFT fails with a traceback when none match, and silently skips
+    the ones that don't when others do."""
+    import torch
+
+    from .errors import PipelineError
+
+    names = [name for name, _ in model.named_modules()]
+    missing = [t for t in targets if not any(n == t or n.endswith(f".{t}") for n in names)]
+    if missing:
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+        raise PipelineError(f"lora.target_modules: {', '.join(map(repr, missing))} match no module of "
+                            f"{model_path} (its linear modules: {', '.join(linear)})")
 
 
 def warmup_steps(total_steps: int) -> int:
@@ -121,27 +139,33 @@ def trainer_args(params: dict, dirs: StageDirs, total_steps: int) -> dict:
     }
 
 
-def run(trainer, dirs: StageDirs, resume_from: str | None, base: Path | None = None) -> None:
+def run(trainer, dirs: StageDirs, resume_from: str | None, stage: str, base: Path | None = None) -> None:
     """Train (resuming if a checkpoint exists), then publish model/ and train_log.csv atomically.
 
-    `base`: the full-weights folder a LoRA adapter applies to, recorded in the adapter (adapters.py).
+    `stage`: the DAG stage, named in errors. `base`: the full-weights folder a LoRA adapter applies to,
+    recorded in the adapter (adapters.py). A run whose loss or weights go non-finite publishes nothing.
     """
-    import pandas as pd
-
     from .adapters import record_base
+    from .finite import FiniteGuard, check_weights
+    from .train_log import LogLastStep, csv_text, restore_token_count
 
+    where = f"{stage} ({dirs.out_dir})"
+    trainer.add_callback(FiniteGuard(where))
+    trainer.add_callback(LogLastStep())
     if resume_from:
         print(f"resuming from {resume_from}", flush=True)
+        restore_token_count(trainer, resume_from)
     # A failed run must not leave an older result looking current.
     shutil.rmtree(dirs.model, ignore_errors=True)
     dirs.log.unlink(missing_ok=True)
     output = trainer.train(resume_from_checkpoint=resume_from)
     print(f"trained to step {output.global_step}", flush=True)
+    check_weights(trainer.model, where)
     with atomic_dir(dirs.model) as tmp:
         trainer.save_model(str(tmp))
         trainer.processing_class.save_pretrained(str(tmp))
         if (tmp / "adapter_config.json").exists():
             record_base(tmp, base, final_dir=dirs.model)
-    rows = [r for r in trainer.state.log_history if "step" in r]
-    atomic_write_text(dirs.log, pd.DataFrame(rows).to_csv(index=False))
+        write_manifest(tmp)  # what Snakemake checks the folder against (workflow/rules/common.smk)
+    atomic_write_text(dirs.log, csv_text(trainer.state.log_history))
     shutil.rmtree(dirs.checkpoints)

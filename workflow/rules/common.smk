@@ -6,6 +6,7 @@
 # torch's threads from the params, since Snakemake would set OMP_NUM_THREADS to the job's (possibly scaled
 # down) threads, DVC to nothing, and the thread count changes float sums and so the trained weights.
 import hashlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -14,7 +15,21 @@ import yaml
 
 # This checkout's dag.py, not whichever copy of the package happens to be installed.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from gsm8k_pipeline import dag  # noqa: E402
+from gsm8k_pipeline import base_model, contamination, dag, fileio  # noqa: E402  (stdlib only: fast to import)
+from gsm8k_pipeline import params as params_file  # noqa: E402  (not `params`: a rule keyword)
+from snakemake.exceptions import WorkflowError  # noqa: E402
+from snakemake.logging import logger  # noqa: E402
+from snakemake.utils import validate  # noqa: E402
+
+# Snakemake's YAML loader keeps the last of a key given twice; DVC and `gsm8k` refuse the file. So every
+# config file of this run (params.yaml, any --configfile) is read the way `gsm8k` reads it first, and
+# refused with the same one-line message. Before the schema: the merged config may well validate.
+for _configfile in workflow.configfiles:
+    try:
+        params_file.read(Path(os.path.relpath(_configfile)))  # named as on the command line
+    except params_file.ParamsError as exc:
+        raise WorkflowError(str(exc)) from None
+validate(config, "../schemas/params.schema.yaml")
 
 METHODS = dag.METHODS
 
@@ -55,3 +70,51 @@ def resources_for(kind):
     --cpus-per-task, --gpus). Resources are not params, so changing them reruns nothing."""
     r = config["resources"][kind]
     return dict(mem_mb=r["mem_mb"], runtime=r["runtime"], cpus_per_task=r["cpus"], gpu=r["gpus"])
+
+
+def base_model_content():
+    """The base model's identity (`tiny`, `NAME@REVISION`, or a local folder's `sha256:…`), as a param of
+    base_model: Snakemake sees only the mtime of a directory input, not edits to the files in it, so the
+    content hash is what reruns base_model after a local folder changes (DVC hashes the folder itself).
+    Hashes of unchanged folders are kept in .snakemake/, so planning doesn't reread the weights."""
+    from gsm8k_pipeline.errors import PipelineError
+
+    try:
+        return base_model.identity(config["base_model"], Path(" + ".join(map(str, workflow.configfiles))),
+                                   Path(".snakemake/gsm8k-content-hash"))
+    except PipelineError as exc:  # one line naming the key, not a traceback through the Snakefile
+        raise WorkflowError(str(exc)) from None
+
+
+def remake_if_gutted(folder_pattern):
+    """An input function for the rule whose directory() output is `folder_pattern`; it adds no input.
+    Snakemake checks only that a directory() output exists, so a file deleted inside a model folder went
+    unnoticed and the next stage failed on it. Every model folder lists its files and sizes
+    (fileio.write_manifest): when the folder no longer matches, the job is forced, as `--forcerun FOLDER`
+    would (and DVC's `dvc repro` does on a changed output), and what follows it reruns."""
+
+    def check(wildcards):
+        folder = folder_pattern.format(**wildcards)
+        problems = fileio.manifest_problems(folder) if Path(folder).is_dir() else []
+        if problems and folder not in workflow.dag.forcefiles:
+            logger.warning(f"{'; '.join(problems)} (the folder's {fileio.MANIFEST} lists what its job wrote): "
+                           f"remaking {folder}")
+            # The set --forcerun fills. Input functions run while the DAG is built, before its needrun pass
+            # reads the set. Not a documented API: tests/test_snakemake_guards.py fails if that changes.
+            workflow.dag.forcefiles.add(folder)
+        return []
+
+    return check
+
+
+def warn_if_contaminated(stats_path="data/gsm8k/stats.json"):
+    """The download job's contamination warning goes to its log; this repeats it on the console at the end
+    of every successful run, for as long as the data has it."""
+    if Path(stats_path).is_file():
+        found = json.loads(Path(stats_path).read_text()).get("contamination")
+        if found and found["test_rows_in_train"]:
+            logger.warning(f"{stats_path}: contamination: {contamination.describe(found)}")
+
+
+onsuccess:
+    warn_if_contaminated()

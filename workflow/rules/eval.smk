@@ -7,6 +7,8 @@ rule eval:
     input:
         model=lambda w: UNBUDGETED[w.model],
         test=rules.download.output.test,
+        stats=rules.download.output.stats,  # the contamination count every eval records
+        train=rules.download.output.train,  # lm-eval's few-shot examples (params lm_eval)
         code=code("evaluate"),
     output:
         metrics="metrics/eval/{model}.json",
@@ -29,6 +31,8 @@ rule eval_budget:
     input:
         model=lambda w: BUDGETED[w.method].format(budget=w.budget, seed=w.seed),
         test=rules.download.output.test,
+        stats=rules.download.output.stats,  # the contamination count every eval records
+        train=rules.download.output.train,  # lm-eval's few-shot examples (params lm_eval)
         code=code("evaluate"),
     output:
         metrics="metrics/eval/{method}_{budget}_s{seed}.json",

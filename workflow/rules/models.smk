@@ -1,12 +1,15 @@
 rule base_model:
     input:
         train=rules.download.output.train,
+        pretrained=str(base_model.PRETRAINED),  # where local model folders live
         code=code("base-model"),
+        intact=remake_if_gutted("models/base/model"),  # no input: remakes a gutted output (common.smk)
     output:
         model=directory("models/base/model"),
         info="models/base/info.json",
     params:
         **stage_params("base_model"),
+        **{dag.CONTENT_PARAM: base_model_content()},
     threads: config["threads"]
     log:
         "logs/base_model.log",

@@ -8,6 +8,7 @@ rule prep_sft:
         model=rules.base_model.output.model,
         train=rules.download.output.train,
         code=code("train-sft"),
+        intact=remake_if_gutted("models/prep_sft/model"),
     output:
         model=directory("models/prep_sft/model"),
         log="models/prep_sft/train_log.csv",
@@ -27,6 +28,7 @@ rule full_sft:
         model=rules.prep_sft.output.model,
         train=rules.download.output.train,
         code=code("train-sft"),
+        intact=remake_if_gutted("models/full_sft/{budget}/s{seed}/model"),
     output:
         model=directory("models/full_sft/{budget}/s{seed}/model"),
         log="models/full_sft/{budget}/s{seed}/train_log.csv",
@@ -46,6 +48,7 @@ rule grpo:
         model=rules.prep_sft.output.model,
         train=rules.download.output.train,
         code=code("train-grpo"),
+        intact=remake_if_gutted("models/grpo/{budget}/s{seed}/model"),
     output:
         model=directory("models/grpo/{budget}/s{seed}/model"),
         log="models/grpo/{budget}/s{seed}/train_log.csv",
@@ -85,6 +88,7 @@ rule sft_from_traces:
         model=rules.prep_sft.output.model,
         traces=rules.traces.output.traces,
         code=code("train-sft"),
+        intact=remake_if_gutted("models/sft_from_traces/{budget}/s{seed}/model"),
     output:
         model=directory("models/sft_from_traces/{budget}/s{seed}/model"),
         log="models/sft_from_traces/{budget}/s{seed}/train_log.csv",
