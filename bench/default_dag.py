@@ -6,7 +6,9 @@ learns and answers.
 Copies the pipeline into a fresh temp git repo with the shipped params.yaml, builds the whole DAG from
 nothing with the chosen engine, then checks the bar: base accuracy ≤ 5 %, best trained model ≥ 25 %,
 prep_sft answer_proportion ≥ 90 %, GRPO's mean reward rising in every (budget, seed) run (its last
-epoch above its first, on the same problems: leaderboard.reward_trends), and LEADERBOARD.md opening with the Answer. Prints JSON (with the
+epoch above its first, on the same problems: leaderboard.reward_trends), LEADERBOARD.md opening with the Answer,
+every eval carrying greedy, calculator and maj@k accuracies, and the best model's best test-time booster beating
+its greedy accuracy with a 95 % interval above zero. Prints JSON (with the
 Answer as it came out); exits 1 if a check fails. Per-stage times come from each job's start and finish
 in the engine's own log (Snakemake's log, or DVC's `Running stage` lines timed as they stream).
 """
@@ -88,8 +90,18 @@ def main() -> None:
     rewards = results["grpo_reward"]
     board = (repo / "metrics/LEADERBOARD.md").read_text()
     answer = board[board.index("## Answer"): board.index("## Methods by budget")].strip()
+    # Issue 12's bar for the test-time boosters: every model's eval carries greedy, calculator and maj@k,
+    # and the best group's best booster beats its greedy accuracy with an interval clear of zero.
+    evals = {m: json.loads((repo / "metrics/eval" / f"{m}.json").read_text()) for m in accuracy}
+    boosters = results["boosters"]
+    best_group = max(results["groups"], key=lambda g: results["groups"][g]["mean"])
+    best_gain = boosters[best_group]["gain"]
     checks = {
         "base_at_most_5pct": accuracy["base"] <= 0.05,
+        "every_eval_has_greedy_calculator_and_maj_at_k": all(
+            "accuracy" in e and "calculator" in e.get("boosters", {})
+            and any(k.startswith("maj@") for k in e.get("boosters", {})) for e in evals.values()),
+        "best_models_booster_gain_interval_above_zero": best_gain["ci95"][0] > 0,
         "best_trained_at_least_25pct": max(trained.values()) >= 0.25,
         "prep_answer_proportion_at_least_90pct": prep_answer >= 0.90,
         "grpo_reward_rising_in_every_run": all(t["last"] > t["first"] for t in rewards.values()),
@@ -107,6 +119,12 @@ def main() -> None:
                        "per_seed": g["per_seed"]} for k, g in results["groups"].items()},
         "prep_answer_proportion": prep_answer,
         "grpo_reward": rewards,
+        "boosters": {g: {"best": b.get("best"), "gain": b.get("gain"),
+                         "protocols": {n: {"mean": round(p["mean"], 4), "ci95": [round(x, 4) for x in p["ci95"]],
+                                           "seconds": round(p["seconds"], 2)} for n, p in b["protocols"].items()}}
+                     for g, b in boosters.items()},
+        "best_group": best_group,
+        "lm_eval": results["lm_eval"],
         "answer": answer,
         "checks": checks,
         "repo": str(repo),
