@@ -49,6 +49,31 @@ def stage_params(stage):
     return dag.stage_params(stage, config)
 
 
+# Every rule's input `checked`: the check_params job runs first. Snakemake has validated the params at parse
+# time already (Snakefile); the job is the one DVC needs (DVC deletes a stage's outputs before its command
+# runs, so the check must be a stage of its own that precedes all others), shared so both engines run one
+# DAG. Its output is constant and every input of and to it is ancient(): a params or code edit never makes
+# Snakemake rerun it (a rerun of it would also hide the reruns that its dependents need for themselves:
+# Snakemake skips evaluating the descendants of a job it reruns). It runs only when its output is missing.
+localrules: check_params  # a second of validation: never worth a cluster job
+
+
+rule check_params:
+    input:
+        params=ancient("params.yaml"),
+        schema=ancient("workflow/schemas/params.schema.yaml"),
+        code=[ancient(f) for f in code("check-params")],
+    output:
+        checked="data/params.ok",
+    log:
+        "logs/check_params.log",
+    shell:
+        "gsm8k check-params --params {PARAMS_FILE} --output {output.checked} > {log} 2>&1"
+
+
+CHECKED = ancient(rules.check_params.output.checked)
+
+
 def resources_for(kind):
     """A rule's `resources:` from params.yaml's resources.<kind> (train, generate, eval): what a scheduler
     reserves, in the names snakemake-executor-plugin-slurm turns into sbatch options (--mem, -t,

@@ -7,6 +7,7 @@ rule eval:
     input:
         model=lambda w: UNBUDGETED[w.model],
         test=rules.download.output.test,
+        checked=CHECKED,
         code=code("evaluate"),
     output:
         metrics="metrics/eval/{model}.json",
@@ -29,6 +30,7 @@ rule eval_budget:
     input:
         model=lambda w: BUDGETED[w.method].format(budget=w.budget, seed=w.seed),
         test=rules.download.output.test,
+        checked=CHECKED,
         code=code("evaluate"),
     output:
         metrics="metrics/eval/{method}_{budget}_s{seed}.json",

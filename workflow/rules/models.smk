@@ -1,6 +1,7 @@
 rule base_model:
     input:
         train=rules.download.output.train,
+        checked=CHECKED,
         code=code("base-model"),
     output:
         model=directory("models/base/model"),

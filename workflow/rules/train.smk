@@ -7,6 +7,7 @@ rule prep_sft:
     input:
         model=rules.base_model.output.model,
         train=rules.download.output.train,
+        checked=CHECKED,
         code=code("train-sft"),
     output:
         model=directory("models/prep_sft/model"),
@@ -26,6 +27,7 @@ rule full_sft:
     input:
         model=rules.prep_sft.output.model,
         train=rules.download.output.train,
+        checked=CHECKED,
         code=code("train-sft"),
     output:
         model=directory("models/full_sft/{budget}/s{seed}/model"),
@@ -45,6 +47,7 @@ rule grpo:
     input:
         model=rules.prep_sft.output.model,
         train=rules.download.output.train,
+        checked=CHECKED,
         code=code("train-grpo"),
     output:
         model=directory("models/grpo/{budget}/s{seed}/model"),
@@ -64,6 +67,7 @@ rule traces:
     input:
         model=rules.grpo.output.model,
         train=rules.download.output.train,
+        checked=CHECKED,
         code=code("generate-traces"),
     output:
         traces="data/traces/grpo_{budget}_s{seed}.jsonl",
@@ -84,6 +88,7 @@ rule sft_from_traces:
     input:
         model=rules.prep_sft.output.model,
         traces=rules.traces.output.traces,
+        checked=CHECKED,
         code=code("train-sft"),
     output:
         model=directory("models/sft_from_traces/{budget}/s{seed}/model"),
