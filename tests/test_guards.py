@@ -24,6 +24,24 @@ from gsm8k_pipeline.errors import PipelineError
 OUTPUT_DIRS = ("data", "models", "metrics")
 
 
+# --- check-params, fast ------------------------------------------------------------------------------------
+
+
+def test_check_params_writes_the_same_file_for_any_valid_params_and_none_for_invalid(tmp_path):
+    """Every stage depends on this file: if its content followed the params, any edit would rerun them all."""
+    out = tmp_path / "data" / "params.ok"
+    written = []
+    for samples in (12, 6, -1):
+        path = tmp_path / "params.yaml"
+        path.write_text(yaml.safe_dump(test_params(eval={"samples": samples})))
+        out.unlink(missing_ok=True)
+        proc = subprocess.run(["gsm8k", "check-params", "--params", str(path), "--output", str(out)],
+                              capture_output=True, text=True)
+        written.append(out.read_bytes() if out.exists() else None)
+        assert proc.returncode == (2 if samples < 0 else 0), proc.stderr
+    assert written[0] == written[1] and written[0] and written[2] is None
+
+
 # --- the lock, fast ---------------------------------------------------------------------------------------
 
 
@@ -193,10 +211,11 @@ def test_a_trainer_stops_when_the_engine_that_started_it_is_killed(repo, engine)
         assert process_running(trainer)
         engine_proc.kill()
         engine_proc.wait()
-        deadline = time.monotonic() + 10
-        while process_running(trainer) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        killed = time.monotonic()
+        while process_running(trainer) and time.monotonic() < killed + 10:
+            time.sleep(0.05)
         assert not process_running(trainer), f"trainer {trainer} outlived {engine} by 10 s"
+        print(f"trainer stopped {time.monotonic() - killed:.2f} s after kill -9 of {engine}")
     finally:
         engine_proc.kill()
         engine_proc.wait()

@@ -62,7 +62,7 @@ def exclusive(output: str | os.PathLike) -> Iterator[None]:
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
-        path.unlink()  # while still locked: no other process can be holding this file
+        path.unlink(missing_ok=True)  # while still locked: no other process can be holding this file
         os.close(fd)
 
 
