@@ -105,6 +105,20 @@ def test_a_second_trainer_on_a_folder_in_use_fails_at_once_touching_nothing(tmp_
     assert time.monotonic() - started < 30  # before torch and the model are loaded (about 2 s here)
 
 
+@pytest.mark.parametrize("argv, engine", [
+    (["/repo/.venv/bin/python", "/repo/.venv/bin/dvc", "repro"], "dvc"),      # a console script
+    (["/repo/.venv/bin/python3", "/repo/.venv/bin/snakemake", "--cores", "1"], "snakemake"),
+    (["python", "-m", "snakemake", "--target-jobs", "grpo:budget=8"], "snakemake"),  # a cluster job's
+    (["/usr/bin/bash", "-c", "set -euo pipefail; gsm8k train-grpo"], None),  # the shell between
+    (["git", "commit", "-m", "dvc"], None),
+    (["/usr/bin/python3", "-m", "pytest"], None),
+])
+def test_engines_are_told_from_their_command_lines(argv, engine):
+    from gsm8k_pipeline.guards import _engine
+
+    assert _engine(argv) == engine
+
+
 # --- real engines -----------------------------------------------------------------------------------------
 
 

@@ -69,8 +69,8 @@ def exclusive(output: str | os.PathLike) -> Iterator[None]:
 def _engine(argv: list[str]) -> str | None:
     """'dvc' or 'snakemake' if the command line runs one (as a script, `python SCRIPT` or `python -m`)."""
     names = [os.path.basename(a) for a in argv[:2]]
-    if "-m" in argv[:-1]:
-        names.append(argv[argv.index("-m") + 1])
+    if len(argv) > 2 and argv[1] == "-m":
+        names.append(argv[2])
     return next((n for n in names if n in ENGINES), None)
 
 
