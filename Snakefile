@@ -1,11 +1,38 @@
 # gsm8k-pipeline — the Snakemake side of the DAG (dvc.yaml is the other; tests/test_parity.py keeps them equal).
 # Every knob lives in params.yaml; edit it, then rerun: only stale jobs run.
+import os
+import sys
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
-# Validated by common.smk: duplicate keys first (Snakemake's loader accepts them), then the schema.
+# This checkout's package, not whichever copy happens to be installed.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from gsm8k_pipeline.params import ParamsError, read, validate  # noqa: E402
+
+
+# Invalid params stop the run here, in one line, before Snakemake plans or touches anything: the same
+# checks (schema and code) as every `gsm8k` command, which would otherwise fail only once its job started.
+def _params_error(exc):
+    given = [f"--configfile {f}" for f in workflow.config_settings.configfiles] + (
+        ["--config"] if workflow.config_settings.config else [])
+    sys.exit(f"snakemake: error: {exc}" + (f" (params.yaml with {', '.join(given)})" if given else ""))
+
+
+try:  # duplicate keys, bad bytes: Snakemake's own loader keeps the last of a key given twice
+    for _file in ["params.yaml", *workflow.config_settings.configfiles]:
+        read(Path(os.path.relpath(_file)))  # named as on the command line
+except ParamsError as exc:
+    _params_error(exc)
+
 configfile: "params.yaml"
+
+try:
+    validate(config, Path("params.yaml"))
+except ParamsError as exc:
+    _params_error(exc)
 
 
 # `snakemake --report report.html` (after a run) opens on the leaderboard stage's answer: the Answer to both

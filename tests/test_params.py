@@ -147,4 +147,4 @@ def test_snakemake_refuses_duplicate_keys_like_gsm8k(tmp_path, configfile):
     assert expected.startswith(f"{name}: not valid YAML: duplicate key 'eval'")
     proc = subprocess.run(["snakemake", "-n", "--cores", "1", *configfile], cwd=repo, capture_output=True, text=True)
     assert proc.returncode == 1
-    assert expected in (proc.stdout + proc.stderr).splitlines()
+    assert f"snakemake: error: {expected}" in proc.stderr, proc.stderr

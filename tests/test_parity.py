@@ -37,7 +37,7 @@ def test_budgets_and_seeds_expand_the_same_way(tmp_path, budgets, seeds):
                     f"eval_budget@full_sft-{b}-{s}", f"eval_budget@grpo-{b}-{s}",
                     f"eval_budget@sft_from_traces-{b}-{s}"} <= set(jobs)
             assert f"--seed {s}" in jobs[f"grpo@{b}-{s}"]["cmd"]
-    assert len(jobs) == 6 + 7 * len(budgets) * len(seeds)  # 6 shared: download … prep_sft, their evals, leaderboard
+    assert len(jobs) == 7 + 7 * len(budgets) * len(seeds)  # 7 shared: check_params, download … prep_sft, their evals, leaderboard
 
 
 def test_every_stage_declares_the_code_its_command_runs():

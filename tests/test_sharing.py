@@ -133,7 +133,7 @@ def test_snakemake_touch_makes_a_pulled_clone_up_to_date(origin, clone):
     run(TOUCH + ["--forceall", "metrics/all.json"], clone)
     assert snakemake_plan(clone, "metrics/all.json") == set()
     assert files_under(clone) == before
-    rules = {"download", "base_model", "prep_sft", "full_sft", "grpo", "traces", "sft_from_traces", "eval",
+    rules = {"check_params", "download", "base_model", "prep_sft", "full_sft", "grpo", "traces", "sft_from_traces", "eval",
              "eval_budget", "leaderboard"}
     assert snakemake_metadata_rules(clone) == rules
     set_param(clone, "data.synthetic.n_test", 25)
@@ -149,6 +149,7 @@ def test_dvc_metrics_diff_shows_a_params_branch(origin):
     set_param(repo, "eval.samples", 6)  # accuracies at test size may be 0 either way; n is certain to change
     ran = [line for line in run(["dvc", "repro"], repo).stdout.splitlines() if line.startswith("Running stage")]
     assert {line.split("'")[1] for line in ran} == {
+        "check_params",  # params.yaml changed: checked again first, rerunning nothing through it
         "eval@base", "eval@prep_sft", "eval_budget@full_sft-8-0", "eval_budget@grpo-8-0",
         "eval_budget@sft_from_traces-8-0",
         "leaderboard"}

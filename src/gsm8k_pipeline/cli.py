@@ -22,14 +22,19 @@ def _params(args, stage: str, cli: dict | None = None) -> dict:
     return dag.stage_params(stage, resolved) | {"run": resolved["run"]}
 
 
-def _torch_params(args, stage: str, cli: dict | None = None) -> dict:
-    """Params for a stage that computes with torch, whose CPU threads are set here from params.yaml: the
-    thread count changes float sums, and Snakemake sets OMP_NUM_THREADS to the job's threads while DVC
-    leaves torch's default, so without this the two engines train different weights."""
-    params = _params(args, stage, cli)
+def _set_threads(params: dict) -> None:
+    """torch's CPU threads, from params.yaml: the thread count changes float sums, and Snakemake sets
+    OMP_NUM_THREADS to the job's threads while DVC leaves torch's default, so without this the two engines
+    train different weights."""
     import torch
 
     torch.set_num_threads(params["threads"])
+
+
+def _torch_params(args, stage: str, cli: dict | None = None) -> dict:
+    """Params for a stage that computes with torch, its threads set (_set_threads)."""
+    params = _params(args, stage, cli)
+    _set_threads(params)
     return params
 
 
@@ -38,10 +43,18 @@ def _output_dir(params: dict, default: str) -> Path:
     return Path(params["run"]["output_dir"] or default)
 
 
+# What the check_params stage writes when the params validate. Constant, so that a params edit reruns no
+# stage through it: every stage depends on it only to run after the check (dvc.yaml, workflow/rules).
+CHECKED = "params validated by `gsm8k check-params`; every stage runs after this check\n"
+
+
 def _cmd_check_params(args) -> int:
     from . import params
+    from .fileio import atomic_write_text
 
     params.resolve(args.params)
+    if args.output is not None and not (args.output.exists() and args.output.read_text() == CHECKED):
+        atomic_write_text(args.output, CHECKED)
     print(f"{args.params}: ok")
     return 0
 
@@ -66,9 +79,10 @@ def _cmd_base_model(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     from .evaluate import EvalConfig, main
+    from .guards import exclusive
 
-    params = _torch_params(args, "eval", {"eval.samples": args.samples, "run.output_dir": args.output_dir,
-                                          "seed": args.seed})
+    params = _params(args, "eval", {"eval.samples": args.samples, "run.output_dir": args.output_dir,
+                                    "seed": args.seed})
     config = EvalConfig(
         model_path=args.model_path,
         output_dir=_output_dir(params, "metrics/eval"),
@@ -76,7 +90,9 @@ def _cmd_evaluate(args) -> int:
         test_file=args.test_file,
         train_file=args.train_file,
     )
-    m = main(params, config)
+    with exclusive(config.output_dir / config.output_file):
+        _set_threads(params)
+        m = main(params, config)
     lo, hi = m["accuracy_ci95"]
     print(f"{m['model_id']}: accuracy {m['accuracy']:.4f} ({m['correct']}/{m['n']}, 95% CI {lo:.4f}-{hi:.4f}), "
           f"answer_proportion {m['answer_proportion']:.4f}, {m['problems_per_second']} problems/s")
@@ -84,43 +100,51 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_train_sft(args) -> int:
+    from .guards import exclusive
     from .train_sft import SFTStageConfig, main
 
     stage = "prep_sft" if args.stage == "prep" else "full_sft"
     samples_key = "prep_sft.samples" if args.stage == "prep" else "run.samples"
-    params = _torch_params(args, stage, {samples_key: args.samples, "run.output_dir": args.output_dir,
-                                         "seed": args.seed})
-    main(params, SFTStageConfig(
-        stage=args.stage, output_dir=_output_dir(params, f"models/{stage}"),
-        base_model=args.base_model, train_file=args.train_file, traces_file=args.traces_file,
-    ))
+    params = _params(args, stage, {samples_key: args.samples, "run.output_dir": args.output_dir, "seed": args.seed})
+    output_dir = _output_dir(params, f"models/{stage}")
+    with exclusive(output_dir):  # before anything reads or clears its checkpoints
+        _set_threads(params)
+        main(params, SFTStageConfig(
+            stage=args.stage, output_dir=output_dir,
+            base_model=args.base_model, train_file=args.train_file, traces_file=args.traces_file,
+        ))
     return 0
 
 
 def _cmd_train_grpo(args) -> int:
+    from .guards import exclusive
     from .train_grpo import GRPOStageConfig, main
 
-    params = _torch_params(args, "grpo", {"run.samples": args.samples, "run.output_dir": args.output_dir,
-                                          "seed": args.seed})
-    main(params, GRPOStageConfig(
-        output_dir=_output_dir(params, "models/grpo"), base_model=args.base_model, train_file=args.train_file,
-    ))
+    params = _params(args, "grpo", {"run.samples": args.samples, "run.output_dir": args.output_dir,
+                                    "seed": args.seed})
+    output_dir = _output_dir(params, "models/grpo")
+    with exclusive(output_dir):  # before anything reads or clears its checkpoints
+        _set_threads(params)
+        main(params, GRPOStageConfig(output_dir=output_dir, base_model=args.base_model, train_file=args.train_file))
     return 0
 
 
 def _cmd_generate_traces(args) -> int:
     import json
 
+    from .guards import exclusive
     from .traces import TracesConfig, main
 
-    params = _torch_params(args, "traces", {
+    params = _params(args, "traces", {
         "run.samples": args.num_samples, "traces.batch_size": args.batch_size,
         "traces.max_attempts": args.max_attempts, "traces.temperature": args.temperature, "seed": args.seed,
     })
-    stats = main(params, TracesConfig(
-        grpo_model=args.grpo_model, output_dir=args.output_dir, output_file=args.output_file,
-        dataset_split=args.dataset_split,
-    ))
+    with exclusive(args.output_dir / args.output_file):
+        _set_threads(params)
+        stats = main(params, TracesConfig(
+            grpo_model=args.grpo_model, output_dir=args.output_dir, output_file=args.output_file,
+            dataset_split=args.dataset_split,
+        ))
     print(json.dumps(stats))
     return 0
 
@@ -158,7 +182,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     replicate = argparse.ArgumentParser(add_help=False)
     replicate.add_argument("--seed", type=int, default=None, help="training/sampling seed (default: params seed)")
 
-    p = sub.add_parser("check-params", parents=[common], help="validate params.yaml against the schema")
+    p = sub.add_parser("check-params", parents=[common], help="stage: validate params.yaml against the schema")
+    p.add_argument("--output", type=Path, default=None,
+                   help="when valid, write this (constant) file: what the DAG's stages depend on")
     p.set_defaults(func=_cmd_check_params)
 
     p = sub.add_parser("download", parents=[common], help="stage: data/gsm8k/{train,test}.jsonl + stats.json")
@@ -237,7 +263,10 @@ def _log_warnings(command: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     from .errors import PipelineError
+    from .guards import watch_engine
 
+    # First, so that no stage outlives a `dvc` or `snakemake` killed while it runs (guards.py).
+    watch_engine()
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(next((a for a in argv if not a.startswith("-")), None)).parse_args(argv)
     _log_warnings(args.command)

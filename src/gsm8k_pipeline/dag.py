@@ -38,6 +38,9 @@ _TRAIN = [*_MODEL, "lora", "train"]
 # stage -> (command, params sections it reads). The leaderboard's None means every section but SCHEDULING:
 # it records a digest of them all as provenance.
 STAGES: dict[str, tuple[str, list[str] | None]] = {
+    # Validates the whole params file before any other stage runs; it depends on params.yaml as a file, so
+    # any edit reruns it, and it hands no section to a stage (dvc.yaml, workflow/rules/common.smk).
+    "check_params": ("check-params", []),
     "download": ("download", ["data"]),
     "base_model": ("base-model", [*_TORCH, "base_model"]),
     "prep_sft": ("train-sft", [*_TRAIN, "prep_sft"]),

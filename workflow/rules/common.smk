@@ -16,20 +16,9 @@ import yaml
 # This checkout's dag.py, not whichever copy of the package happens to be installed.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from gsm8k_pipeline import base_model, contamination, dag, fileio  # noqa: E402  (stdlib only: fast to import)
-from gsm8k_pipeline import params as params_file  # noqa: E402  (not `params`: a rule keyword)
 from snakemake.exceptions import WorkflowError  # noqa: E402
 from snakemake.logging import logger  # noqa: E402
-from snakemake.utils import validate  # noqa: E402
 
-# Snakemake's YAML loader keeps the last of a key given twice; DVC and `gsm8k` refuse the file. So every
-# config file of this run (params.yaml, any --configfile) is read the way `gsm8k` reads it first, and
-# refused with the same one-line message. Before the schema: the merged config may well validate.
-for _configfile in workflow.configfiles:
-    try:
-        params_file.read(Path(os.path.relpath(_configfile)))  # named as on the command line
-    except params_file.ParamsError as exc:
-        raise WorkflowError(str(exc)) from None
-validate(config, "../schemas/params.schema.yaml")
 
 METHODS = dag.METHODS
 
@@ -62,6 +51,31 @@ def code(command):
 
 def stage_params(stage):
     return dag.stage_params(stage, config)
+
+
+# Every rule's input `checked`: the check_params job runs first. Snakemake has validated the params at parse
+# time already (Snakefile); the job is the one DVC needs (DVC deletes a stage's outputs before its command
+# runs, so the check must be a stage of its own that precedes all others), shared so both engines run one
+# DAG. Its output is constant and every input of and to it is ancient(): a params or code edit never makes
+# Snakemake rerun it (a rerun of it would also hide the reruns that its dependents need for themselves:
+# Snakemake skips evaluating the descendants of a job it reruns). It runs only when its output is missing.
+localrules: check_params  # a second of validation: never worth a cluster job
+
+
+rule check_params:
+    input:
+        params=ancient("params.yaml"),
+        schema=ancient("workflow/schemas/params.schema.yaml"),
+        code=[ancient(f) for f in code("check-params")],
+    output:
+        checked="data/params.ok",
+    log:
+        "logs/check_params.log",
+    shell:
+        "gsm8k check-params --params {PARAMS_FILE} --output {output.checked} > {log} 2>&1"
+
+
+CHECKED = ancient(rules.check_params.output.checked)
 
 
 def resources_for(kind):

@@ -1,5 +1,6 @@
 rule download:
     input:
+        checked=CHECKED,
         code=code("download"),
     output:
         train="data/gsm8k/train.jsonl",

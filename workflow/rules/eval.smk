@@ -9,6 +9,7 @@ rule eval:
         test=rules.download.output.test,
         stats=rules.download.output.stats,  # the contamination count every eval records
         train=rules.download.output.train,  # lm-eval's few-shot examples (params lm_eval)
+        checked=CHECKED,
         code=code("evaluate"),
     output:
         metrics="metrics/eval/{model}.json",
@@ -33,6 +34,7 @@ rule eval_budget:
         test=rules.download.output.test,
         stats=rules.download.output.stats,  # the contamination count every eval records
         train=rules.download.output.train,  # lm-eval's few-shot examples (params lm_eval)
+        checked=CHECKED,
         code=code("evaluate"),
     output:
         metrics="metrics/eval/{method}_{budget}_s{seed}.json",

@@ -10,6 +10,7 @@ rule leaderboard:
         # GRPO's reward curves are plotted from its training logs (dvc.yaml: the models/grpo directory).
         grpo=expand(rules.grpo.output.model, budget=config["budgets"], seed=config["seeds"])
         + expand(rules.grpo.output.log, budget=config["budgets"], seed=config["seeds"]),
+        checked=CHECKED,
         code=code("leaderboard"),
     output:
         all="metrics/all.json",

@@ -2,6 +2,7 @@ rule base_model:
     input:
         train=rules.download.output.train,
         pretrained=str(base_model.PRETRAINED),  # where local model folders live
+        checked=CHECKED,
         code=code("base-model"),
         intact=remake_if_gutted("models/base/model"),  # no input: remakes a gutted output (common.smk)
     output:

@@ -7,6 +7,7 @@ rule prep_sft:
     input:
         model=rules.base_model.output.model,
         train=rules.download.output.train,
+        checked=CHECKED,
         code=code("train-sft"),
         intact=remake_if_gutted("models/prep_sft/model"),
     output:
@@ -27,6 +28,7 @@ rule full_sft:
     input:
         model=rules.prep_sft.output.model,
         train=rules.download.output.train,
+        checked=CHECKED,
         code=code("train-sft"),
         intact=remake_if_gutted("models/full_sft/{budget}/s{seed}/model"),
     output:
@@ -47,6 +49,7 @@ rule grpo:
     input:
         model=rules.prep_sft.output.model,
         train=rules.download.output.train,
+        checked=CHECKED,
         code=code("train-grpo"),
         intact=remake_if_gutted("models/grpo/{budget}/s{seed}/model"),
     output:
@@ -67,6 +70,7 @@ rule traces:
     input:
         model=rules.grpo.output.model,
         train=rules.download.output.train,
+        checked=CHECKED,
         code=code("generate-traces"),
     output:
         traces="data/traces/grpo_{budget}_s{seed}.jsonl",
@@ -87,6 +91,7 @@ rule sft_from_traces:
     input:
         model=rules.prep_sft.output.model,
         traces=rules.traces.output.traces,
+        checked=CHECKED,
         code=code("train-sft"),
         intact=remake_if_gutted("models/sft_from_traces/{budget}/s{seed}/model"),
     output:
