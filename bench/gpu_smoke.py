@@ -223,7 +223,11 @@ def run_bench(args, work: Path) -> dict:
                    "generation": stats["generation"]},
         "eval": {"problems": metrics["n"], "max_new_tokens": args.max_new_tokens,
                  "batch_size": params["eval"]["batch_size"], "problems_per_s": metrics["problems_per_second"],
-                 "generation": metrics["generation"]},
+                 "greedy_seconds": metrics["seconds"], "generation": metrics["generation"],
+                 # configs/gpu.yaml's test-time boosters: each protocol's wall time beside greedy's (the
+                 # sampled ones share one pass). Random weights: accuracies are ~0, only the costs mean anything.
+                 "boosters": {name: {"seconds": b["seconds"], "accuracy": b["accuracy"]}
+                              for name, b in metrics.get("boosters", {}).items()}},
         "stages": stage_peaks,
         "peak_gpu_gib": max((s["peak_gpu_gib"] or 0) for s in stage_peaks.values()) if cuda else None,
         "model_on_device_checked": True,  # Probe.check raised otherwise
