@@ -116,9 +116,10 @@ def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
 
     from .task import read_jsonl
     from .formatting import prompt_messages
-    from .device import device
+    from .device import device, inference_dtype
     from .generation import decoding, generate, load_for_inference, render_prompts
     ev = params["eval"]
+    inference_dtype(params["precision"])  # first: a precision this machine can't run is the one error shown
     rows = read_jsonl(config.test_file)[: ev["samples"]]
     # How many of these problems repeat a train question; before generating, so a stale stats.json fails fast.
     contaminated = contamination.for_eval(config.test_file, len(rows))
