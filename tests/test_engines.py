@@ -76,7 +76,7 @@ def test_engines_build_everything_and_identically(repos):
     for r in records:  # the two temp repos hold different commits of the same files
         for model in r["models"].values():
             assert len(model.pop("git_commit")) == 40
-    assert records[0] == records[1]
+    assert drop_timing(records[0]) == drop_timing(records[1])  # the boosters' table carries seconds per protocol
     board = (smk / "metrics/LEADERBOARD.md").read_text()
     assert all(f"| {m} |" in board for m in MODELS)
     assert board.startswith("# Leaderboard\n\n## Answer") and "mean over 2 seed(s)" in board
