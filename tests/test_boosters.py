@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from gsm8k_pipeline.boosters import check, majority, pass_at_k, protocols
+from gsm8k_pipeline.boosters import majority, pass_at_k, protocols
 from gsm8k_pipeline.errors import PipelineError
 
 
@@ -55,5 +55,13 @@ def test_protocols_and_the_k_check():
         ["calculator", "maj@4", "pass@1", "pass@4"]
     assert protocols({"calculator": False, "samples_per_problem": 0, "k": 4}) == []
     assert protocols({"calculator": False, "samples_per_problem": 3, "k": 1}) == ["maj@1", "pass@1"]
+    # k > samples_per_problem is refused with the params' other clashes (check-params, every stage).
+    from pathlib import Path
+
+    from conftest import test_params
+    from gsm8k_pipeline import params
+
+    bad = test_params()
+    bad["eval"]["boosters"] |= {"samples_per_problem": 2, "k": 4}
     with pytest.raises(PipelineError, match="eval.boosters.k"):
-        check({"samples_per_problem": 2, "k": 4})
+        params.validate(bad, Path("params.yaml"))

@@ -111,6 +111,8 @@ def test_duplicate_keys_and_bad_bytes_are_one_line_errors(tmp_path):
     ("data", "synthetic", {"min_steps": 4, "max_steps": 2},
      "data.synthetic.min_steps (4) is greater than data.synthetic.max_steps (2)"),
     ("train", "save_steps", 5, "train.save_steps (5) is not a multiple of train.logging_steps (2)"),
+    ("eval", "boosters", {"samples_per_problem": 2, "k": 3},
+     "eval.boosters.k (3) exceeds eval.boosters.samples_per_problem (2)"),
 ])
 def test_check_params_refuses_what_would_fail_later_in_one_line(tmp_path, section, key, value, message):
     bad = test_params(train={"logging_steps": 2, "save_steps": 4})

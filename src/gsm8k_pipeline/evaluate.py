@@ -116,13 +116,10 @@ def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
 
     from .task import read_jsonl
     from .formatting import prompt_messages
-    from .device import device, inference_dtype
+    from .device import device
     from .generation import decoding, generate, load_for_inference, render_prompts
     ev = params["eval"]
-    inference_dtype(params["precision"])  # first: a precision this machine can't run is the one error shown
     rows = read_jsonl(config.test_file)[: ev["samples"]]
-    # How many of these problems repeat a train question; before generating, so a stale stats.json fails fast.
-    contaminated = contamination.for_eval(config.test_file, len(rows))
     settings = {
         **decoding(ev["do_sample"], ev["temperature"]),
         "max_new_tokens": ev["max_new_tokens"],
@@ -135,7 +132,9 @@ def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
     json_path.unlink(missing_ok=True)  # a failed run must not leave an older result looking current
 
     torch.manual_seed(params["seed"])
-    model, tokenizer = load_for_inference(config.model_path, params["precision"])
+    model, tokenizer = load_for_inference(config.model_path, params["precision"])  # checks precision first
+    # How many of these problems repeat a train question; before generating, so a stale stats.json fails fast.
+    contaminated = contamination.for_eval(config.test_file, len(rows))
     prompts = render_prompts(tokenizer, [prompt_messages(r["question"], params["prompt"]["system"]) for r in rows])
     started = time.perf_counter()
     completions = generate(

@@ -101,6 +101,10 @@ def _clashes(params: dict) -> list[str]:
     if train["save_steps"] % train["logging_steps"]:
         out.append(f"train.save_steps ({train['save_steps']}) is not a multiple of train.logging_steps "
                    f"({train['logging_steps']}): a resumed run would lose the loss logged in between")
+    boosters = params["eval"]["boosters"]
+    if boosters["samples_per_problem"] and boosters["k"] > boosters["samples_per_problem"]:
+        out.append(f"eval.boosters.k ({boosters['k']}) exceeds eval.boosters.samples_per_problem "
+                   f"({boosters['samples_per_problem']}): maj@k and pass@k need at least k samples per problem")
     return out
 
 
