@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+
+from gsm8k_pipeline.timings import is_timings_file
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_GSM8K = REPO.parent / "shared" / "data" / "gsm8k"
@@ -49,8 +52,10 @@ def test_params(**override) -> dict:
 test_params.__test__ = False  # a helper, not a test
 
 
-def run(cmd: list[str] | str, cwd: Path, check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, shell=isinstance(cmd, str), timeout=timeout)
+def run(cmd: list[str] | str, cwd: Path, check: bool = True, timeout: float | None = None,
+        env: dict | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, shell=isinstance(cmd, str), timeout=timeout,
+                          env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"{cmd} failed ({proc.returncode}) in {cwd}:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -73,8 +78,25 @@ def make_checkout(dest: Path, params: dict) -> Path:
     shutil.copy2(REPO / ".dvcignore", dest / ".dvcignore")
     run(["dvc", "config", "core.analytics", "false"], dest)
     run(["git", "add", "-A"], dest)
-    run(["git", "commit", "-q", "-m", "checkout"], dest)
+    # Fixed dates: two checkouts of the same files are the same commit, which the results record names.
+    run(["git", "commit", "-q", "-m", "checkout"], dest,
+        env=os.environ | {"GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"})
     return dest
+
+
+OUTPUT_DIRS = ("data", "models", "metrics")
+BOOKKEEPING = (".gitignore", ".snakemake_timestamp")  # the engines' own files among the outputs
+
+
+def outputs(root: Path, *dirs: str) -> dict[str, bytes]:
+    """What a run must reproduce byte for byte, whichever engine, machine or load ran it: every file under
+    `dirs` (default: all the outputs) but the timings files, which hold every wall-clock figure
+    (gsm8k_pipeline/timings.py), and the engines' bookkeeping. The one rule for comparing two runs."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for d in dirs or OUTPUT_DIRS for p in sorted((root / d).rglob("*"))
+        if p.is_file() and p.name not in BOOKKEEPING and not is_timings_file(p)
+    }
 
 
 @pytest.fixture

@@ -34,13 +34,14 @@ def test_score_and_summarize():
 
 def test_metrics_and_debug_csv_carry_every_booster(tmp_path):
     """The eval stage on a (random) tiny model: greedy stays the primary accuracy; calculator, maj@k, pass@1 and
-    pass@k each get accuracy, interval, n and seconds, and debug.csv a per-problem column each."""
+    pass@k each get accuracy, interval and n, and debug.csv a per-problem column each; every pass's seconds go
+    to timings.json, none to the result files."""
     import json
 
     import pandas as pd
 
     from conftest import test_params
-    from gsm8k_pipeline import base_model, evaluate
+    from gsm8k_pipeline import base_model, evaluate, timings
     from gsm8k_pipeline.fileio import atomic_write_jsonl
     from gsm8k_pipeline.synthetic import generate_splits
 
@@ -54,12 +55,17 @@ def test_metrics_and_debug_csv_carry_every_booster(tmp_path):
     config = evaluate.EvalConfig(model_path=tmp_path / "model", output_dir=tmp_path / "eval",
                                  output_file="m.json", test_file=tmp_path / "test.jsonl")
     metrics = evaluate.main(params, config)
-    assert json.loads((tmp_path / "eval/m.json").read_text()) == metrics
+    written = json.loads((tmp_path / "eval/m.json").read_text())
+    clock = json.loads((tmp_path / "eval/m/timings.json").read_text())
+    results, measured = timings.split(metrics)
+    assert written == results
+    assert clock == {**measured, "load_seconds": clock["load_seconds"], "process_seconds": clock["process_seconds"]}
     boosters = metrics["boosters"]
     assert list(boosters) == ["calculator", "maj@2", "pass@1", "pass@2"]
     for name, m in boosters.items():
         assert m["n"] == 6 and 0 <= m["accuracy_ci95"][0] <= m["accuracy"] <= m["accuracy_ci95"][1] <= 1
-        assert m["seconds"] > 0
+        assert clock["boosters"][name]["seconds"] > 0 and "seconds" not in written["boosters"][name]
+    assert clock["seconds"] > 0 and clock["problems_per_second"] > 0 and clock["load_seconds"] > 0
     assert boosters["calculator"]["generation"]["calculator"] is True
     assert boosters["maj@2"]["generation"]["do_sample"] is True
     assert boosters["maj@2"]["generation"]["samples_per_problem"] == 3
@@ -67,4 +73,5 @@ def test_metrics_and_debug_csv_carry_every_booster(tmp_path):
     for name in boosters:
         assert debug[f"correct:{name}"].mean() == pytest.approx(boosters[name]["accuracy"])
     assert (debug["answers:sampled"].fillna("").str.count(r"\|") == 2).all()  # 3 answers per problem
-    assert "calculator" in (tmp_path / "eval/m/summary.txt").read_text()
+    summary = (tmp_path / "eval/m/summary.txt").read_text()
+    assert "calculator" in summary and " s)" not in summary and "time" not in summary

@@ -16,7 +16,6 @@ import yaml
 from conftest import test_params
 
 # Wall-clock figures: they differ between any two runs, resumed or not.
-TIMINGS = ("train_runtime", "train_samples_per_second", "train_steps_per_second")
 
 
 def gsm8k(cwd, *args, **kwargs) -> subprocess.CompletedProcess:
@@ -84,9 +83,9 @@ def test_resumed_train_log_equals_an_uninterrupted_runs(workdir):
     assert list(resumed.columns) == list(whole.columns)
     assert {"num_tokens", "train_loss", "loss"} <= set(whole.columns)
     # Bit-identical: the checkpoint restores weights, optimizer, scheduler, RNG and data position exactly,
-    # so every deterministic figure must be too (only the wall-clock ones may differ).
-    pd.testing.assert_frame_equal(resumed.drop(columns=list(TIMINGS)), whole.drop(columns=list(TIMINGS)),
-                                  check_exact=True)
+    # so every figure must be too: the wall-clock ones are in timings.json, not in the log.
+    assert (workdir / "resumed/train_log.csv").read_bytes() == (workdir / "whole/train_log.csv").read_bytes()
+    assert "train_runtime" in (workdir / "resumed/timings.json").read_text()
     assert whole["num_tokens"].dropna().is_monotonic_increasing
 
 

@@ -8,7 +8,11 @@ test-sized DAG: download -> base_model -> prep_sft -> eval@prep_sft (one job of 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -16,9 +20,8 @@ import pytest
 import yaml
 
 import slurm
-from conftest import make_checkout, run, test_params
+from conftest import make_checkout, outputs, run, test_params
 from engines import snakemake_plan
-from test_engines import drop_timing  # lm-eval's block has its own seconds
 
 pytestmark = [
     pytest.mark.slow,
@@ -51,19 +54,44 @@ def timed(cmd: list[str], cwd: Path, timeout: float):
     return proc, time.monotonic() - start
 
 
-def outputs(root: Path) -> dict[str, bytes]:
-    files = {}
-    for p in sorted(root.rglob("*")):
-        rel = str(p.relative_to(root))
-        if p.is_file() and rel.split("/")[0] in ("data", "models", "metrics") and p.name != ".snakemake_timestamp":
-            data = p.read_bytes()
-            # Wall times differ, nothing else may.
-            if rel.endswith(".json") and rel.startswith("metrics/"):
-                data = json.dumps(drop_timing(json.loads(data))).encode()
-            elif rel.endswith("summary.txt"):
-                data = b"\n".join(line for line in data.splitlines() if not line.startswith(b"time "))
-            files[rel] = data
-    return files
+def _stage_processes(checkout: Path) -> list[int]:
+    """The `gsm8k` stage processes running in `checkout` (SLURM starts them under its own daemons)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and os.readlink(proc / "cwd") == str(checkout) \
+                    and os.path.basename((proc / "cmdline").read_bytes().split(b"\0")[1]) == b"gsm8k":
+                pids.append(int(proc.name))
+        except (OSError, IndexError):  # gone, or not ours to read
+            continue
+    return pids
+
+
+@contextlib.contextmanager
+def slowed(checkout: Path, factor: int = 5, period: float = 0.05):
+    """Every stage process in `checkout` runs `factor` times slower: stopped for all but 1/factor of each
+    period (SIGSTOP/SIGCONT, as cpulimit does). What it computes is unchanged; every clock it reads is not."""
+    done = threading.Event()
+
+    def throttle():
+        while not done.is_set():
+            pids = _stage_processes(checkout)
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+            time.sleep(period * (factor - 1) / factor)
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+            time.sleep(period / factor)
+
+    thread = threading.Thread(target=throttle, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def test_dag_through_slurm_matches_local_with_declared_resources(cluster, tmp_path):
@@ -71,11 +99,15 @@ def test_dag_through_slurm_matches_local_with_declared_resources(cluster, tmp_pa
     on_slurm = make_checkout(tmp_path / "slurm", params)
     local = make_checkout(tmp_path / "local", params)
 
-    proc, slurm_s = timed([*SUBMIT, TARGET], on_slurm, timeout=900)
+    with slowed(on_slurm):  # a slow cluster: its outputs must still equal a fast local run's
+        proc, slurm_s = timed([*SUBMIT, TARGET], on_slurm, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     done, local_s = timed(["snakemake", "--cores", "2", TARGET], local, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    print(f"\n{TARGET}: SLURM {slurm_s:.0f} s, local {local_s:.0f} s")
+    clock = [json.loads((r / "metrics/eval/prep_sft/timings.json").read_text()) for r in (on_slurm, local)]
+    ratio = clock[0]["process_seconds"] / clock[1]["process_seconds"]
+    print(f"\n{TARGET}: SLURM {slurm_s:.0f} s, local {local_s:.0f} s; eval process {ratio:.1f}x slower on SLURM")
+    assert ratio > 3  # the throttle took hold
 
     # Every job went through SLURM, once, with the CPUs, memory and time its rule declares.
     jobs = [j for j in cluster.jobs() if str(on_slurm) in j.get("WorkDir", "")]
@@ -87,8 +119,9 @@ def test_dag_through_slurm_matches_local_with_declared_resources(cluster, tmp_pa
         assert (job["NumCPUs"], job["MinMemoryNode"], job["TimeLimit"]) == expected, rule
 
     a, b = outputs(on_slurm), outputs(local)
-    assert set(a) == set(b) and {TARGET, "models/prep_sft/model/model.safetensors"} <= set(a)
-    assert [k for k in a if a[k] != b[k] and not k.endswith("train_log.csv")] == []
+    assert set(a) == set(b) and {TARGET, "models/prep_sft/model/model.safetensors",
+                                 "metrics/eval/prep_sft/summary.txt", "models/prep_sft/train_log.csv"} <= set(a)
+    assert [k for k in a if a[k] != b[k]] == []  # all but the timings files (conftest.outputs)
 
     # Recorded in DVC afterwards (README): dvc commit, then dvc status has nothing to run.
     run(["dvc", "commit", "-f", "--with-deps", "eval@prep_sft"], on_slurm, timeout=300)

@@ -1,6 +1,7 @@
-"""`eval` stage → metrics/eval/<model_id>.json, metrics/eval/<model_id>/{debug.csv,summary.txt}.
+"""`eval` stage → metrics/eval/<model_id>.json, metrics/eval/<model_id>/{debug.csv,summary.txt,timings.json}.
 
-The model id is the output file's stem (base, prep_sft, full_sft_512, ...).
+The model id is the output file's stem (base, prep_sft, full_sft_512, ...). Every wall-clock figure (the
+passes' seconds) goes to timings.json, none to the other three (timings.py).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import contamination
+from . import contamination, timings
 from .fileio import atomic_write_json, atomic_write_text
 from .harness import run as run_harness
 from .stats import wilson_interval
@@ -76,7 +77,6 @@ def summary_text(metrics: dict, records: list[dict], model_path: Path) -> str:
         f"thinking_proportion {metrics['thinking_proportion']:.4f}",
         f"answer_proportion   {metrics['answer_proportion']:.4f}",
         f"generation          {metrics['generation']}",
-        f"time                {metrics['seconds']:.1f} s ({metrics['problems_per_second']} problems/s)",
         *booster_lines(metrics),
         "",
     ]
@@ -106,11 +106,12 @@ def booster_lines(metrics: dict) -> list[str]:
     lines = []
     for name, m in metrics.get("boosters", {}).items():
         lo, hi = m["accuracy_ci95"]
-        lines.append(f"{name:<19} {m['accuracy']:.4f}  (95% CI {lo:.4f}–{hi:.4f}, {m['seconds']:.1f} s)")
+        lines.append(f"{name:<19} {m['accuracy']:.4f}  (95% CI {lo:.4f}–{hi:.4f})")
     return lines
 
 
 def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
+    """Evaluate, write the stage's files, and return the metrics with their timings (as the bench reads them)."""
     import pandas as pd
     import torch
 
@@ -132,11 +133,13 @@ def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
     json_path.unlink(missing_ok=True)  # a failed run must not leave an older result looking current
 
     torch.manual_seed(params["seed"])
+    loading = time.perf_counter()
     model, tokenizer = load_for_inference(config.model_path, params["precision"])  # checks precision first
     # How many of these problems repeat a train question; before generating, so a stale stats.json fails fast.
     contaminated = contamination.for_eval(config.test_file, len(rows))
     prompts = render_prompts(tokenizer, [prompt_messages(r["question"], params["prompt"]["system"]) for r in rows])
     started = time.perf_counter()
+    load_seconds = started - loading
     completions = generate(
         model, tokenizer, prompts,
         batch_size=ev["batch_size"], max_new_tokens=ev["max_new_tokens"],
@@ -151,8 +154,10 @@ def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
     harness = run_harness(model, tokenizer, params, config.model_id, config.test_file, config.train_file)
     if harness is not None:  # lm-eval's numbers beside ours, for the models params lm_eval selects
         metrics["lm_eval"] = harness
+    results, clock = timings.split(metrics)
     detail_dir = config.output_dir / config.model_id
     atomic_write_text(detail_dir / "debug.csv", pd.DataFrame(records).to_csv(index=False))
-    atomic_write_text(detail_dir / "summary.txt", summary_text(metrics, records, config.model_path))
-    atomic_write_json(json_path, metrics)  # last: its presence means the evaluation finished
+    atomic_write_text(detail_dir / "summary.txt", summary_text(results, records, config.model_path))
+    timings.write(detail_dir / timings.TIMINGS, {**clock, "load_seconds": round(load_seconds, 3)})
+    atomic_write_json(json_path, results)  # last: its presence means the evaluation finished
     return metrics

@@ -1,5 +1,6 @@
 """`leaderboard` stage → metrics/all.json, metrics/LEADERBOARD.md, metrics/accuracy_vs_budget.{csv,png},
-metrics/grpo_reward.png, and metrics/answer.rst (the front page of `snakemake --report`).
+metrics/grpo_reward.png, metrics/answer.rst (the front page of `snakemake --report`), and
+metrics/timings.json (what the boosters cost: the only wall-clock figures, kept out of the others).
 
 Every evaluated model is a record (results.record). Each (method, budget) is trained once per seed; its
 accuracy is the mean over seeds with a 95 % two-level bootstrap interval (seeds, then problems: stats.py).
@@ -15,13 +16,14 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import contamination
+from . import contamination, timings
 from .dag import METHODS
 from .errors import PipelineError
 from .fileio import atomic_write_json, atomic_write_text
 from .harness import render_markdown as render_harness, summary as harness_summary
 from .leaderboard_boosters import aggregate as aggregate_boosters
 from .leaderboard_boosters import render as render_boosters
+from .leaderboard_boosters import time_cost
 from .results import record
 
 # (first, second, question): each is answered at every budget by first − second.
@@ -278,4 +280,5 @@ def main(params: dict, config: LeaderboardConfig = LeaderboardConfig()) -> list[
         "lm_eval": {m: harness_summary(h) for m, h in harness.items()},
         "boosters": boosters,
     })
+    timings.write(config.out_dir / timings.TIMINGS, {"boosters_seconds_per_eval": time_cost(boosters, config.eval_dir)})
     return records

@@ -22,8 +22,8 @@ def _columns(eval_dir: Path, model_id: str, names: list[str]) -> dict[str, list[
 
 def aggregate(groups: dict, eval_dir: Path) -> dict:
     """Per group of `groups` (leaderboard.aggregate's, whose runs are `<group>_s<seed>` or the group itself):
-    each protocol's bootstrap accuracy and mean seconds, and the best booster's gain over greedy.
-    {} when the evals scored no boosters."""
+    each protocol's bootstrap accuracy, and the best booster's gain over greedy. {} when the evals scored
+    no boosters."""
     from .stats import bootstrap_accuracy, bootstrap_same_runs
 
     out = {}
@@ -34,13 +34,9 @@ def aggregate(groups: dict, eval_dir: Path) -> dict:
         if not names:
             continue
         columns = [_columns(eval_dir, run, names) for run in runs]
-        protocols = {}
-        for name in ["greedy", *names]:
-            seconds = [m["seconds"] if name == "greedy" else m["boosters"][name]["seconds"] for m in metrics]
-            protocols[name] = {**bootstrap_accuracy([c[name] for c in columns]),
-                               "seconds": round(sum(seconds) / len(seconds), 3)}
+        protocols = {name: bootstrap_accuracy([c[name] for c in columns]) for name in ["greedy", *names]}
         usable = [n for n in names if not n.startswith("pass@")]
-        entry = {"method": group["method"], "budget": group["budget"], "protocols": protocols}
+        entry = {"method": group["method"], "budget": group["budget"], "runs": runs, "protocols": protocols}
         if usable:
             best = max(usable, key=lambda n: protocols[n]["mean"])  # first listed wins a tie
             entry["best"] = best
@@ -69,8 +65,24 @@ def render(boosters: dict) -> list[str]:
             gain = (f"{b['best']}: {100 * g['difference']:+.1f} ({100 * g['ci95'][0]:+.1f} to "
                     f"{100 * g['ci95'][1]:+.1f}, p = {g['p_value']:.2g})")
         lines.append(f"| {b['method']} | {b['budget'] or '—'} | " + " | ".join(cells) + f" | {gain} |")
-    lines += ["", "Time cost, seconds per eval (mean over every model; the sampled protocols share one pass):", "",
-              "| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    means = {n: sum(b["protocols"][n]["seconds"] for b in boosters.values()) / len(boosters) for n in names}
-    lines += ["| " + " | ".join(f"{means[n]:.1f}" for n in names) + " |", ""]
+    lines += ["", f"What each protocol costs, in seconds per eval: `{TIME_COST}` (wall-clock figures stay out of "
+              "this file, which is the same bytes on any machine).", ""]
     return lines
+
+
+TIME_COST = "metrics/timings.json"
+
+
+def time_cost(boosters: dict, eval_dir: Path) -> dict:
+    """Seconds per eval of each protocol, the mean over every model the boosters table covers, from the
+    evals' timings files (the sampled protocols share one pass): the leaderboard's timings file."""
+    from .timings import TIMINGS
+
+    seconds: dict[str, list[float]] = {}
+    for b in boosters.values():
+        for run in b["runs"]:
+            clock = json.loads((eval_dir / run / TIMINGS).read_text())
+            for name in b["protocols"]:
+                seconds.setdefault(name, []).append(clock["seconds"] if name == "greedy"
+                                                    else clock["boosters"][name]["seconds"])
+    return {name: round(sum(s) / len(s), 3) for name, s in seconds.items()}

@@ -1,5 +1,7 @@
 """train_log.csv: the Trainer's log_history as a table that is the same whether or not the run was killed
-and resumed from a checkpoint (the Trainer restores log_history from it, but not everything else)."""
+and resumed from a checkpoint (the Trainer restores log_history from it, but not everything else), and
+whichever engine or machine ran it: the logged wall-clock figures (step_time, train_runtime, ...) go to
+the stage's timings file instead (timings.py)."""
 
 from __future__ import annotations
 
@@ -46,13 +48,23 @@ def train_loss_of(rows: list[dict]) -> float | None:
     return total / previous if previous else None
 
 
+def wall_clock(log_history: list[dict]) -> list[dict]:
+    """The logged wall-clock figures, by step (the stage's timings file)."""
+    from .timings import is_wall_clock
+
+    rows = [{"step": r["step"], **{k: v for k, v in r.items() if is_wall_clock(k)}} for r in log_history if "step" in r]
+    return [r for r in rows if len(r) > 1]
+
+
 def csv_text(log_history: list[dict]) -> str:
-    """The log as CSV: one row per logged step plus the final summary row; columns step, epoch, then the
-    rest by name (a resumed history's rows come back from JSON with their keys sorted, a live one's in
-    logging order: neither order can be kept for both)."""
+    """The log as CSV, without its wall-clock figures: one row per logged step plus the final summary row;
+    columns step, epoch, then the rest by name (a resumed history's rows come back from JSON with their
+    keys sorted, a live one's in logging order: neither order can be kept for both)."""
     import pandas as pd
 
-    rows = [dict(r) for r in log_history if "step" in r]
+    from .timings import is_wall_clock
+
+    rows = [{k: v for k, v in r.items() if not is_wall_clock(k)} for r in log_history if "step" in r]
     loss = train_loss_of(rows)
     for row in rows:
         if "train_loss" in row and loss is not None:

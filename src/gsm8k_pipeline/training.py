@@ -1,7 +1,8 @@
 """What every training stage shares: model loading (full or LoRA), trainer settings, resumable
 checkpoints, and an atomic finish. The TRL trainers do the training itself.
 
-A stage writes OUT/model/ (weights or adapter, with tokenizer) and OUT/train_log.csv. Checkpoints go to
+A stage writes OUT/model/ (weights or adapter, with tokenizer), OUT/train_log.csv and OUT/timings.json
+(the run's wall-clock figures, timings.py). Checkpoints go to
 OUT/checkpoints/, which no engine declares as an output: Snakemake and DVC delete a stage's outputs
 before rerunning it, and the checkpoints must survive that to be resumed from.
 """
@@ -32,6 +33,12 @@ class StageDirs:
     @property
     def log(self) -> Path:
         return self.out_dir / "train_log.csv"
+
+    @property
+    def timings(self) -> Path:
+        from .timings import TIMINGS
+
+        return self.out_dir / TIMINGS
 
 
 def fingerprint(*parts) -> str:
@@ -145,9 +152,10 @@ def run(trainer, dirs: StageDirs, resume_from: str | None, stage: str, base: Pat
     `stage`: the DAG stage, named in errors. `base`: the full-weights folder a LoRA adapter applies to,
     recorded in the adapter (adapters.py). A run whose loss or weights go non-finite publishes nothing.
     """
+    from . import timings
     from .adapters import record_base
     from .finite import FiniteGuard, check_weights
-    from .train_log import LogLastStep, csv_text, restore_token_count
+    from .train_log import LogLastStep, csv_text, restore_token_count, wall_clock
 
     where = f"{stage} ({dirs.out_dir})"
     trainer.add_callback(FiniteGuard(where))
@@ -167,5 +175,6 @@ def run(trainer, dirs: StageDirs, resume_from: str | None, stage: str, base: Pat
         if (tmp / "adapter_config.json").exists():
             record_base(tmp, base, final_dir=dirs.model)
         write_manifest(tmp)  # what Snakemake checks the folder against (workflow/rules/common.smk)
+    timings.write(dirs.timings, {"log": wall_clock(trainer.state.log_history)})
     atomic_write_text(dirs.log, csv_text(trainer.state.log_history))
     shutil.rmtree(dirs.checkpoints)

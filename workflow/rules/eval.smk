@@ -15,6 +15,7 @@ rule eval:
         metrics="metrics/eval/{model}.json",
         debug="metrics/eval/{model}/debug.csv",
         summary="metrics/eval/{model}/summary.txt",
+        timings="metrics/eval/{model}/timings.json",  # the passes' seconds: kept out of the results (timings.py)
     wildcard_constraints:
         model="|".join(UNBUDGETED),
     params:
@@ -40,6 +41,7 @@ rule eval_budget:
         metrics="metrics/eval/{method}_{budget}_s{seed}.json",
         debug="metrics/eval/{method}_{budget}_s{seed}/debug.csv",
         summary="metrics/eval/{method}_{budget}_s{seed}/summary.txt",
+        timings="metrics/eval/{method}_{budget}_s{seed}/timings.json",
     wildcard_constraints:
         method="|".join(BUDGETED),
     params:

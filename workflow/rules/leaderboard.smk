@@ -7,9 +7,13 @@ rule leaderboard:
         + expand(rules.eval_budget.output.debug, method=BUDGETED, budget=config["budgets"], seed=config["seeds"]),
         summary=expand(rules.eval.output.summary, model=UNBUDGETED)
         + expand(rules.eval_budget.output.summary, method=BUDGETED, budget=config["budgets"], seed=config["seeds"]),
-        # GRPO's reward curves are plotted from its training logs (dvc.yaml: the models/grpo directory).
+        timings=expand(rules.eval.output.timings, model=UNBUDGETED)
+        + expand(rules.eval_budget.output.timings, method=BUDGETED, budget=config["budgets"], seed=config["seeds"]),
+        # GRPO's reward curves are plotted from its training logs (dvc.yaml: the models/grpo directory, so
+        # everything the grpo jobs write there, their timings files included).
         grpo=expand(rules.grpo.output.model, budget=config["budgets"], seed=config["seeds"])
-        + expand(rules.grpo.output.log, budget=config["budgets"], seed=config["seeds"]),
+        + expand(rules.grpo.output.log, budget=config["budgets"], seed=config["seeds"])
+        + expand(rules.grpo.output.timings, budget=config["budgets"], seed=config["seeds"]),
         checked=CHECKED,
         code=code("leaderboard"),
     output:
@@ -20,6 +24,7 @@ rule leaderboard:
         rewards=report("metrics/grpo_reward.png", caption="../report/rewards.rst", category="Results"),
         # `snakemake --report` opens on this: the Answer, the methods table and the plots (Snakefile).
         answer="metrics/answer.rst",
+        timings="metrics/timings.json",  # what the boosters cost: the wall-clock figures, kept apart
     params:
         **stage_params("leaderboard"),
     log:

@@ -13,6 +13,7 @@ rule prep_sft:
     output:
         model=directory("models/prep_sft/model"),
         log="models/prep_sft/train_log.csv",
+        timings="models/prep_sft/timings.json",
     params:
         **stage_params("prep_sft"),
     threads: config["threads"]
@@ -34,6 +35,7 @@ rule full_sft:
     output:
         model=directory("models/full_sft/{budget}/s{seed}/model"),
         log="models/full_sft/{budget}/s{seed}/train_log.csv",
+        timings="models/full_sft/{budget}/s{seed}/timings.json",
     params:
         **stage_params("full_sft"),
     threads: config["threads"]
@@ -55,6 +57,7 @@ rule grpo:
     output:
         model=directory("models/grpo/{budget}/s{seed}/model"),
         log="models/grpo/{budget}/s{seed}/train_log.csv",
+        timings="models/grpo/{budget}/s{seed}/timings.json",
     params:
         **stage_params("grpo"),
     threads: config["threads"]
@@ -97,6 +100,7 @@ rule sft_from_traces:
     output:
         model=directory("models/sft_from_traces/{budget}/s{seed}/model"),
         log="models/sft_from_traces/{budget}/s{seed}/train_log.csv",
+        timings="models/sft_from_traces/{budget}/s{seed}/timings.json",
     params:
         **stage_params("sft_from_traces"),
     threads: config["threads"]
