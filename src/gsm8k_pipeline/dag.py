@@ -31,7 +31,7 @@ SCHEDULING = ["resources"]
 CONTENT_PARAM = "base_model_content"
 
 # The torch stages read `threads`: the thread count changes float sums, hence the results. Those that run
-# a model (not base_model, which builds one) read its `precision`.
+# a model read its `precision`; base_model writes the weights of a dequantised GGUF model in it.
 _TORCH = ["seed", "threads", "prompt"]
 _MODEL = [*_TORCH, "precision"]
 _TRAIN = [*_MODEL, "lora", "train"]
@@ -42,7 +42,7 @@ STAGES: dict[str, tuple[str, list[str] | None]] = {
     # any edit reruns it, and it hands no section to a stage (dvc.yaml, workflow/rules/common.smk).
     "check_params": ("check-params", []),
     "download": ("download", ["data"]),
-    "base_model": ("base-model", [*_TORCH, "base_model"]),
+    "base_model": ("base-model", [*_MODEL, "base_model"]),
     "prep_sft": ("train-sft", [*_TRAIN, "prep_sft"]),
     "full_sft": ("train-sft", [*_TRAIN, "full_sft"]),
     "grpo": ("train-grpo", [*_TRAIN, "grpo"]),

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from .errors import PipelineError
+from .pypi_model import spec_problem
 
 DEFAULT_PARAMS = Path("params.yaml")
 SCHEMA_RELPATH = Path("workflow/schemas/params.schema.yaml")
@@ -101,6 +102,9 @@ def _clashes(params: dict) -> list[str]:
     if train["save_steps"] % train["logging_steps"]:
         out.append(f"train.save_steps ({train['save_steps']}) is not a multiple of train.logging_steps "
                    f"({train['logging_steps']}): a resumed run would lose the loss logged in between")
+    # A pypi: model's pin (version, sha256) is checked before any stage: DVC removes a stage's outputs first.
+    if problem := spec_problem(params["base_model"]):
+        out.append(problem)
     boosters = params["eval"]["boosters"]
     if boosters["samples_per_problem"] and boosters["k"] > boosters["samples_per_problem"]:
         out.append(f"eval.boosters.k ({boosters['k']}) exceeds eval.boosters.samples_per_problem "
