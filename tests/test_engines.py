@@ -14,7 +14,7 @@ from conftest import make_checkout, run, test_params
 from engines import dvc_stale, snakemake_plan
 from gsm8k_pipeline.workspace.publish import cell
 
-TIMING_KEYS = {"seconds", "problems_per_second"}
+TIMING_KEYS = {"seconds", "problems_per_second", "timings"}
 SEEDS = [0, 1]
 
 
