@@ -65,7 +65,8 @@ class Rollouts:
             self.model.eval()
         params = dict(self.model.named_parameters())
         if params.keys() != weights.keys():
-            raise RuntimeError(f"inference copy and policy differ in parameters: {sorted(params.keys() ^ weights.keys())[:5]}")
+            differ = sorted(params.keys() ^ weights.keys())[:5]
+            raise RuntimeError(f"inference copy and policy differ in parameters: {differ}")
         with torch.no_grad():
             for name, w in weights.items():
                 params[name].copy_(w)
