@@ -92,8 +92,17 @@ def graph(found: dict[str, dict]) -> dict[str, set[str]]:
     return needs
 
 
-def run_dag(found: dict, needs: dict, jobs: int, deadline: float, logs: Path, on_done=None) -> dict:
-    """Run every stage whose needs have finished, `jobs` at a time; none starts after `deadline` (monotonic)."""
+def _budget(name: str) -> int:
+    """A stage's budget (matrix key `budget-seed` or `method-budget-seed`), 0 for the shared stages: the
+    smaller budgets' runs finish first, so a deadline leaves whole (budget, seed) groups."""
+    parts = name.partition("@")[2].split("-")
+    return int(parts[-2]) if len(parts) >= 2 and parts[-2].isdigit() else 0
+
+
+def run_dag(found: dict, needs: dict, jobs: int, deadline: float, logs: Path, on_done=None,
+            retry_plain: bool = False) -> dict:
+    """Run every stage whose needs have finished, `jobs` at a time, the smaller budgets first; none starts
+    after `deadline` (monotonic). `retry_plain`: a failed stage is run once more on the plain generation path."""
     shim = Path(tempfile.mkdtemp(prefix="gsm8k-shim-"))
     (shim / "gsm8k").write_text(f"#!/bin/sh\nexec {sys.executable} -m gsm8k_pipeline.cli \"$@\"\n")
     (shim / "gsm8k").chmod(0o755)
@@ -103,15 +112,22 @@ def run_dag(found: dict, needs: dict, jobs: int, deadline: float, logs: Path, on
 
     def launch(name):
         started = time.perf_counter()
-        with (logs / f"{name.replace('@', '_')}.log").open("w") as log:
-            rc = subprocess.run(found[name]["cmd"], shell=True, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
-        return {"rc": rc, "seconds": round(time.perf_counter() - started, 1)}
+        log = logs / f"{name.replace('@', '_')}.log"
+        rc = subprocess.run(f"{found[name]['cmd']} > {log} 2>&1", shell=True, env=env).returncode
+        result = {"rc": rc, "seconds": round(time.perf_counter() - started, 1)}
+        if rc != 0 and retry_plain and time.monotonic() < deadline:
+            # The fast generation path (generation.FAST) is new on GPUs: one more try without it, said so.
+            log.rename(log.with_suffix(".fast.log"))
+            rc = subprocess.run(f"{found[name]['cmd']} > {log} 2>&1", shell=True,
+                                env=env | {"GSM8K_FAST_GENERATION": "0"}).returncode
+            result = {"rc": rc, "seconds": round(time.perf_counter() - started, 1), "fast_failed": True}
+        return result
 
     with ThreadPoolExecutor(jobs) as pool:
         while True:
             done = {n for n, r in results.items() if r.get("rc") == 0}
-            ready = [n for n in found if n not in results and n not in running.values()
-                     and needs[n] <= done and time.monotonic() < deadline]
+            ready = sorted((n for n in found if n not in results and n not in running.values()
+                            and needs[n] <= done and time.monotonic() < deadline), key=_budget)
             for name in ready[: jobs - len(running)]:
                 running[pool.submit(launch, name)] = name
                 print(f"[{time.strftime('%H:%M:%S')}] start {name}", flush=True)
@@ -138,6 +154,8 @@ def main(argv=None) -> int:
     p.add_argument("--deadline", type=float, default=1e9, help="seconds after which no stage starts")
     p.add_argument("--out", type=Path, default=None, help="the report (JSON), rewritten after every stage")
     p.add_argument("--only", nargs="*", default=None, help="just these stages and what they need")
+    p.add_argument("--retry-plain", action="store_true",
+                   help="run a failed stage once more without the fast generation path")
     args = p.parse_args(argv)
     started = time.monotonic()
     params = yaml.safe_load(args.params.read_text())
@@ -162,7 +180,7 @@ def main(argv=None) -> int:
         if args.out:
             args.out.write_text(json.dumps(report, indent=2) + "\n")
 
-    save(run_dag(found, needs, args.jobs, started + args.deadline, Path("logs/gpu_dag"), save))
+    save(run_dag(found, needs, args.jobs, started + args.deadline, Path("logs/gpu_dag"), save, args.retry_plain))
     failed = [n for n, r in report["stages"].items() if r["rc"] not in (0, None)]
     print(f"{sum(r['rc'] == 0 for r in report['stages'].values())}/{len(found)} stages done in "
           f"{report['wall_seconds']} s; failed: {failed or 'none'}")

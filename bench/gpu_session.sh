@@ -11,7 +11,8 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 : "${OUT:?set OUT}" "${SITE:=/tmp/site}" "${PARTS:=/tmp/parts}" "${WORK:=/tmp/gsm8k-dag}"
 : "${PARAMS:=configs/smollm2.yaml}" "${JOBS:=4}" "${DEADLINE:=300}" "${DAG_LIMIT:=400}" "${SMOKE_LIMIT:=150}"
 : "${SMOKE_ARGS:=--grpo-steps 3 --grpo-prompts 8 --grpo-generations 8 --grpo-tokens 256 --prep-samples 0 --traces 0 --eval 0}"
-export PYTHONPATH="$SITE:$repo/src" PYTHONUNBUFFERED=1 GSM8K_CACHE=/tmp/gsm8k-cache HF_HUB_OFFLINE=1
+: "${GSM8K_CACHE:=/tmp/gsm8k-cache}"
+export PYTHONPATH="$SITE:$repo/src" PYTHONUNBUFFERED=1 GSM8K_CACHE HF_HUB_OFFLINE=1
 sha=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 gguf=$GSM8K_CACHE/gguf/$sha/SmolLM2-135M-Instruct.Q4_1.gguf
 log() { echo "[$(date +%T)] $*" | tee -a "$OUT/session.log"; }
@@ -30,17 +31,17 @@ rm -rf "$WORK" && mkdir -p "$WORK/run" "$WORK/shared/data" && cd "$WORK/run"
 cp -r "$repo"/{dvc.yaml,src,workflow,configs,bench} . && mkdir -p models/pretrained
 cp -r "${GSM8K_DIR:-$repo/.gpu/gsm8k}" "$WORK/shared/data/gsm8k"
 log "DAG: $PARAMS, $JOBS jobs, no stage starts after ${DEADLINE}s"
-timeout "$DAG_LIMIT" python3 bench/gpu_dag.py --params "$PARAMS" --jobs "$JOBS" --deadline "$DEADLINE" \
+timeout "$DAG_LIMIT" python3 bench/gpu_dag.py --params "$PARAMS" --jobs "$JOBS" --deadline "$DEADLINE" --retry-plain \
     --out "$OUT/dag.json" 2>&1 | tee -a "$OUT/session.log"
 tar -czf "$OUT/dag_outputs.tgz" --exclude='*.safetensors' --exclude='*.bin' --exclude='checkpoints' \
     metrics models data/traces data/gsm8k/stats.json logs params.yaml 2>/dev/null
 log "DAG outputs: $(du -h "$OUT/dag_outputs.tgz" | cut -f1)"
 
-# Plain against fast generation in one process, on the real model the DAG dequantised.
-if [ -d models/base/model ]; then
-    log "gpu_smoke: $SMOKE_ARGS"
-    timeout "$SMOKE_LIMIT" python3 bench/gpu_smoke.py --model-dir models/base/model --gsm8k-dir "$WORK/shared/data/gsm8k" \
-        --out "$OUT/gpu_smoke.json" $SMOKE_ARGS > "$OUT/gpu_smoke.log" 2>&1
-    log "gpu_smoke: rc $?"
-fi
+# Plain against fast generation in one process, on the real model the DAG dequantised (else random weights
+# of Qwen2.5-0.5B's shape, the bench's default).
+model=(); [ -f models/base/model/config.json ] && model=(--model-dir models/base/model)
+log "gpu_smoke: ${model[*]} $SMOKE_ARGS"
+timeout "$SMOKE_LIMIT" python3 bench/gpu_smoke.py "${model[@]}" --gsm8k-dir "$WORK/shared/data/gsm8k" \
+    --out "$OUT/gpu_smoke.json" $SMOKE_ARGS > "$OUT/gpu_smoke.log" 2>&1
+log "gpu_smoke: rc $?"
 log "done"

@@ -73,17 +73,23 @@ def slowed(checkout: Path, factor: int = 5, period: float = 0.05):
     period (SIGSTOP/SIGCONT, as cpulimit does). What it computes is unchanged; every clock it reads is not."""
     done = threading.Event()
 
+    def signal_all(pids, sig):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
     def throttle():
+        pids = []
         while not done.is_set():
+            stopped = time.monotonic()
+            signal_all(pids, signal.SIGSTOP)
+            # Look for new stage processes while the known ones are stopped: the scan takes tens of ms.
             pids = _stage_processes(checkout)
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGSTOP)
-            time.sleep(period * (factor - 1) / factor)
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGCONT)
+            signal_all(pids, signal.SIGSTOP)
+            time.sleep(max(0.0, stopped + period * (factor - 1) / factor - time.monotonic()))
+            signal_all(pids, signal.SIGCONT)
             time.sleep(period / factor)
+        signal_all(pids, signal.SIGCONT)
 
     thread = threading.Thread(target=throttle, daemon=True)
     thread.start()

@@ -56,14 +56,16 @@ def _summary(scores: list[float], seconds: float) -> dict:
             "interval": "bootstrap", "seconds": round(seconds, 3)}
 
 
-def run(model, tokenizer, prompts: list[str], golds: list[str], ev: dict, desc: str) -> tuple[dict, dict]:
-    """(metrics["boosters"], per-problem columns for debug.csv) for the boosters params eval.boosters asks for."""
+def run(model, tokenizer, prompts: list[str], golds: list[str], ev: dict, desc: str,
+        record: list | None = None) -> tuple[dict, dict]:
+    """(metrics["boosters"], per-problem columns for debug.csv) for the boosters params eval.boosters asks for.
+    `record`: gets each generation pass's timing (generation.generate)."""
     from .calculator import Calculator
     from .generation import decoding, generate
     from .grader import answers_match, extract_answer, grade
 
     b = ev["boosters"]  # k <= samples_per_problem: params.py checks it with the other clashes
-    common = {"batch_size": ev["batch_size"], "max_new_tokens": ev["max_new_tokens"]}
+    common = {"batch_size": ev["batch_size"], "max_new_tokens": ev["max_new_tokens"], "record": record}
     metrics, columns = {}, {}
     if b["calculator"]:
         calc = Calculator(tokenizer)

@@ -89,13 +89,21 @@ def summary_text(metrics: dict, records: list[dict], model_path: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def pass_timings(passes: list[dict]) -> dict:
+    """Wall-clock figures of one eval (timings.json, never the results: they differ run to run): each generation pass
+    (generation.pass_timing: its first batch apart from its steady state), and the warm-up the process paid,
+    i.e. the first pass's (compiling and capturing the decoding graph on a GPU)."""
+    return {"warmup_seconds": passes[0]["warmup_seconds"] if passes else None, "passes": passes}
+
+
 def add_boosters(metrics: dict, records: list[dict], model, tokenizer, prompts: list[str], ev: dict,
-                 model_id: str) -> None:
+                 model_id: str, passes: list | None = None) -> None:
     """Test-time boosters (boosters.py, params eval.boosters) on the same problems: metrics gain
     `boosters` (one entry per protocol), each debug record its per-problem `correct:<protocol>` columns."""
     from . import boosters
 
-    found, columns = boosters.run(model, tokenizer, prompts, [r["gold"] for r in records], ev, f"eval {model_id}")
+    found, columns = boosters.run(model, tokenizer, prompts, [r["gold"] for r in records], ev, f"eval {model_id}",
+                                  record=passes)
     metrics["boosters"] = found
     for name, values in columns.items():
         for record, value in zip(records, values, strict=True):
@@ -138,19 +146,21 @@ def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
     # How many of these problems repeat a train question; before generating, so a stale stats.json fails fast.
     contaminated = contamination.for_eval(config.test_file, len(rows))
     prompts = render_prompts(tokenizer, [prompt_messages(r["question"], params["prompt"]["system"]) for r in rows])
+    passes: list[dict] = []  # each generation pass's timing
     started = time.perf_counter()
     load_seconds = started - loading
     completions = generate(
         model, tokenizer, prompts,
         batch_size=ev["batch_size"], max_new_tokens=ev["max_new_tokens"],
-        do_sample=ev["do_sample"], temperature=ev["temperature"], desc=f"eval {config.model_id}",
+        do_sample=ev["do_sample"], temperature=ev["temperature"], desc=f"eval {config.model_id}", record=passes,
     )
     seconds = time.perf_counter() - started
 
     records = score(rows, [c[0] for c in completions])
     metrics = summarize(records, config.model_id, settings, seconds)
-    add_boosters(metrics, records, model, tokenizer, prompts, ev, config.model_id)
+    add_boosters(metrics, records, model, tokenizer, prompts, ev, config.model_id, passes=passes)
     metrics["contamination"] = contaminated
+    metrics["timings"] = pass_timings(passes)
     harness = run_harness(model, tokenizer, params, config.model_id, config.test_file, config.train_file)
     if harness is not None:  # lm-eval's numbers beside ours, for the models params lm_eval selects
         metrics["lm_eval"] = harness

@@ -15,8 +15,9 @@ import re
 from pathlib import Path
 
 TIMINGS = "timings.json"
-# seconds, greedy_seconds, problems_per_second, step_time, train_runtime, train_samples_per_second, ...
-WALL_CLOCK = re.compile(r"(?:^|[_/])(?:seconds|runtime|time)$|_per_second$")
+# seconds, greedy_seconds, problems_per_second, step_time, train_runtime, train_samples_per_second, and
+# `timings` (a block of them: generation's per-pass figures, warm-up apart from steady state)
+WALL_CLOCK = re.compile(r"(?:^|[_/])(?:seconds|runtime|time|timings)$|_per_second$")
 
 
 def is_wall_clock(key: str) -> bool:

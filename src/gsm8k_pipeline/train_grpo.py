@@ -31,6 +31,21 @@ def check_vllm(use_vllm: bool) -> None:
         raise PipelineError("grpo.use_vllm is true but no CUDA GPU is visible; set grpo.use_vllm: false on CPU")
 
 
+def fast_rollouts(params: dict, tokenizer, prompts: list):
+    """GRPO's rollout_func on the fast path (rollouts.py; vLLM has its own), else None: TRL generates."""
+    from .generation import fast_path
+
+    if params["grpo"]["use_vllm"] or not fast_path():
+        return None
+    from .rollouts import Rollouts
+
+    # The longest prompt of the run: every step's prompts pad to it, so one decoding graph serves them all.
+    longest = max(len(ids) for ids in tokenizer.apply_chat_template(prompts, add_generation_prompt=True,
+                                                                    tokenize=True, return_dict=True)["input_ids"])
+    return Rollouts(tokenizer, precision=params["precision"], max_new_tokens=params["grpo"]["max_completion_length"],
+                    temperature=params["grpo"]["temperature"], prompt_length=longest)
+
+
 def main(params: dict, config: GRPOStageConfig) -> None:
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
@@ -50,9 +65,8 @@ def main(params: dict, config: GRPOStageConfig) -> None:
     rows = rows[:n]
     num_generations = section["num_generations"]
     system = params["prompt"]["system"]
-    dataset = Dataset.from_list([
-        {"prompt": prompt_messages(r["question"], system), "answer": gold(r["answer"])} for r in rows
-    ])
+    prompts = [prompt_messages(r["question"], system) for r in rows]
+    dataset = Dataset.from_list([{"prompt": p, "answer": gold(r["answer"])} for p, r in zip(prompts, rows)])
     names = list(section["rewards"])
     dirs = StageDirs(config.output_dir)
     run_id = fingerprint("grpo", str(config.base_model), rows, section, num_generations, params["lora"],
@@ -76,8 +90,13 @@ def main(params: dict, config: GRPOStageConfig) -> None:
         use_vllm=section["use_vllm"],
         reward_weights=[section["rewards"][name] for name in names],
         disable_dropout=True,
+        # Said outright: rollouts keep their KV cache when training checkpoints gradients (TRL turns
+        # checkpointing off around generate; the Trainer sets the model's config.use_cache to False). Not for
+        # vLLM, whose SamplingParams has no such key.
+        generation_kwargs=None if section["use_vllm"] else {"use_cache": True},
     )
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs(names), args=args, train_dataset=dataset,
-                          processing_class=tokenizer, peft_config=peft_config)
+                          processing_class=tokenizer, peft_config=peft_config,
+                          rollout_func=fast_rollouts(params, tokenizer, prompts))
     print(f"grpo: {len(rows)} problems x {num_generations} generations, rewards {names}", flush=True)
     run(trainer, dirs, resume_from, "grpo", base=base_folder(config.base_model))
