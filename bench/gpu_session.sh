@@ -12,7 +12,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 : "${PARAMS:=configs/smollm2.yaml}" "${JOBS:=4}" "${DEADLINE:=300}" "${DAG_LIMIT:=400}" "${SMOKE_LIMIT:=150}"
 : "${SMOKE_ARGS:=--grpo-steps 3 --grpo-prompts 8 --grpo-generations 8 --grpo-tokens 256 --prep-samples 0 --traces 0 --eval 0}"
 : "${GSM8K_CACHE:=/tmp/gsm8k-cache}"
-export PYTHONPATH="$SITE:$repo/src" PYTHONUNBUFFERED=1 GSM8K_CACHE HF_HUB_OFFLINE=1
+export PYTHONPATH="$SITE:$repo/src" PYTHONUNBUFFERED=1 GSM8K_CACHE HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 sha=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 gguf=$GSM8K_CACHE/gguf/$sha/SmolLM2-135M-Instruct.Q4_1.gguf
 log() { echo "[$(date +%T)] $*" | tee -a "$OUT/session.log"; }
