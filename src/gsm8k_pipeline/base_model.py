@@ -21,7 +21,7 @@ from pathlib import Path
 from .errors import PipelineError
 from .fileio import atomic_dir, write_manifest
 from .formatting import FORMAT_TOKENS, prompt_messages, to_target
-from .pypi_model import is_pypi, parse
+from .pypi_spec import is_pypi, parse
 
 TINY = "tiny"
 PAD, END = "<|pad|>", "<|end|>"
@@ -135,9 +135,10 @@ def build_tiny(train_rows: list[dict], tiny: dict, seed: int, system: str | None
 
 
 def identity(spec: dict, params_file: Path = Path("params.yaml"), cache_dir: Path | None = None) -> str:
-    """One string that changes whenever the base model's source does: `tiny`, `NAME@REVISION` (a hub or
-    a pypi: model, whose revision is the file's sha256), or `sha256:HASH` of a local folder. The Snakefile passes it to base_model as a param, so that editing a
-    local model folder reruns base_model (`cache_dir` keeps hashes of unchanged folders between runs)."""
+    """One string that changes whenever the base model's source does: `tiny`, `NAME@REVISION` (a hub model,
+    or a pypi: one, whose revision is its file's sha256), or `sha256:HASH` of a local folder. The Snakefile
+    passes it to base_model as a param, so that editing a local model folder reruns base_model (`cache_dir`
+    keeps hashes of unchanged folders between runs)."""
     origin = source(spec, params_file, cache_dir)
     if origin["kind"] == "hub":
         return f"{origin['name']}@{origin['revision']}"

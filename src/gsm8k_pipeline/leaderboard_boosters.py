@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+TIME_COST = "metrics/timings.json"  # where the leaderboard writes what each protocol costs (time_cost)
+
 
 def _columns(eval_dir: Path, model_id: str, names: list[str]) -> dict[str, list[float]]:
     import pandas as pd
@@ -68,9 +70,6 @@ def render(boosters: dict) -> list[str]:
     lines += ["", f"What each protocol costs, in seconds per eval: `{TIME_COST}` (wall-clock figures stay out of "
               "this file, which is the same bytes on any machine).", ""]
     return lines
-
-
-TIME_COST = "metrics/timings.json"
 
 
 def time_cost(boosters: dict, eval_dir: Path) -> dict:

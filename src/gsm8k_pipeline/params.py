@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from .errors import PipelineError
-from .pypi_model import spec_problem
+from .pypi_spec import spec_problem
 
 DEFAULT_PARAMS = Path("params.yaml")
 SCHEMA_RELPATH = Path("workflow/schemas/params.schema.yaml")
