@@ -2,6 +2,7 @@
 # The README's test command: installs what the tests need where it is missing, then runs them.
 #   bash tests/run.sh                  # everything (CI runs exactly this, from .ci/run)
 #   bash tests/run.sh -m "not slow"    # the fast tests only; any pytest arguments pass through
+#   bash tests/run.sh -n 0             # in one process (pytest-xdist off)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v uv >/dev/null 2>&1 || python3 -m pip install uv
@@ -16,4 +17,6 @@ command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 if [ -n "$missing" ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
 fi
-exec uv run pytest "$@"
+# One worker per CPU, each test file on one worker (its module fixtures, e.g. the engines' built DAGs, are
+# built once); most of the suite waits on subprocesses (engines, daemons, model loads), so two cores serve two.
+exec uv run pytest -n auto --dist loadfile "$@"

@@ -143,3 +143,38 @@ def test_both_engines_rerun_base_model_when_a_local_folders_bytes_change(saved_t
         weights.write_bytes(bytes(data))
     assert snakemake_plan(smk, "models/base/info.json") == {"base_model"}
     assert "base_model" in dvc_stale(dvc)
+
+
+@pytest.mark.parametrize("pad", [True, False], ids=["pad", "no_pad"])
+def test_base_model_checks_the_tokenizer_of_every_source(tmp_path, pad):
+    """A hub-shaped local folder, with and without a pad token (many Llama tokenizers have none): EOS is the
+    chat template's turn end already, and a missing pad token becomes EOS, said in info.json. The tiny
+    model's tokenizer needs nothing."""
+    import json
+    import subprocess
+
+    import yaml
+    from hub import build
+    from transformers import AutoTokenizer
+
+    build(tmp_path / "models/pretrained/hub", pad=pad)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(test_params(
+        base_model={"name": "models/pretrained/hub", "revision": None})))
+    subprocess.run(["gsm8k", "base-model"], cwd=tmp_path, check=True, capture_output=True)
+    info = json.loads((tmp_path / "models/base/info.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "models/base/model")
+    assert info["eos_token"] == tokenizer.eos_token == "<|im_end|>"
+    if pad:
+        assert info["tokenizer_fixes"] == [] and tokenizer.pad_token == info["pad_token"] != "<|im_end|>"
+    else:
+        assert info["tokenizer_fixes"] == ["pad_token None -> '<|im_end|>': padding must be defined (it is masked out)"]
+        assert tokenizer.pad_token == "<|im_end|>"
+
+
+def test_tiny_tokenizer_needs_no_fixes(saved_tiny):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path, _ = saved_tiny
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    assert base_model.turn_closer(tokenizer) == "<|end|>"
+    assert base_model.special_token_fixes(AutoModelForCausalLM.from_pretrained(path), tokenizer) == []

@@ -27,9 +27,9 @@ def test_exact_arithmetic_in_gsm8k_format(expr, result):
     "__import__('os')", "x+1", "1e5", "1_000", "2 3", "1+", "(1", "1)", "", "abs(-1)", "1;2",
 ])
 def test_hostile_or_invalid_expressions_are_refused_fast(expr):
-    started = time.perf_counter()
+    started = time.process_time()  # this process's CPU time: what the bound is about, whatever the load
     assert calculate(expr) is None
-    assert time.perf_counter() - started < 0.05
+    assert time.process_time() - started < 0.05
 
 
 def test_a_call_is_a_tail_ending_in_open_annotation_and_equals():

@@ -1,6 +1,7 @@
 """The test-sized DAG on the hub-shaped stand-in model (tests/hub.py) with LoRA on, through both engines for
-real, with and without a pad token: the same files from both, every training stage's adapter trained, and
-eval decoding as params say."""
+real: the same files from both, every training stage's adapter trained, and eval decoding as params say. (A
+tokenizer without a pad token gets one in base_model, so no later stage meets one without:
+tests/test_base_model.py; the stages' own handling of one is tests/test_hub_model.py's.)"""
 
 from __future__ import annotations
 
@@ -22,8 +23,7 @@ def adapter(repo, stage):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("pad", [True, False], ids=["pad", "no_pad"])
-def test_hub_shaped_lora_dag_in_both_engines(tmp_path, pad):
+def test_hub_shaped_lora_dag_in_both_engines(tmp_path):
     import torch
 
     params = test_params(
@@ -35,12 +35,12 @@ def test_hub_shaped_lora_dag_in_both_engines(tmp_path, pad):
     repos = {}
     for engine, cmd in (("snakemake", ["snakemake", "--cores", "1", "metrics/all.json"]), ("dvc", ["dvc", "repro"])):
         repo = make_checkout(tmp_path / engine, params)
-        build(repo / "models/pretrained/hub_model", pad=pad)  # a local model folder, as on a cluster without internet
+        build(repo / "models/pretrained/hub_model")  # a local model folder, as on a cluster without internet
         started = time.perf_counter()
         run(cmd, repo)
         seconds[engine] = round(time.perf_counter() - started, 1)
         repos[engine] = repo
-    print(f"\nhub-shaped LoRA DAG ({'pad' if pad else 'no pad'}): wall seconds {seconds}")
+    print(f"\nhub-shaped LoRA DAG: wall seconds {seconds}")
 
     smk, dvc = repos["snakemake"], repos["dvc"]
     a, b = outputs(smk), outputs(dvc)

@@ -396,11 +396,11 @@ PATHOLOGICAL = {
 @pytest.mark.parametrize("name", list(PATHOLOGICAL))
 def test_pathological_inputs_are_fast(name):
     text = PATHOLOGICAL[name]
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: the work done, whatever else the machine runs
     extract_answer(text)
     normalize_number(text)
     grade(text, "9" * 10_000)
-    assert time.perf_counter() - start < 2.0, name  # generous: a regression guard, not a benchmark
+    assert time.process_time() - start < 2.0, name  # generous: a regression guard, not a benchmark
 
 
 def test_huge_numbers_are_exact():

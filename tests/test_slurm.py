@@ -70,8 +70,10 @@ def _stage_processes(checkout: Path) -> list[int]:
 @contextlib.contextmanager
 def slowed(checkout: Path, factor: int = 5, period: float = 0.05):
     """Every stage process in `checkout` runs `factor` times slower: stopped for all but 1/factor of each
-    period (SIGSTOP/SIGCONT, as cpulimit does). What it computes is unchanged; every clock it reads is not."""
+    period (SIGSTOP/SIGCONT, as cpulimit does). What it computes is unchanged; every clock it reads is not.
+    Yields the set of the processes it slowed."""
     done = threading.Event()
+    slowed_pids: set[int] = set()
 
     def signal_all(pids, sig):
         for pid in pids:
@@ -86,6 +88,7 @@ def slowed(checkout: Path, factor: int = 5, period: float = 0.05):
             # Look for new stage processes while the known ones are stopped: the scan takes tens of ms.
             pids = _stage_processes(checkout)
             signal_all(pids, signal.SIGSTOP)
+            slowed_pids.update(pids)
             time.sleep(max(0.0, stopped + period * (factor - 1) / factor - time.monotonic()))
             signal_all(pids, signal.SIGCONT)
             time.sleep(period / factor)
@@ -94,7 +97,7 @@ def slowed(checkout: Path, factor: int = 5, period: float = 0.05):
     thread = threading.Thread(target=throttle, daemon=True)
     thread.start()
     try:
-        yield
+        yield slowed_pids
     finally:
         done.set()
         thread.join()
@@ -105,7 +108,7 @@ def test_dag_through_slurm_matches_local_with_declared_resources(cluster, tmp_pa
     on_slurm = make_checkout(tmp_path / "slurm", params)
     local = make_checkout(tmp_path / "local", params)
 
-    with slowed(on_slurm):  # a slow cluster: its outputs must still equal a fast local run's
+    with slowed(on_slurm) as throttled:  # a slow cluster: its outputs must still equal a fast local run's
         proc, slurm_s = timed([*SUBMIT, TARGET], on_slurm, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     done, local_s = timed(["snakemake", "--cores", "2", TARGET], local, timeout=600)
@@ -113,7 +116,7 @@ def test_dag_through_slurm_matches_local_with_declared_resources(cluster, tmp_pa
     clock = [json.loads((r / "metrics/eval/prep_sft/timings.json").read_text()) for r in (on_slurm, local)]
     ratio = clock[0]["process_seconds"] / clock[1]["process_seconds"]
     print(f"\n{TARGET}: SLURM {slurm_s:.0f} s, local {local_s:.0f} s; eval process {ratio:.1f}x slower on SLURM")
-    assert ratio > 3  # the throttle took hold
+    assert len(throttled) >= len(EXPECTED)  # every stage's process was slowed (a ratio would depend on load)
 
     # Every job went through SLURM, once, with the CPUs, memory and time its rule declares.
     jobs = [j for j in cluster.jobs() if str(on_slurm) in j.get("WorkDir", "")]

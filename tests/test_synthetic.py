@@ -122,10 +122,10 @@ def test_problems_are_diverse():
 
 
 def test_impossible_request_fails_fast():
-    start = time.monotonic()
+    start = time.process_time()  # CPU time: the work done, whatever else the machine runs
     with pytest.raises(ValueError, match="at most"):
         generate_splits(10**6, 10, seed=0, max_operand=1, max_steps=1, ops=("+",))
-    assert time.monotonic() - start < 1
+    assert time.process_time() - start < 1
 
 
 def test_exhausted_space_raises(monkeypatch):
