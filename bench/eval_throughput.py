@@ -27,7 +27,8 @@ def main() -> None:
     from gsm8k_pipeline import params as P
     from gsm8k_pipeline.task import read_jsonl
     from gsm8k_pipeline.formatting import prompt_messages
-    from gsm8k_pipeline.generation import generate, load_for_inference, render_prompts
+    from gsm8k_pipeline.generation import generate, render_prompts
+    from gsm8k_pipeline.loading import load_for_inference
 
     if not args.model.exists():
         subprocess.run(["snakemake", "--cores", "1", str(args.model.parent)], check=True)

@@ -49,7 +49,7 @@ def _prompts():
 def tiny(tmp_path_factory):
     from conftest import test_params
     from gsm8k_pipeline import base_model
-    from gsm8k_pipeline.generation import load_for_inference
+    from gsm8k_pipeline.loading import load_for_inference
     from gsm8k_pipeline.synthetic import generate_splits
 
     train, _ = generate_splits(200, 10, 0)
@@ -63,7 +63,7 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     from hub import build
-    from gsm8k_pipeline.generation import load_for_inference
+    from gsm8k_pipeline.loading import load_for_inference
 
     return load_for_inference(build(tmp_path_factory.mktemp("hub")), "float32")
 

@@ -116,13 +116,18 @@ IMPORTERS = {
     "task.py": ALL_JOBS - {"leaderboard"},  # read_jsonl / gold
     "grader.py": runs("grpo") | runs("traces") | EVALS,  # rewards and eval grade
     "training.py": {"prep_sft"} | runs("full_sft") | runs("grpo") | runs("sft_from_traces"),
-    "cli.py": ALL_JOBS,  # every command; it sets torch's threads
+    "cli/__init__.py": ALL_JOBS,  # the dispatcher: every command
     "results.py": {"leaderboard"},
+    "leaderboard/sections.py": {"leaderboard"},  # the leaderboard's text
+    "contamination.py": {"download", "leaderboard"} | EVALS,  # the leaderboard: its NORMALISATION, not its text
+    "generation.py": runs("grpo") | runs("traces") | EVALS,  # decoding: not the SFT stages (loading.py loads)
+    "dag.py": set(),  # planning: dvc.yaml's generator and the Snakefile's code deps, run by no stage
+    "cli/grade.py": set(),  # `gsm8k grade`, a tool: the grader's library is grader.py
 }
 # DVC's check_params (every stage runs after it) reruns whenever params.yaml or its code changes, and writes
 # the same file, so nothing reruns through it; Snakemake validates at parse time and never reruns it.
 CHECK = {"check_params"}
-CHECK_CODE = {"cli.py"}  # of IMPORTERS' modules, those `gsm8k check-params` executes
+CHECK_CODE = {"cli/__init__.py"}  # of IMPORTERS' modules, those `gsm8k check-params` executes
 DESCENDANTS = {
     "download": ALL_JOBS - {"download"},
     "base_model": ALL_JOBS - {"download", "base_model"},
@@ -140,7 +145,7 @@ def test_editing_a_module_makes_exactly_its_importers_stale(repos, module):
     """A comment added to a module: Snakemake plans its importers and everything downstream of them; DVC
     reports its importers as changed (DVC reruns a descendant only if its inputs then change)."""
     importers = IMPORTERS[module]
-    stale = importers | set().union(*(DESCENDANTS[s] for s in importers))
+    stale = importers | set().union(set(), *(DESCENDANTS[s] for s in importers))
     for repo in repos:
         path = repo / "src/gsm8k_pipeline" / module
         text, stat = path.read_text(), path.stat()

@@ -48,7 +48,7 @@ def with_lora(model, seed: int = 0):
 
 def load(folder: Path, lora: bool):
     """(model, tokenizer) as eval runs them (load_for_inference); with `lora`, a random adapter merged in."""
-    from gsm8k_pipeline.generation import load_for_inference
+    from gsm8k_pipeline.loading import load_for_inference
 
     model, tokenizer = load_for_inference(folder)
     if lora:
@@ -184,7 +184,8 @@ def test_rollouts_sample_from_a_merged_copy_refreshed_in_place(folders):
     import torch
 
     from gsm8k_pipeline.formatting import prompt_messages
-    from gsm8k_pipeline.generation import first_stop, generate_ids, load_for_inference
+    from gsm8k_pipeline.generation import first_stop, generate_ids
+    from gsm8k_pipeline.loading import load_for_inference
     from gsm8k_pipeline.rollouts import Rollouts
 
     model, tokenizer = load_for_inference(folders["hub"])

@@ -114,7 +114,7 @@ def test_atomic_dir_respects_the_umask_like_mkdir(tmp_path, umask, expected):
 
 
 def test_diverging_training_stops_naming_the_stage_and_publishes_nothing(workdir, tmp_path):
-    from gsm8k_pipeline.errors import PipelineError
+    from gsm8k_pipeline import PipelineError
     from gsm8k_pipeline.train_sft import main
 
     out = tmp_path / "diverged"
@@ -131,7 +131,7 @@ def test_an_inf_gradient_norm_is_divergence_except_where_fp16_loss_scaling_skips
 
     from transformers import TrainerState
 
-    from gsm8k_pipeline.errors import PipelineError
+    from gsm8k_pipeline import PipelineError
     from gsm8k_pipeline.finite import FiniteGuard
 
     logs, state = {"loss": 2.5, "grad_norm": float("inf")}, TrainerState(global_step=7)
@@ -148,7 +148,7 @@ def test_non_finite_weights_are_not_published_even_when_every_logged_loss_is_fin
     from transformers import TrainerCallback
 
     from gsm8k_pipeline import training
-    from gsm8k_pipeline.errors import PipelineError
+    from gsm8k_pipeline import PipelineError
     from gsm8k_pipeline.train_sft import main
 
     class Poison(TrainerCallback):  # a weight goes inf in the last update, after its loss was logged
@@ -186,7 +186,7 @@ def test_lora_target_modules_missing_from_the_model_are_named(workdir):
 
 def test_lora_target_modules_match_like_peft(workdir):
     """A module's last name or any dotted suffix of its full name, as PEFT matches them."""
-    from gsm8k_pipeline.training import load_trainable
+    from gsm8k_pipeline.loading import load_trainable
 
     params = load_params(workdir, lora={"enabled": True, "target_modules": ["q_proj", "mlp.down_proj"]})
     assert load_trainable(workdir / "models/base/model", params)[2].target_modules == {"q_proj", "mlp.down_proj"}

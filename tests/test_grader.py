@@ -11,15 +11,8 @@ from pathlib import Path
 import pytest
 
 from gsm8k_pipeline import cli
-from gsm8k_pipeline.grader import (
-    GradeInputError,
-    answers_match,
-    extract_answer,
-    gold_number,
-    grade,
-    grade_jsonl,
-    normalize_number,
-)
+from gsm8k_pipeline.cli.grade import GradeInputError, grade_jsonl
+from gsm8k_pipeline.grader import answers_match, extract_answer, gold_number, grade, normalize_number
 
 GSM8K_TRAIN = Path(__file__).resolve().parents[1].parent / "shared/data/gsm8k/train.jsonl"
 

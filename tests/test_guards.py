@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from conftest import make_checkout, run, test_params
-from gsm8k_pipeline.errors import PipelineError
+from gsm8k_pipeline import PipelineError
 
 OUTPUT_DIRS = ("data", "models", "metrics")
 
@@ -114,7 +114,7 @@ def test_a_second_trainer_on_a_folder_in_use_fails_at_once_touching_nothing(tmp_
     (["/usr/bin/python3", "-m", "pytest"], None),
 ])
 def test_engines_are_told_from_their_command_lines(argv, engine):
-    from gsm8k_pipeline.guards import _engine
+    from gsm8k_pipeline.cli import _engine
 
     assert _engine(argv) == engine
 

@@ -16,7 +16,7 @@ import yaml
 
 from conftest import run, test_params
 from gsm8k_pipeline import harness
-from gsm8k_pipeline.errors import PipelineError
+from gsm8k_pipeline import PipelineError
 from gsm8k_pipeline.task import read_jsonl
 
 N_TEST = test_params()["data"]["synthetic"]["n_test"]
@@ -141,7 +141,7 @@ def test_a_model_not_selected_gets_no_harness_run(checkout):
 
 @pytest.fixture(scope="module")
 def loaded(checkout):
-    from gsm8k_pipeline.generation import load_for_inference
+    from gsm8k_pipeline.loading import load_for_inference
 
     return load_for_inference(checkout / "models/base/model")
 

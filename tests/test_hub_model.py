@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from conftest import test_params
-from gsm8k_pipeline.errors import PipelineError
+from gsm8k_pipeline import PipelineError
 from gsm8k_pipeline.formatting import FORMAT_TOKENS, prompt_messages
 from hub import build
 
@@ -57,7 +57,8 @@ def argmax_decode(model, tokenizer, prompt: str, max_new_tokens: int) -> str:
 def test_eval_decoding_is_the_plain_greedy_decode(fixture_model, tmp_path):
     from transformers import GenerationConfig
 
-    from gsm8k_pipeline.generation import generate, load_for_inference, render_prompts
+    from gsm8k_pipeline.generation import generate, render_prompts
+    from gsm8k_pipeline.loading import load_for_inference
 
     # A stronger penalty than the hub's 1.1, so that the checkpoint's decoding visibly differs from greedy
     # on a random model (whose argmax margins 1.1 rarely flips).
@@ -124,7 +125,7 @@ def test_one_step_lora_stages_train(lora_run):
 
 
 def test_adapters_load_from_any_directory_and_refuse_another_base(lora_run, tmp_path, monkeypatch):
-    from gsm8k_pipeline.generation import load_for_inference
+    from gsm8k_pipeline.loading import load_for_inference
 
     root, base, _, full = lora_run
     monkeypatch.chdir(tmp_path)  # not the checkout: PEFT's relative base path would not resolve here

@@ -7,7 +7,7 @@ import yaml
 
 from conftest import REPO, make_checkout, test_params
 from engines import dvc_stages, snakemake_jobs
-from gsm8k_pipeline import dag
+from gsm8k_pipeline import STAGES, dag
 
 
 def assert_same_dag(repo):
@@ -57,11 +57,24 @@ def test_code_deps_follow_imports(tmp_path):
     repo = make_checkout(tmp_path / "repo", test_params())
     before = set(dag.code_deps("leaderboard", repo))
     assert "src/gsm8k_pipeline/grader.py" not in before
-    module = repo / "src/gsm8k_pipeline/leaderboard.py"
-    module.write_text(module.read_text() + "\n\ndef _late():\n    from .grader import grade  # noqa: F401\n")
+    module = repo / "src/gsm8k_pipeline/leaderboard/__init__.py"
+    module.write_text(module.read_text() + "\n\ndef _late():\n    from ..grader import grade  # noqa: F401\n")
     assert set(dag.code_deps("leaderboard", repo)) == before | {"src/gsm8k_pipeline/grader.py"}
-    # Non-stage commands (grade, workspace...) are imported only when asked for: no stage depends on them.
-    assert not any("workspace" in p for c in ("download", "evaluate") for p in dag.code_deps(c, repo))
+    # Non-stage commands (grade, params, workspace...) are imported only when asked for: no stage depends on
+    # them, nor on the planning code (dag.py) or another stage's command module.
+    for command in {s.command for s in STAGES.values()}:
+        deps = dag.code_deps(command, repo)
+        assert not [p for p in deps if "workspace" in p or p.endswith(("/dag.py", "cli/grade.py", "cli/params.py"))]
+        assert [p for p in deps if "/cli/" in p] == ["src/gsm8k_pipeline/cli/__init__.py",
+                                                     f"src/gsm8k_pipeline/cli/{command.replace('-', '_')}.py"]
+
+
+def test_every_stage_shares_at_most_four_files():
+    """The files every stage imports (an edit to one reruns the whole DAG): the README lists them and why."""
+    closures = [set(dag.code_deps(command, REPO)) for command in {s.command for s in STAGES.values()}]
+    assert sorted(set.intersection(*closures)) == [
+        "src/gsm8k_pipeline/__init__.py", "src/gsm8k_pipeline/cli/__init__.py", "src/gsm8k_pipeline/fileio.py",
+        "src/gsm8k_pipeline/params.py"]
 
 
 def test_sync_puts_back_dropped_code_deps(tmp_path):

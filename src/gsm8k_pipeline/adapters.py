@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from .errors import PipelineError
+from . import PipelineError
 from .fileio import content_hash
 
 BASE_FILE = "base.json"

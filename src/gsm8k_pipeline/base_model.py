@@ -18,10 +18,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import PipelineError
+from . import PipelineError
 from .fileio import atomic_dir, write_manifest
 from .formatting import FORMAT_TOKENS, prompt_messages, to_target
-from .pypi_model import is_pypi, parse
+from .params import is_pypi
+from .pypi_model import parse
 
 TINY = "tiny"
 PAD, END = "<|pad|>", "<|end|>"

@@ -2,7 +2,8 @@
 
 `download` counts them (stats.json) and warns, or refuses when `data.contamination` is `refuse`; every eval
 records how many of the problems it scored are among them (its metrics' `contamination`), and the
-leaderboard shows the count at the top of LEADERBOARD.md and in metrics/all.json when it is not zero.
+leaderboard shows the count at the top of LEADERBOARD.md and in metrics/all.json when it is not zero
+(leaderboard/sections.py: the leaderboard's text is not download's code).
 
 Questions are compared after NFKC normalisation, case folding and collapsing whitespace: a copy that only
 differs in spacing or capitals is still a copy. Punctuation and numbers are kept: "3 apples" and "4 apples"
@@ -19,7 +20,7 @@ import logging
 import unicodedata
 from pathlib import Path
 
-from .errors import PipelineError
+from . import PipelineError
 
 log = logging.getLogger(__name__)
 NORMALISATION = "NFKC, case-folded, whitespace collapsed"
@@ -81,37 +82,3 @@ def for_eval(test_file: Path, evaluated: int) -> dict | None:
     rows = stats["contamination"]["test_rows_in_train"]
     return {"evaluated_in_train": sum(r <= evaluated for r in rows), "evaluated": evaluated,
             "split_in_train": len(rows), "split_rows": stats["contamination"]["test_rows"]}
-
-
-def summary(records: list[dict]) -> dict:
-    """The leaderboard's view, from every model's record (its eval's `contamination`, None if unknown):
-    the worst case over models, and each model's count."""
-    known = [r for r in records if r.get("contamination") is not None]
-    worst = max((r["contamination"] for r in known), key=lambda c: (c["evaluated_in_train"], c["split_in_train"]),
-                default={"evaluated_in_train": None, "evaluated": None, "split_in_train": None, "split_rows": None})
-    return {**worst, "normalisation": NORMALISATION,
-            "by_model": {r["id"]: None if r.get("contamination") is None else r["contamination"]["evaluated_in_train"]
-                         for r in records}}
-
-
-def is_loud(s: dict) -> bool:
-    return bool(s["evaluated_in_train"] or s["split_in_train"])
-
-
-def render(s: dict) -> list[str]:
-    """Markdown (also valid reStructuredText) lines: a bold warning when test questions repeat train ones,
-    else a one-line all-clear; and the models whose evals could not tell."""
-    unknown = sorted(m for m, k in s["by_model"].items() if k is None)
-    lines = []
-    if is_loud(s):
-        k, n = s["evaluated_in_train"], s["evaluated"]
-        lines.append(f"**Contamination: {k} of the {n} test problems scored ({100 * k / n:.1f} %) also appear in "
-                     f"the train split** ({s['split_in_train']} of {s['split_rows']} in the whole test split; "
-                     f"questions compared {s['normalisation']}). Every accuracy here counts them; "
-                     "`data.contamination: refuse` makes the download fail instead.")
-    elif s["evaluated"] is not None:
-        lines.append(f"Contamination: none of the {s['evaluated']} test problems scored (nor of the "
-                     f"{s['split_rows']} in the test split) appears in the train split.")
-    if unknown:
-        lines.append(f"Contamination unknown (eval metrics without the count) for: {', '.join(unknown)}.")
-    return [line for pair in zip(lines, [""] * len(lines)) for line in pair]

@@ -8,7 +8,7 @@ loads the weights in that dtype on a GPU, and in float32 on the CPU.
 
 from __future__ import annotations
 
-from .errors import PipelineError
+from . import PipelineError
 
 PRECISIONS = ("float32", "bf16", "fp16")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import contamination
-from .errors import PipelineError
+from . import PipelineError
 from .fileio import atomic_write_json, atomic_write_jsonl
 from .task import DataError, read_jsonl, validate_row
 

@@ -126,7 +126,8 @@ def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
     from .task import read_jsonl
     from .formatting import prompt_messages
     from .device import device
-    from .generation import decoding, generate, load_for_inference, render_prompts
+    from .generation import decoding, generate, render_prompts
+    from .loading import load_for_inference
     ev = params["eval"]
     rows = read_jsonl(config.test_file)[: ev["samples"]]
     settings = {

@@ -1,7 +1,7 @@
 """Batched generation shared by eval, traces and GRPO's fast rollouts: left padding, KV cache, one tqdm bar.
 
-Decoding is exactly what params.yaml says: a checkpoint's generation_config.json (a hub chat model ships
-sampling and repetition-penalty settings) is replaced on load, and every setting is passed explicitly.
+Decoding is exactly what params.yaml says: every setting is passed explicitly, and the model comes without its
+checkpoint's own generation_config (loading.py).
 """
 
 from __future__ import annotations
@@ -35,19 +35,6 @@ def fast_path(fast: bool | None = None) -> bool:
     return device() == "cuda" if choice is None else choice
 
 
-def ensure_pad_token(tokenizer) -> None:
-    """A tokenizer without a pad token pads with EOS (TRL's fallback); padding is masked out anyway."""
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-
-
-def plain_generation_config(tokenizer):
-    """A generation_config carrying only the stop and pad tokens: nothing of the checkpoint's decoding."""
-    from transformers import GenerationConfig
-
-    return GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-
-
 def decoding(do_sample: bool, temperature: float) -> dict:
     """Every decoding setting, explicit: plain greedy, or plain sampling at `temperature` (no top-k, no
     nucleus, no penalty — the distribution GRPO samples from). Recorded as-is in metrics and trace stats."""
@@ -58,32 +45,6 @@ def decoding(do_sample: bool, temperature: float) -> dict:
         "top_k": 0,
         "repetition_penalty": 1.0,
     }
-
-
-def load_for_inference(model_path: str | Path, precision: str = "float32"):
-    """(model, tokenizer) from a saved model dir — full weights, or a PEFT adapter merged into its base —
-    on the GPU when there is one, with weights in `precision` (bf16/fp16 need the GPU)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from .device import device, inference_dtype
-    from .errors import PipelineError
-
-    dtype = inference_dtype(precision)  # first: a precision this machine can't run fails before any loading
-    model_path = Path(model_path)
-    if not model_path.is_dir():
-        raise PipelineError(f"{model_path}: no such model directory")
-    tokenizer = AutoTokenizer.from_pretrained(model_path, padding_side="left")
-    ensure_pad_token(tokenizer)
-    if (model_path / "adapter_config.json").exists():
-        from .adapters import load_adapter_model
-
-        model = load_adapter_model(model_path, dtype=dtype).merge_and_unload()
-    else:
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
-    model.generation_config = plain_generation_config(tokenizer)
-    model.to(device())
-    model.eval()
-    return model, tokenizer
 
 
 def render_prompts(tokenizer, conversations: list[list[dict]]) -> list[str]:

@@ -84,7 +84,7 @@ def fitting_shots(lm, task_manager, variant: dict, requested: int, limit: int | 
                   max_gen_toks: int) -> tuple[int, int]:
     """(shots, longest prompt in tokens): the most shots, up to `requested`, at which every prompt plus
     `max_gen_toks` fits the model's context."""
-    from .errors import PipelineError
+    from . import PipelineError
 
     task = task_manager.load([TASK])["tasks"][TASK]
     for shots in range(requested, -1, -1):
@@ -162,42 +162,3 @@ def run(model, tokenizer, params: dict, model_id: str, test_file: Path, train_fi
         "variants": results,
         "seconds": round(time.perf_counter() - started, 3),
     }
-
-
-# Reporting: the leaderboard's table and metrics/all.json entries, from the eval metrics' `lm_eval` key.
-
-def summary(harness: dict) -> dict:
-    """The results of one model's lm-eval run without its timings and example (metrics/all.json)."""
-    keep = ("apply_chat_template", "num_fewshot_requested", "num_fewshot_used", "strict_match", "flexible_extract",
-            "n", "task_hash", "config_digest")
-    return {"version": harness["version"], "task_version": harness["task_version"],
-            "variants": {name: {k: v[k] for k in keep} for name, v in harness["variants"].items()}}
-
-
-def _score(s: dict) -> str:
-    return f"{100 * s['accuracy']:.1f}" + (f" ± {100 * s['stderr']:.1f}" if s["stderr"] is not None else "")
-
-
-def render_markdown(results: dict[str, dict], ours: dict[str, float]) -> str:
-    """LEADERBOARD.md's lm-evaluation-harness section: one row per model and variant, beside our accuracy
-    (`results`: model id -> eval metrics' lm_eval; `ours`: model id -> our accuracy). Empty when none ran."""
-    if not results:
-        return ""
-    first = next(iter(results.values()))
-    lines = ["## lm-evaluation-harness", "",
-             f"lm-eval {first['version']}'s `{SOURCE_TASK}` task (v{first['task_version']}) on the first n problems of "
-             "the local test split, few-shot examples from the local train split. strict-match scores the number after "
-             "\"#### \", flexible-extract the last number in the response; ± is lm-eval's standard error. `chat` "
-             "applies the model's chat template with the examples as earlier turns. Shots: used (asked).", "",
-             "| model | our accuracy | lm-eval variant | shots | strict-match | flexible-extract | n |",
-             "|---|---|---|---|---|---|---|"]
-    notes = []
-    for model_id, h in results.items():
-        # In VARIANTS' order, lm-eval's standard protocol first (the metrics JSON sorts its keys).
-        for name, v in sorted(h["variants"].items(), key=lambda item: list(VARIANTS).index(item[0])):
-            lines.append(f"| {model_id} | {100 * ours[model_id]:.1f} % | {name} | {v['num_fewshot_used']} "
-                         f"({v['num_fewshot_requested']}) | {_score(v['strict_match'])} | "
-                         f"{_score(v['flexible_extract'])} | {v['n']} |")
-            if v["note"]:
-                notes.append(f"- {model_id}, {name}: {v['note']}.")
-    return "\n" + "\n".join(lines + [""] + notes) + "\n"

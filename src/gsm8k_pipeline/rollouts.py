@@ -53,7 +53,7 @@ class Rollouts:
         from transformers import AutoModelForCausalLM
 
         from .device import inference_dtype
-        from .generation import plain_generation_config
+        from .loading import plain_generation_config
 
         weights = merged_weights(policy)
         if self.model is None:

@@ -9,7 +9,7 @@ import json
 import re
 from pathlib import Path
 
-from .errors import PipelineError
+from . import PipelineError
 
 # A GSM8K gold: an integer, optionally with thousands commas, optionally negative or decimal.
 GOLD_RE = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")

@@ -12,7 +12,6 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import PipelineError
 from .fileio import atomic_write_json, atomic_write_jsonl
 
 
@@ -21,7 +20,6 @@ class TracesConfig:
     grpo_model: Path
     output_dir: Path = Path("data/traces")
     output_file: str = "traces.jsonl"
-    dataset_split: str = "train"
 
 
 def first_success(completions: list[str], gold: str) -> int | None:
@@ -38,18 +36,16 @@ def main(params: dict, config: TracesConfig) -> dict:
     from .formatting import prompt_messages, to_target
     from .calculator import Calculator
     from .device import device
-    from .generation import decoding, generate, load_for_inference, render_prompts
+    from .generation import decoding, generate, render_prompts
+    from .loading import load_for_inference
 
-    if config.dataset_split != "train":
-        raise PipelineError(f"--dataset-split {config.dataset_split}: traces are training data; "
-                            f"generating them from another split than train would train on it")
     knobs = params["traces"]
     out_path = config.output_dir / config.output_file
     stats_path = out_path.with_name(out_path.name + ".stats.json")
     for stale in (out_path, stats_path):  # a failed run must not leave an older result looking current
         stale.unlink(missing_ok=True)
 
-    rows = read_jsonl(Path("data/gsm8k") / f"{config.dataset_split}.jsonl")[: params["run"]["samples"]]
+    rows = read_jsonl(Path("data/gsm8k/train.jsonl"))[: params["run"]["samples"]]
     torch.manual_seed(params["seed"])
     model, tokenizer = load_for_inference(config.grpo_model, params["precision"])
     prompts = render_prompts(tokenizer, [prompt_messages(r["question"], params["prompt"]["system"]) for r in rows])

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import PipelineError
+from . import PipelineError
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,8 @@ def main(params: dict, config: GRPOStageConfig) -> None:
     from .task import gold, read_jsonl
     from .formatting import prompt_messages
     from .rewards import reward_funcs
-    from .training import StageDirs, fingerprint, load_trainable, prepare_checkpoints, run, trainer_args
+    from .training import StageDirs, fingerprint, prepare_checkpoints, run, trainer_args
+    from .loading import load_trainable
 
     section = params["grpo"]
     check_vllm(section["use_vllm"])

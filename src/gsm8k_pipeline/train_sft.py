@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import PipelineError
+from . import PipelineError
 
 STAGES = ("prep", "full")
 
@@ -47,7 +47,8 @@ def main(params: dict, config: SFTStageConfig) -> None:
 
     from .adapters import base_folder
     from .formatting import prompt_messages
-    from .training import StageDirs, fingerprint, load_trainable, prepare_checkpoints, run, trainer_args
+    from .training import StageDirs, fingerprint, prepare_checkpoints, run, trainer_args
+    from .loading import load_trainable
 
     if config.stage not in STAGES:
         raise PipelineError(f"--stage must be one of {STAGES}, not {config.stage!r}")

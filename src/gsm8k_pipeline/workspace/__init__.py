@@ -18,7 +18,7 @@ import re
 import unicodedata
 from urllib.parse import unquote, urlsplit
 
-from ..errors import PipelineError
+from .. import PipelineError
 
 AGENT_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 KINDS = ("scripts", "results", "checkpoints", "data")

@@ -1,5 +1,5 @@
 """The leaderboard's "Test-time boosters" section: per (method, budget), greedy against each booster the
-eval stage scored (boosters.py), means over seeds with 95 % two-level bootstrap intervals, and the best
+eval stage scored (gsm8k_pipeline/boosters.py), means over seeds with 95 % two-level bootstrap intervals, and the best
 booster's gain over greedy on the same runs and problems (stats.bootstrap_same_runs).
 
 "Best" is chosen among the boosters that need no answer key (calculator, maj@k); pass@k counts a problem
@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .. import RunId
+
 
 def _columns(eval_dir: Path, model_id: str, names: list[str]) -> dict[str, list[float]]:
     import pandas as pd
@@ -21,14 +23,14 @@ def _columns(eval_dir: Path, model_id: str, names: list[str]) -> dict[str, list[
 
 
 def aggregate(groups: dict, eval_dir: Path) -> dict:
-    """Per group of `groups` (leaderboard.aggregate's, whose runs are `<group>_s<seed>` or the group itself):
+    """Per group of `groups` (the leaderboard's aggregate: a method and budget over seeds, or one shared model):
     each protocol's bootstrap accuracy, and the best booster's gain over greedy. {} when the evals scored
     no boosters."""
-    from .stats import bootstrap_accuracy, bootstrap_same_runs
+    from ..stats import bootstrap_accuracy, bootstrap_same_runs
 
     out = {}
     for key, group in groups.items():
-        runs = [f"{key}_s{s}" for s in group["seeds"]] or [key]
+        runs = [str(RunId(group["method"], group["budget"], s)) for s in group["seeds"]] or [key]
         metrics = [json.loads((eval_dir / f"{run}.json").read_text()) for run in runs]
         names = list(metrics[0].get("boosters", {}))
         if not names:
@@ -76,7 +78,7 @@ TIME_COST = "metrics/timings.json"
 def time_cost(boosters: dict, eval_dir: Path) -> dict:
     """Seconds per eval of each protocol, the mean over every model the boosters table covers, from the
     evals' timings files (the sampled protocols share one pass): the leaderboard's timings file."""
-    from .timings import TIMINGS
+    from ..timings import TIMINGS
 
     seconds: dict[str, list[float]] = {}
     for b in boosters.values():
