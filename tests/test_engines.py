@@ -79,6 +79,7 @@ def test_a_real_run_publishes_to_the_workspace(repos, tmp_path):
     assert all(f"| {cell(model_id)} |" in board for model_id in models), board
     published = json.loads(next((workspace / "artifacts/results/tester").glob("*.json")).read_text())
     assert {r["id"] for r in published["models"]} == set(models)
+    assert published["comparisons"] == json.loads((smk / "metrics/all.json").read_text())["comparisons"] != {}
 
 
 def test_the_html_report_opens_on_the_answer_with_its_plots(repos, tmp_path):

@@ -126,9 +126,14 @@ def record(model_id: str, acc: float, n: int = 200, **extra) -> dict:
     return r
 
 
+# The Answer's differences as metrics/all.json holds them (leaderboard.aggregate); publish shares them.
+COMPARISONS = {"grpo_vs_full_sft_8": {"first": "grpo", "second": "full_sft", "budget": 8, "difference": 0.05,
+                                      "ci95": [-0.1, 0.2], "p_value": 0.5}}
+
+
 def write_metrics(path: Path, accs: dict[str, float]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"models": {m: record(m, a) for m, a in accs.items()}, "mcnemar": {}}))
+    path.write_text(json.dumps({"models": {m: record(m, a) for m, a in accs.items()}, "comparisons": COMPARISONS}))
     return path
 
 
@@ -144,7 +149,7 @@ def write_results(ws: Backend, agent: str, name: str, content) -> Path:
 def results_doc(agent: str, models: list, **extra) -> dict:
     doc = {"format": "gsm8k-results/1", "agent_id": agent, "published_at": "2025-01-02T03:04:05.000000Z",
            "provenance": {"git_commit": "abc123", "git_dirty": False, "params_digest": "p" * 16,
-                          "dvc_lock_sha256": None}, "models": models, "mcnemar": []}
+                          "dvc_lock_sha256": None}, "models": models, "comparisons": {}}
     doc.update(extra)
     return doc
 
@@ -494,6 +499,7 @@ def test_leaderboard_ranks_every_agent_and_dedups_republished_runs(ws, tmp_path)
                                                                ("alice", "grpo_8")]
     assert report.files == 3 and not report.skipped
     doc = json.loads((ws.root / r1.path).read_text())
+    assert doc["comparisons"] == COMPARISONS and "mcnemar" not in doc  # the Answer's, as all.json has them
     commit = doc["provenance"]["git_commit"]
     assert doc["agent_id"] == "alice" and (commit is None or re.fullmatch(r"[0-9a-f]{40}", commit))
     assert set(doc["provenance"]) == {"git_commit", "git_dirty", "params_digest", "dvc_lock_sha256"}

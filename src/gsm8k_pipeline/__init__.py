@@ -35,17 +35,18 @@ SCHEDULING = ["resources"]
 
 @dataclass(frozen=True)
 class RunId:
-    """One budgeted training run and the id of its model: `<method>_<budget>_s<seed>` (e.g. grpo_64_s0)."""
+    """One budgeted training run and the id of its model: `<method>_<budget>_s<seed>` (e.g. grpo_64_s0). Ids
+    from before seeds were replicated, `<method>_<budget>`, parse with seed None (published results)."""
 
     method: str
     budget: int
-    seed: int
+    seed: int | None
 
     PATTERN = "{method}_{budget}_s{seed}"  # also the engines' wildcard pattern
-    _RE = re.compile(r"(?P<method>[a-z_]+?)_(?P<budget>\d+)_s(?P<seed>\d+)")
+    _RE = re.compile(r"(?P<method>[a-z_]+?)_(?P<budget>\d+)(?:_s(?P<seed>\d+))?")
 
     def __str__(self) -> str:
-        return self.PATTERN.format(method=self.method, budget=self.budget, seed=self.seed)
+        return f"{self.group}_s{self.seed}" if self.seed is not None else self.group
 
     @property
     def group(self) -> str:
@@ -56,7 +57,7 @@ class RunId:
     def parse(cls, model_id: str) -> RunId | None:
         """The run of a budgeted model id; None for any other id (base, prep_sft, a hand-named eval)."""
         m = cls._RE.fullmatch(model_id)
-        return cls(m["method"], int(m["budget"]), int(m["seed"])) if m else None
+        return cls(m["method"], int(m["budget"]), None if m["seed"] is None else int(m["seed"])) if m else None
 
     @classmethod
     def every(cls, params: dict, methods: list[str] = METHODS) -> list[RunId]:

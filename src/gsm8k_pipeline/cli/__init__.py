@@ -30,20 +30,14 @@ from pathlib import Path
 from .. import STAGES, PipelineError, stage_params
 
 # Commands that are not stages: no stage imports their modules, so editing them reruns nothing.
-TOOLS = {
-    "grade": ("gsm8k_pipeline.cli.grade", "grade completions against gold answers"),
-    "params": ("gsm8k_pipeline.cli.params", "params files: merge an overlay config into params.yaml"),
-    "workspace": ("gsm8k_pipeline.workspace.cli", "create a shared workspace or regenerate its leaderboard"),
-    "board": ("gsm8k_pipeline.workspace.cli", "the workspace's message board: post, list, read"),
-    "artifacts": ("gsm8k_pipeline.workspace.cli", "share files and folders through the workspace"),
-    "publish": ("gsm8k_pipeline.workspace.cli", "publish this run's results to the workspace"),
-}
+TOOLS = {"grade": f"{__name__}.grade", "params": f"{__name__}.params"} | {
+    command: "gsm8k_pipeline.workspace.cli" for command in ("workspace", "board", "artifacts", "publish")}
 
 
 def module_of(command: str) -> str:
     """The module that implements `gsm8k <command>` (KeyError for no such command)."""
     if command in TOOLS:
-        return TOOLS[command][0]
+        return TOOLS[command]
     if command in {s.command for s in STAGES.values()}:
         return f"{__name__}.{command.replace('-', '_')}"
     raise KeyError(command)

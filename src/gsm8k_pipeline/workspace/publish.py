@@ -5,7 +5,10 @@ A results file, `artifacts/results/AGENT/<UTC timestamp>.AGENT.results.<suffix>.
 
     {"format": "gsm8k-results/1", "agent_id": AGENT, "published_at": ISO,
      "provenance": {"git_commit", "git_dirty", "params_digest", "dvc_lock_sha256"},
-     "models": [record, ...], "mcnemar": [...]}
+     "models": [record, ...], "comparisons": {...}}
+
+`comparisons` are the differences behind the Answer, as metrics/all.json holds them (per question and budget:
+first, second, budget, difference, ci95, p_value); the leaderboard here ranks the models only.
 
 Other agents' files are input from strangers: anything that is not exactly that shape (bad JSON, wrong
 types, non-finite or out-of-range numbers, an agent id that doesn't match its folder, oversized) is
@@ -70,8 +73,8 @@ def provenance(params_path: Path, dvc_lock: Path, cwd: Path = Path(".")) -> tupl
             "dvc_lock_sha256": lock}, warnings
 
 
-def load_metrics(path: Path) -> tuple[list[dict], list]:
-    """metrics/all.json's records and McNemar tests (keyed by id, or lists)."""
+def load_metrics(path: Path) -> tuple[list[dict], dict]:
+    """metrics/all.json's records (keyed by id, or a list) and the comparisons behind its Answer."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -80,12 +83,13 @@ def load_metrics(path: Path) -> tuple[list[dict], list]:
         raise WorkspaceError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict) or "models" not in data:
         raise WorkspaceError(f"{path}: expected an object with 'models'")
-    models, mcnemar = data["models"], data.get("mcnemar", [])
+    models, comparisons = data["models"], data.get("comparisons", {})
     models = list(models.values()) if isinstance(models, dict) else models
-    mcnemar = list(mcnemar.values()) if isinstance(mcnemar, dict) else mcnemar
     if not isinstance(models, list) or not models:
         raise WorkspaceError(f"{path}: no model records")
-    return models, mcnemar if isinstance(mcnemar, list) else []
+    if not isinstance(comparisons, dict):
+        raise WorkspaceError(f"{path}: 'comparisons' is not an object")
+    return models, comparisons
 
 
 # --- validation of anyone's results file ------------------------------------------------------
@@ -123,6 +127,9 @@ def validate_results(data: bytes, agent_dir: str) -> dict:
     models = doc.get("models")
     if not isinstance(models, list) or not 1 <= len(models) <= MAX_RECORDS:
         raise Invalid(f"models is not a list of 1-{MAX_RECORDS} records")
+    comparisons = doc.get("comparisons", {})
+    if not isinstance(comparisons, dict) or not all(isinstance(c, dict) for c in comparisons.values()):
+        raise Invalid("comparisons is not an object of objects")
     return {"agent_id": agent_dir, "published_at": published, "provenance": provenance,
             "models": [validate_record(r) for r in models]}
 
@@ -156,7 +163,7 @@ def _now() -> datetime:
 def publish(store: Store, agent_id: str, metrics: Path = Path("metrics/all.json"),
             params: Path = Path("params.yaml"), dvc_lock: Path = Path("dvc.lock")) -> PublishResult:
     agent_id = validate_agent_id(agent_id)
-    models, mcnemar = load_metrics(metrics)
+    models, comparisons = load_metrics(metrics)
     prov, warnings = provenance(params, dvc_lock)
     try:
         checked = [validate_record(r) for r in models]
@@ -168,7 +175,7 @@ def publish(store: Store, agent_id: str, metrics: Path = Path("metrics/all.json"
                         f"({prov['params_digest']}) now: rerun the pipeline to publish matching provenance")
     when = _now()
     doc = {"format": FORMAT, "agent_id": agent_id, "published_at": when.strftime(ISO_TIME),
-           "provenance": prov, "models": models, "mcnemar": mcnemar}
+           "provenance": prov, "models": models, "comparisons": comparisons}
     try:
         data = (json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
         validate_results(data, agent_id)  # we publish only what the leaderboard accepts
