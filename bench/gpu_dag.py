@@ -149,7 +149,8 @@ def run_dag(found: dict, needs: dict, jobs: int, deadline: float, logs: Path, on
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--params", type=Path, required=True, help="the params file (copied to params.yaml here)")
+    p.add_argument("--params", type=Path, required=True,
+                   help="params.yaml, or an overlay of configs/ (params.yaml here becomes params.yaml overlaid with it)")
     p.add_argument("--jobs", type=int, default=4, help="stages at a time (default: %(default)s)")
     p.add_argument("--deadline", type=float, default=1e9, help="seconds after which no stage starts")
     p.add_argument("--out", type=Path, default=None, help="the report (JSON), rewritten after every stage")
@@ -158,9 +159,12 @@ def main(argv=None) -> int:
                    help="run a failed stage once more without the fast generation path")
     args = p.parse_args(argv)
     started = time.monotonic()
-    params = yaml.safe_load(args.params.read_text())
-    if args.params.resolve() != Path("params.yaml").resolve():
-        shutil.copy(args.params, "params.yaml")
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    if args.params.resolve() != Path("params.yaml").resolve():  # as `gsm8k params merge` does, unvalidated
+        from gsm8k_pipeline.cli.params import overlay
+
+        params = overlay(params, yaml.safe_load(args.params.read_text()))
+        Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     found = stages(Path("dvc.yaml"), params)
     needs = graph(found)
     if args.only:

@@ -63,10 +63,14 @@ def parse_args(argv=None):
 
 
 def bench_params(args, precision: str) -> dict:
-    """configs/gpu.yaml, shrunk to the bench's sizes; everything else (LoRA, prompt, rewards) as shipped."""
+    """params.yaml overlaid with configs/gpu.yaml, shrunk to the bench's sizes; everything else (LoRA, prompt,
+    rewards) as shipped."""
     import yaml
 
-    params = yaml.safe_load((REPO / "configs" / "gpu.yaml").read_text())
+    from gsm8k_pipeline.cli.params import overlay
+
+    params = overlay(yaml.safe_load((REPO / "params.yaml").read_text()),
+                     yaml.safe_load((REPO / "configs" / "gpu.yaml").read_text()))
     params["precision"] = precision
     params["data"]["source"] = "local:data/gsm8k"
     params["base_model"] = {"name": "models/pretrained/fixture", "revision": None}  # a record only: the bench

@@ -45,9 +45,10 @@ from pathlib import Path
 from snakemake.api import SnakemakeApi
 from snakemake.settings.types import DAGSettings, OutputSettings, ResourceSettings
 jobs = {}
+from snakemake.settings.types import ConfigSettings
 with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
     workflow_api = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=Path("Snakefile"),
-                                workdir=Path("."))
+                                workdir=Path("."), config_settings=ConfigSettings(configfiles=[Path(f) for f in sys.argv[1:]]))
     workflow_api.dag(DAGSettings(forceall=True)).execute_workflow(executor="dryrun")
     for job in workflow_api._workflow.dag.jobs:
         if job.rule.name == "all":
@@ -71,9 +72,10 @@ def _command(cmd: str) -> str:
     return " ".join(words)
 
 
-def snakemake_jobs(repo: Path) -> dict[str, dict]:
-    """Every job of the full DAG: name -> {"inputs", "outputs", "params", "cmd"}."""
-    out = run([sys.executable, "-c", _SNAKEMAKE_JOBS], repo).stdout
+def snakemake_jobs(repo: Path, *args: str) -> dict[str, dict]:
+    """Every job of the full DAG: name -> {"inputs", "outputs", "params", "cmd"}; args: `--configfile F`."""
+    files = [a for a in args if a != "--configfile"]
+    out = run([sys.executable, "-c", _SNAKEMAKE_JOBS, *files], repo).stdout
     # dag.CONTENT_PARAM is Snakemake's stand-in for DVC hashing the content of a directory dependency.
     return {name: {"inputs": set(job["inputs"]), "outputs": set(job["outputs"]),
                    "params": set(job["params"]) - {dag.CONTENT_PARAM}, "cmd": _command(job["cmd"])} for name, job in json.loads(out.splitlines()[-1]).items()}

@@ -10,6 +10,7 @@ import yaml
 
 from conftest import REPO, make_checkout, run, test_params
 from gsm8k_pipeline import params
+from gsm8k_pipeline.cli.params import load
 
 KIND = {"prep_sft": "train", "full_sft": "train", "grpo": "train", "sft_from_traces": "train",
         "traces": "generate", "eval": "eval", "eval_budget": "eval"}
@@ -30,7 +31,7 @@ def planned_resources(repo, *args) -> dict[str, dict[str, str]]:
 @pytest.mark.parametrize("config", ["params.yaml", "configs/gpu.yaml"])
 def test_each_stage_declares_the_resources_of_its_kind(tmp_path, config):
     repo = make_checkout(tmp_path / "repo", yaml.safe_load((REPO / "params.yaml").read_text()))
-    declared = yaml.safe_load((REPO / config).read_text())["resources"]
+    declared = (params.load(REPO / config) if config == "params.yaml" else load(REPO / config))["resources"]
     planned = planned_resources(repo, "--configfile", config)
     assert set(KIND) <= set(planned)
     for rule, kind in KIND.items():

@@ -35,6 +35,14 @@ def overlay(base: dict, over: dict) -> dict:
     return out
 
 
+def load(overlay_path: Path, base_path: Path = Path("params.yaml")) -> dict:
+    """`base_path` overlaid with `overlay_path`, validated: the params a run with that overlay uses."""
+    base, over = read(base_path), read(overlay_path)
+    if not isinstance(over, dict):
+        raise ParamsError(f"{overlay_path}: an overlay is a mapping of the params.yaml keys it changes")
+    return validate(overlay(base, over), overlay_path)
+
+
 def _digest(body: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()[:16]
 
