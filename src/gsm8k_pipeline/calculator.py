@@ -2,10 +2,10 @@
 computes `expr` and writes `result>>` for it, as the annotations in GSM8K's solutions read
 (`12+5=<<12+5=17>>17`).
 
-`calculate` is the evaluator. A model's text is untrusted input, so it is never `eval`ed: a hand-written
-parser accepts only ASCII digits, `+ - * /`, unary signs and parentheses, with bounded length, nesting and
-magnitude, and computes exactly (Fraction). Anything else — `**`, names, non-ASCII digits, division by
-zero — gives None, and nothing is written for the model.
+`calculate` is the evaluator. A model's text is untrusted input, so it is never `eval`ed: it accepts only
+ASCII digits, `+ - * /`, unary signs and parentheses, with bounded length, nesting and magnitude, and
+computes exactly (arithmetic.evaluate, the grader's evaluator too, with the calculator's limits). Anything
+else — `**`, names, non-ASCII digits, division by zero — gives None, and nothing is written for the model.
 
 `Calculator` runs it inside `model.generate`, batched (generation.generate(processor=Calculator(tokenizer))): a transformers LogitsProcessor that checks
 each step, vectorised, which rows just emitted a token ending in "="; only those rows are decoded, and a
@@ -19,6 +19,8 @@ import re
 from collections import deque
 from fractions import Fraction
 
+from .arithmetic import Limits, evaluate
+
 MAX_CHARS = 100          # longest expression evaluated (GSM8K's longest annotations are ~60 characters)
 MAX_DEPTH = 10           # deepest parenthesis nesting
 MAX_MAGNITUDE = 10**15   # largest |value| of any number or intermediate result (numerator and denominator)
@@ -31,82 +33,19 @@ _TOKEN_RE = re.compile(r"\s*(?:(?P<num>[0-9]+(?:\.[0-9]+)?|\.[0-9]+)|(?P<op>[-+*
 _CALL_RE = re.compile(r"<<([^<>=\n]{1," + str(MAX_CHARS) + r"})=\Z")
 
 
-class _Refused(Exception):
-    """The expression is outside what the calculator computes."""
+LIMITS = Limits(max_depth=MAX_DEPTH, max_magnitude=MAX_MAGNITUDE)
 
 
-def _check(value: Fraction) -> Fraction:
-    if abs(value.numerator) > MAX_MAGNITUDE or value.denominator > MAX_MAGNITUDE:
-        raise _Refused
-    return value
-
-
-def _tokens(expr: str) -> list:
+def _tokens(expr: str) -> list | None:
+    """ASCII numbers (as Fractions) and operators, or None for any other character."""
     tokens, pos, end = [], 0, len(expr.rstrip())
     while pos < end:
         m = _TOKEN_RE.match(expr, pos)
         if m is None:
-            raise _Refused
-        tokens.append(_check(Fraction(m["num"])) if m["num"] else m["op"])
+            return None
+        tokens.append(Fraction(m["num"]) if m["num"] else m["op"])
         pos = m.end()
-    return tokens + [None]  # end marker: every lookahead is in range
-
-
-def _parse(tokens: list) -> Fraction:
-    """Recursive descent over sum := product (('+'|'-') product)*, product := factor (('*'|'/') factor)*,
-    factor := ('+'|'-') factor | '(' sum ')' | number. Depth is bounded by MAX_DEPTH and the length by
-    MAX_CHARS, so recursion stays shallow."""
-    pos = 0
-
-    def sum_(depth: int) -> Fraction:
-        nonlocal pos
-        value = product(depth)
-        while tokens[pos] in ("+", "-"):
-            op = tokens[pos]
-            pos += 1
-            rhs = product(depth)
-            value = _check(value + rhs if op == "+" else value - rhs)
-        return value
-
-    def product(depth: int) -> Fraction:
-        nonlocal pos
-        value = factor(depth)
-        while tokens[pos] in ("*", "/"):
-            op = tokens[pos]
-            pos += 1
-            rhs = factor(depth)
-            if op == "/" and rhs == 0:
-                raise _Refused
-            value = _check(value * rhs if op == "*" else value / rhs)
-        return value
-
-    def factor(depth: int) -> Fraction:
-        nonlocal pos
-        token = tokens[pos]
-        if token in ("+", "-"):
-            pos += 1
-            if depth + 1 > 2 * MAX_DEPTH:  # "- - - - 1" nests like parentheses do
-                raise _Refused
-            value = factor(depth + 1)
-            return value if token == "+" else -value
-        if token == "(":
-            if depth + 1 > MAX_DEPTH:
-                raise _Refused
-            pos += 1
-            value = sum_(depth + 1)
-            if tokens[pos] != ")":
-                raise _Refused
-            pos += 1
-            return value
-        if isinstance(token, Fraction):
-            pos += 1
-            return token
-        raise _Refused
-
-    value = sum_(0)
-    if tokens[pos] is not None:  # trailing tokens, e.g. "2 3" or "1)"
-        raise _Refused
-    return value
+    return tokens
 
 
 def format_result(value: Fraction) -> str:
@@ -124,10 +63,9 @@ def calculate(expr: str) -> str | None:
     """The value of `expr` formatted for the model, or None when the calculator refuses it."""
     if len(expr) > MAX_CHARS or not expr.isascii():
         return None
-    try:
-        return format_result(_parse(_tokens(expr)))
-    except _Refused:
-        return None
+    tokens = _tokens(expr)
+    value = None if tokens is None else evaluate(tokens, LIMITS)
+    return None if value is None else format_result(value)
 
 
 def call_in(text: str) -> str | None:

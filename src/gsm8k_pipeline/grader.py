@@ -40,6 +40,8 @@ from decimal import Decimal
 from fractions import Fraction
 from itertools import islice
 
+from .arithmetic import evaluate
+
 _MINUS = "-\u2212\u2010\u2011\u2012\u2013\u2014\u2015\ufe63\uff0d"  # hyphen, U+2212, dashes
 _CURRENCY = "$£€"
 
@@ -224,40 +226,7 @@ def _evaluate(expr: str) -> Fraction | None:
             return None
         tokens.append(Fraction(m["num"].replace(",", "")) if m["num"] else _OPS.get(m["op"], m["op"]))
         pos = m.end()
-    tokens.append(None)  # end marker: every lookahead below is in range
-
-    def sum_(i):
-        value, i = product(i)
-        while tokens[i] in ("+", "-"):
-            rhs, j = product(i + 1)
-            value, i = value + rhs if tokens[i] == "+" else value - rhs, j
-        return value, i
-
-    def product(i):
-        value, i = factor(i)
-        while tokens[i] in ("*", "/"):
-            rhs, j = factor(i + 1)
-            value, i = value * rhs if tokens[i] == "*" else value / rhs, j
-        return value, i
-
-    def factor(i):
-        if tokens[i] in ("+", "-"):
-            value, j = factor(i + 1)
-            return (value if tokens[i] == "+" else -value), j
-        if tokens[i] == "(":
-            value, j = sum_(i + 1)
-            if tokens[j] != ")":
-                raise ValueError
-            return value, j + 1
-        if isinstance(tokens[i], Fraction):
-            return tokens[i], i + 1
-        raise ValueError
-
-    try:
-        value, i = sum_(0)
-    except (ValueError, ZeroDivisionError):
-        return None
-    return value if tokens[i] is None else None
+    return evaluate(tokens)  # no limits but the length: a block's arithmetic is short
 
 
 def _block_value(content: str) -> str | None:
@@ -292,13 +261,11 @@ def extract_answer(completion: str) -> str | None:
 
 
 def gold_number(gold: str) -> str:
-    """Canonical gold answer from a full GSM8K answer (its first `#### N`) or a bare number
-    ("72", "1,200", "-3"); raises ValueError when there is no (single) number."""
-    if "####" in gold:
-        line = _hash_line(gold)
-        value = None if line is None else _block_value(line)
-    else:
-        value = normalize_number(gold)
+    """Canonical gold answer from a full GSM8K answer (the number after its `####`, task.split_answer) or
+    a bare number ("72", "1,200", "-3"); raises ValueError when there is no (single) number."""
+    from .task import split_answer
+
+    value = normalize_number(split_answer(gold)[1] if "####" in gold else gold)
     if value is None:
         raise ValueError(f"gold has no number: {gold[:60]!r}")
     return value
