@@ -2,7 +2,7 @@
 
 - prep: format learning on the first prep_sft.samples train problems, from the base model;
 - full: the first `budget` train problems (run.samples), from prep_sft;
-- traces: a traces file (data/traces/grpo_B.jsonl), from prep_sft, with full_sft's settings so the
+- traces: a traces file (data/traces/grpo_<budget>_s<seed>.jsonl), from prep_sft, with full_sft's settings so the
   two SFT variants differ only in their targets.
 """
 

@@ -141,8 +141,6 @@ def _save_local(local_path: str, fill) -> None:
 class Store:
     """A workspace root on some backend. Subclasses implement the primitives below."""
 
-    scheme = "?"
-
     def __init__(self, url: str):
         self.url = url
         self.display = redact_url(url)
@@ -230,8 +228,6 @@ class Store:
 
 
 class LocalStore(Store):
-    scheme = "file"
-
     def __init__(self, url: str, root: str):
         super().__init__(url)
         self.root = root
@@ -364,8 +360,6 @@ class LocalStore(Store):
 
 
 class SFTPStore(Store):
-    scheme = "sftp"
-
     def __init__(self, url: str, fs, root: str):
         super().__init__(url)
         from fsspec.asyn import sync
@@ -623,8 +617,6 @@ class ObjectStore(Store):
 
 
 class S3Store(ObjectStore):
-    scheme = "s3"
-
     def write_new(self, rel: str, data: bytes) -> None:
         bucket, _, key = self._abs(rel).partition("/")
         try:
@@ -639,8 +631,6 @@ class S3Store(ObjectStore):
 
 
 class HFBucketStore(ObjectStore):
-    scheme = "hf"
-
     def write_new(self, rel: str, data: bytes) -> None:
         if self.exists(rel):
             raise AlreadyExists(f"{rel} already exists in the workspace (files are never overwritten)")
