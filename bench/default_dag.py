@@ -28,7 +28,6 @@ from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
 
 
 def stage_seconds_snakemake(repo: Path) -> dict[str, float]:
@@ -70,7 +69,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import yaml
-    from conftest import make_checkout, run
+    from support.checkout import make_checkout, run
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     where = args.keep or Path(tempfile.mkdtemp(prefix="gsm8k-default-"))

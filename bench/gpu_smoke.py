@@ -5,7 +5,7 @@ generation's plain path (before) and fast path (after, generation.FAST) side by 
 
 The model: --model-dir (a plain HF model folder with a chat template, e.g. SmolLM2-135M-Instruct), else a
 random-weight model with Qwen2.5-0.5B-Instruct's exact architecture and the hub-shaped fixture tokenizer
-(src/gsm8k_pipeline/hub_fixture.py; nothing is downloaded), or --tiny. Real GSM8K (--gsm8k-dir), configs/gpu.yaml
+(tests/support/hub_fixture.py; nothing is downloaded), or --tiny. Real GSM8K (--gsm8k-dir), configs/gpu.yaml
 shrunk, LoRA on, bf16, in a temp dir: prep_sft (optional), then for each variant (plain, fast) grpo -> traces ->
 eval, traces and eval on the same start model for both variants. It asserts the model is on the GPU while
 training and generating, and reports (JSON, to stdout and to --out after every section, so a run cut short
@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))  # works without an installed package (PYTHONPATH=src does the same)
+# Works without an installed package too (a bare GPU machine): the package and the test support package.
+sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]
 
 
 def parse_args(argv=None):
@@ -228,7 +229,8 @@ def ratio(a, b):
 def run_bench(args, work: Path, write) -> dict:
     import torch
 
-    from gsm8k_pipeline import evaluate, generation, hub_fixture, traces, train_grpo, train_sft, training
+    from gsm8k_pipeline import evaluate, generation, traces, train_grpo, train_sft, training
+    from support import hub_fixture
     from gsm8k_pipeline.download import read_jsonl
 
     cuda = torch.cuda.is_available()

@@ -85,8 +85,7 @@ def measure(repo: Path, runs: int, env: dict) -> dict:
 
 
 def build(dest: Path) -> Path:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import make_checkout, test_params
+    from support.checkout import make_checkout, test_params
 
     repo = make_checkout(dest / "repo", test_params())
     (repo / ".git" / "info" / "exclude").write_text(".snakemake/\n/logs/\n")

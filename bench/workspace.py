@@ -21,14 +21,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
 
 
 def measure(url: str, options: dict, env: dict, processes: int, per_process: int, listed: int) -> dict:
     from gsm8k_pipeline.workspace.board import list_messages, post
     from gsm8k_pipeline.workspace.layout import init
     from gsm8k_pipeline.workspace.store import open_store
-    from gsm8k_pipeline.workspace.stress import post_storm
+    from support.stress import post_storm
 
     with open_store(url, **options) as store:
         init(store)

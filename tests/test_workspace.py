@@ -29,7 +29,7 @@ from gsm8k_pipeline.workspace.layout import init
 from gsm8k_pipeline.results import Invalid, check_consistent, validate_record
 from gsm8k_pipeline.workspace.publish import cell, publish
 from gsm8k_pipeline.workspace.store import open_store
-from gsm8k_pipeline.workspace.stress import post_storm
+from support.stress import post_storm
 
 SECRET = "s3cr3t-Pa55word"
 

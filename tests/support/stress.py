@@ -24,8 +24,8 @@ class StormResult:
 
 
 def _worker(url: str, options: dict, agent: str, n: int, barrier, queue) -> None:
-    from .board import post
-    from .store import open_store
+    from gsm8k_pipeline.workspace.board import post
+    from gsm8k_pipeline.workspace.store import open_store
 
     try:
         store = open_store(url, **options)
