@@ -69,6 +69,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import yaml
+
     from support.checkout import make_checkout, run
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())

@@ -25,10 +25,10 @@ def main() -> None:
     import torch
 
     from gsm8k_pipeline import params as P
-    from gsm8k_pipeline.task import read_jsonl
     from gsm8k_pipeline.formatting import prompt_messages
     from gsm8k_pipeline.generation import generate, render_prompts
     from gsm8k_pipeline.loading import load_for_inference
+    from gsm8k_pipeline.task import read_jsonl
 
     if not args.model.exists():
         subprocess.run(["snakemake", "--cores", "1", str(args.model.parent)], check=True)

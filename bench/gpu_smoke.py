@@ -230,8 +230,8 @@ def run_bench(args, work: Path, write) -> dict:
     import torch
 
     from gsm8k_pipeline import evaluate, generation, traces, train_grpo, train_sft, training
-    from support import hub_fixture
     from gsm8k_pipeline.download import read_jsonl
+    from support import hub_fixture
 
     cuda = torch.cuda.is_available()
     params = bench_params(args, "bf16" if cuda else "float32")

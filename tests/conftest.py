@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from support.checkout import (  # noqa: F401  (the tests import these from here)
-    REPO, SHARED_GSM8K, make_checkout, outputs, run, test_params)
+from support.checkout import REPO, SHARED_GSM8K, make_checkout, outputs, run, test_params  # noqa: F401  (the tests import these from here)
 
 
 @pytest.fixture

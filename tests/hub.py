@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from support import hub_fixture
 from gsm8k_pipeline.synthetic import generate_splits
+from support import hub_fixture
 
 
 def build(dest: Path, pad: bool = True) -> Path:

@@ -89,7 +89,7 @@ class Slurm:
             "",
         ])
 
-    def start(self, timeout: float = 60) -> "Slurm":
+    def start(self, timeout: float = 60) -> Slurm:
         try:
             d = self.dir
             for sub in ("ctld", "spool"):

@@ -40,7 +40,7 @@ class Sshd:
         self.proc: subprocess.Popen | None = None
 
     # -- set-up --------------------------------------------------------------------------
-    def start(self) -> "Sshd":
+    def start(self) -> Sshd:
         d, ssh = self.dir, self.home / ".ssh"
         ssh.mkdir(parents=True, exist_ok=True)
         _keygen(d / "host_ed25519")
@@ -98,7 +98,7 @@ class Sshd:
         if getattr(self, "_log", None):
             self._log.close()
 
-    def __enter__(self) -> "Sshd":
+    def __enter__(self) -> Sshd:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -3,8 +3,7 @@ from pathlib import Path
 import pytest
 
 from conftest import test_params
-from gsm8k_pipeline import base_model
-from gsm8k_pipeline import PipelineError
+from gsm8k_pipeline import PipelineError, base_model
 from gsm8k_pipeline.formatting import FORMAT_TOKENS, prompt_messages, to_target
 from gsm8k_pipeline.synthetic import generate_splits
 

@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from gsm8k_pipeline.boosters import majority, pass_at_k, protocols
 from gsm8k_pipeline import PipelineError
+from gsm8k_pipeline.boosters import majority, pass_at_k, protocols
 
 
 @pytest.mark.parametrize("n, c, k", [(n, c, k) for n in range(1, 8) for c in range(n + 1) for k in range(1, n + 1)])

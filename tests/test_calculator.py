@@ -62,8 +62,8 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    from hub import build
     from gsm8k_pipeline.loading import load_for_inference
+    from hub import build
 
     return load_for_inference(build(tmp_path_factory.mktemp("hub")), "float32")
 

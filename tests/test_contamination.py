@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from gsm8k_pipeline import contamination
-from gsm8k_pipeline import PipelineError
+from gsm8k_pipeline import PipelineError, contamination
 from gsm8k_pipeline.leaderboard import main
 from test_leaderboard import PARAMS, plant
 

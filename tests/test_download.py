@@ -23,7 +23,7 @@ def test_synthetic_default_writes_all_outputs(tmp_path):
     stats = json.loads((out / "stats.json").read_text())
     assert stats["train"]["rows"] == 300 and stats["test"]["rows"] == 24
     assert stats["train_test_question_overlap"] == 0
-    rows = [json.loads(l) for l in (out / "train.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     assert all(r["answer"].rsplit("\n", 1)[1].startswith("#### ") for r in rows)
 
 

@@ -22,10 +22,9 @@ MAX_NEW = 10
 def folders(tmp_path_factory) -> dict:
     """name -> a saved model folder: the tiny default model, the hub-shaped fixture, and EXTRA_DIRS."""
     from conftest import test_params
-    from hub import build
-
     from gsm8k_pipeline import base_model
     from gsm8k_pipeline.synthetic import generate_splits
+    from hub import build
 
     train, _ = generate_splits(200, 10, 0)
     model, tokenizer = base_model.build_tiny(train, test_params()["base_model"]["tiny"], seed=1, system=None)
@@ -232,7 +231,6 @@ def test_rollouts_sample_from_a_merged_copy_refreshed_in_place(folders):
 def test_grpo_trains_with_the_fast_rollouts(tmp_path, monkeypatch, lora):
     """train_grpo on the fast path (forced on the CPU): TRL takes its rollouts from Rollouts and trains."""
     from conftest import test_params
-
     from gsm8k_pipeline import base_model, generation, train_grpo
     from gsm8k_pipeline.fileio import atomic_write_jsonl
     from gsm8k_pipeline.synthetic import generate_splits

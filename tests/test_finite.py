@@ -147,8 +147,7 @@ def test_non_finite_weights_are_not_published_even_when_every_logged_loss_is_fin
     import torch
     from transformers import TrainerCallback
 
-    from gsm8k_pipeline import training
-    from gsm8k_pipeline import PipelineError
+    from gsm8k_pipeline import PipelineError, training
     from gsm8k_pipeline.train_sft import main
 
     class Poison(TrainerCallback):  # a weight goes inf in the last update, after its loss was logged

@@ -274,7 +274,7 @@ def test_the_same_stage_through_a_second_engine_refuses_and_the_first_finishes_i
         os.kill(trainer, signal.SIGCONT)
         console = proc.stdout + proc.stderr
         assert proc.returncode != 0, console
-        assert f"models/prep_sft: " in console and f"pid {trainer}" in console, console
+        assert "models/prep_sft: " in console and f"pid {trainer}" in console, console
         out, _ = smk.communicate(timeout=600)
         assert smk.returncode == 0, out
     finally:

@@ -15,8 +15,7 @@ import pytest
 import yaml
 
 from conftest import run, test_params
-from gsm8k_pipeline import harness
-from gsm8k_pipeline import PipelineError
+from gsm8k_pipeline import PipelineError, harness
 from gsm8k_pipeline.task import read_jsonl
 
 N_TEST = test_params()["data"]["synthetic"]["n_test"]

@@ -145,7 +145,6 @@ def test_adapters_load_from_any_directory_and_refuse_another_base(lora_run, tmp_
 
 def test_full_fine_tuning_keeps_float32_weights(fixture_model, tmp_path):
     """A bf16 checkpoint is trained in float32 master weights: a small step changes most weights."""
-    import torch
     from safetensors.torch import load_file
 
     from gsm8k_pipeline.fileio import atomic_write_jsonl

@@ -1,4 +1,5 @@
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -7,7 +8,7 @@ from conftest import REPO, test_params
 from gsm8k_pipeline import params
 
 
-def write(tmp_path, data) -> "Path":
+def write(tmp_path, data) -> Path:
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

@@ -87,7 +87,9 @@ def test_splits_are_valid_too():
 def test_deterministic_per_seed():
     assert generate_splits(200, 20, seed=7) == generate_splits(200, 20, seed=7)
     assert generate_splits(200, 20, seed=7) != generate_splits(200, 20, seed=8)
-    rows = lambda seed: [generate_problem(random.Random(seed), **DEFAULTS) for _ in range(3)]
+    def rows(seed):
+        return [generate_problem(random.Random(seed), **DEFAULTS) for _ in range(3)]
+
     assert rows(1) == rows(1)
 
 

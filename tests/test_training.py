@@ -35,8 +35,8 @@ def test_sft_trains_on_the_completion_only_and_in_the_eval_prompt_format(repo, m
 
     from gsm8k_pipeline.formatting import prompt_messages, to_target
     from gsm8k_pipeline.generation import render_prompts
-    from gsm8k_pipeline.train_sft import SFTStageConfig, examples
     from gsm8k_pipeline.loading import load_trainable
+    from gsm8k_pipeline.train_sft import SFTStageConfig, examples
 
     monkeypatch.chdir(repo)
     params = params_of(repo)

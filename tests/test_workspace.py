@@ -13,22 +13,21 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from conftest import REPO
-from sshd import Sshd
-
+from gsm8k_pipeline.results import Invalid, check_consistent, validate_record
 from gsm8k_pipeline.stats import wilson_interval
 from gsm8k_pipeline.workspace import AlreadyExists, WorkspaceError, redact_url
 from gsm8k_pipeline.workspace.artifacts import put
 from gsm8k_pipeline.workspace.board import ID_RE, list_messages, normalize_id, parse_since, post, slugify
 from gsm8k_pipeline.workspace.layout import init
-from gsm8k_pipeline.results import Invalid, check_consistent, validate_record
 from gsm8k_pipeline.workspace.publish import cell, publish
 from gsm8k_pipeline.workspace.store import open_store
+from sshd import Sshd
 from support.stress import post_storm
 
 SECRET = "s3cr3t-Pa55word"
@@ -178,10 +177,10 @@ def test_message_names_sort_and_parse():
     for bad in ("../../etc/passwd", name + "/..", name.replace("a_b-c", "A"), "", name + "x"):
         with pytest.raises(WorkspaceError):
             normalize_id(bad)
-    now = datetime(2025, 1, 2, 12, tzinfo=timezone.utc)
-    assert parse_since("2h", now) == datetime(2025, 1, 2, 10, tzinfo=timezone.utc)
-    assert parse_since("2025-01-01", now) == datetime(2025, 1, 1, tzinfo=timezone.utc)
-    assert parse_since("2025-01-01T05:00+02:00", now) == datetime(2025, 1, 1, 3, tzinfo=timezone.utc)
+    now = datetime(2025, 1, 2, 12, tzinfo=UTC)
+    assert parse_since("2h", now) == datetime(2025, 1, 2, 10, tzinfo=UTC)
+    assert parse_since("2025-01-01", now) == datetime(2025, 1, 1, tzinfo=UTC)
+    assert parse_since("2025-01-01T05:00+02:00", now) == datetime(2025, 1, 1, 3, tzinfo=UTC)
     with pytest.raises(WorkspaceError):
         parse_since("yesterday", now)
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import contamination
-from . import PipelineError
 from .fileio import atomic_write_json, atomic_write_jsonl
 from .task import DataError, read_jsonl, validate_row
 

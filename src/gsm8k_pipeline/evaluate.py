@@ -31,9 +31,9 @@ class EvalConfig:
 
 def score(rows: list[dict], completions: list[str]) -> list[dict]:
     """One debug record per problem."""
-    from .task import gold
     from .formatting import has_answer, has_thinking
     from .grader import grade
+    from .task import gold
 
     records = []
     for i, (row, completion) in enumerate(zip(rows, completions, strict=True)):
@@ -123,11 +123,11 @@ def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
     import pandas as pd
     import torch
 
-    from .task import read_jsonl
-    from .formatting import prompt_messages
     from .device import device
+    from .formatting import prompt_messages
     from .generation import decoding, generate, render_prompts
     from .loading import load_for_inference
+    from .task import read_jsonl
     ev = params["eval"]
     rows = read_jsonl(config.test_file)[: ev["samples"]]
     settings = {

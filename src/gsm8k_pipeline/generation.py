@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 FAST: bool | None = {"0": False, "1": True}.get(os.environ.get("GSM8K_FAST_GENERATION", ""))
 """The fast path, or None for the default: on a CUDA GPU only (GSM8K_FAST_GENERATION=0 or 1 overrides it:

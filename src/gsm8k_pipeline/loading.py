@@ -41,7 +41,7 @@ def load_for_inference(model_path: str | Path, precision: str = "float32"):
     tokenizer = AutoTokenizer.from_pretrained(model_path, padding_side="left")
     ensure_pad_token(tokenizer)
     if is_adapter(model_path):
-    
+
         model = load_adapter_model(model_path, dtype=dtype).merge_and_unload()
     else:
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)

@@ -32,12 +32,12 @@ def first_success(completions: list[str], gold: str) -> int | None:
 def main(params: dict, config: TracesConfig) -> dict:
     import torch
 
-    from .task import gold, read_jsonl
-    from .formatting import prompt_messages, to_target
     from .calculator import Calculator
     from .device import device
+    from .formatting import prompt_messages, to_target
     from .generation import decoding, generate, render_prompts
     from .loading import load_for_inference
+    from .task import gold, read_jsonl
 
     knobs = params["traces"]
     out_path = config.output_dir / config.output_file

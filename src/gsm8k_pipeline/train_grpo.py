@@ -51,11 +51,11 @@ def main(params: dict, config: GRPOStageConfig) -> None:
     from trl import GRPOConfig, GRPOTrainer
 
     from .adapters import base_folder
-    from .task import gold, read_jsonl
     from .formatting import prompt_messages
-    from .rewards import reward_funcs
-    from .training import StageDirs, fingerprint, prepare_checkpoints, run, trainer_args
     from .loading import load_trainable
+    from .rewards import reward_funcs
+    from .task import gold, read_jsonl
+    from .training import StageDirs, fingerprint, prepare_checkpoints, run, trainer_args
 
     section = params["grpo"]
     check_vllm(section["use_vllm"])

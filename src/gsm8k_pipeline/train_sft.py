@@ -28,8 +28,8 @@ class SFTStageConfig:
 
 def examples(config: SFTStageConfig, params: dict) -> list[dict]:
     """(question, target) pairs in the output format."""
-    from .task import read_jsonl, read_traces
     from .formatting import to_target
+    from .task import read_jsonl, read_traces
 
     if config.traces_file is not None:
         pairs = [(r["question"], r["completion"]) for r in read_traces(config.traces_file)]
@@ -47,8 +47,8 @@ def main(params: dict, config: SFTStageConfig) -> None:
 
     from .adapters import base_folder
     from .formatting import prompt_messages
-    from .training import StageDirs, fingerprint, prepare_checkpoints, run, trainer_args
     from .loading import load_trainable
+    from .training import StageDirs, fingerprint, prepare_checkpoints, run, trainer_args
 
     if config.stage not in STAGES:
         raise PipelineError(f"--stage must be one of {STAGES}, not {config.stage!r}")

@@ -26,6 +26,7 @@ from . import boosters as booster_table
 from . import sections
 from .plots import plot_accuracy, plot_rewards
 
+
 def model_ids(params: dict) -> list[str]:
     """Every model the DAG evaluates."""
     return SHARED + [str(run) for run in RunId.every(params)]

@@ -25,7 +25,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import KINDS, AGENT_ID_RE, AlreadyExists, NotFound, WorkspaceError, printable, validate_agent_id
+from . import AGENT_ID_RE, KINDS, AlreadyExists, NotFound, WorkspaceError, printable, validate_agent_id
 from .store import Store, _check_rel, _chunks, _copy_of, _save_local
 
 ROOT = "artifacts"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import yaml
 
@@ -80,11 +80,11 @@ def match_id(text: str) -> re.Match | None:
 
 def _ts_of(message_id: str) -> datetime:
     """The time in a message id that `match_id` accepted."""
-    return datetime.strptime(message_id[:23], NAME_TIME).replace(tzinfo=timezone.utc)
+    return datetime.strptime(message_id[:23], NAME_TIME).replace(tzinfo=UTC)
 
 
 def _iso(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).strftime(ISO_TIME)
+    return dt.astimezone(UTC).strftime(ISO_TIME)
 
 
 def normalize_id(message: str) -> str:
@@ -142,7 +142,7 @@ def post(store: Store, agent_id: str, type: str, title: str, body: str, reply_to
     slug = slugify(title)
 
     def message(suffix: str):
-        when = now or datetime.now(timezone.utc)
+        when = now or datetime.now(UTC)
         msg = Message(f"{when.strftime(NAME_TIME)}.{agent_id}.{type}.{slug}.{suffix}", agent_id, type, title,
                       _iso(when), reply_to, body)
         return msg.path, render(msg).encode("utf-8"), msg
@@ -193,7 +193,7 @@ def parse(message_id: str, data: bytes) -> Message:
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """'30m', '2h', '3d', '1w' ago, or an ISO date/time (UTC unless it says otherwise)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     m = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text or "")
     if m:
         unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[m[2]]
@@ -206,7 +206,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     except (ValueError, AttributeError):
         raise WorkspaceError(f"--since {printable(str(text), 60)!r}: use an ISO date/time "
                              "(2025-01-31, 2025-01-31T12:00Z) or an age (30m, 2h, 3d, 1w)") from None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def list_messages(store: Store, type: str | None = None, agent: str | None = None,

@@ -25,11 +25,11 @@ import json
 import re
 import subprocess
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from . import AGENT_ID_RE, ISO_TIME, NAME_TIME, NotFound, WorkspaceError, printable, validate_agent_id
 from ..results import Invalid, text, validate_record
+from . import AGENT_ID_RE, ISO_TIME, NAME_TIME, NotFound, WorkspaceError, printable, validate_agent_id
 from .store import Entry, Store, write_unique
 
 FORMAT = "gsm8k-results/1"
@@ -157,7 +157,7 @@ class PublishResult:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def publish(store: Store, agent_id: str, metrics: Path = Path("metrics/all.json"),
