@@ -43,8 +43,11 @@ def main() -> None:
         started = time.perf_counter()
         generate(model, tokenizer, prompts, batch_size=batch_size, max_new_tokens=ev["max_new_tokens"], desc=label)
         seconds = time.perf_counter() - started
-        result[label] = {"batch_size": batch_size, "seconds": round(seconds, 2),
-                         "problems_per_second": round(len(prompts) / seconds, 2)}
+        result[label] = {
+            "batch_size": batch_size,
+            "seconds": round(seconds, 2),
+            "problems_per_second": round(len(prompts) / seconds, 2),
+        }
     result["speedup"] = round(result["batched"]["problems_per_second"] / result["sequential"]["problems_per_second"], 1)
     print(json.dumps(result, indent=2))
 

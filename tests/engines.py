@@ -77,8 +77,15 @@ def snakemake_jobs(repo: Path, *args: str) -> dict[str, dict]:
     files = [a for a in args if a != "--configfile"]
     out = run([sys.executable, "-c", _SNAKEMAKE_JOBS, *files], repo).stdout
     # dag.CONTENT_PARAM is Snakemake's stand-in for DVC hashing the content of a directory dependency.
-    return {name: {"inputs": set(job["inputs"]), "outputs": set(job["outputs"]),
-                   "params": set(job["params"]) - {dag.CONTENT_PARAM}, "cmd": _command(job["cmd"])} for name, job in json.loads(out.splitlines()[-1]).items()}
+    return {
+        name: {
+            "inputs": set(job["inputs"]),
+            "outputs": set(job["outputs"]),
+            "params": set(job["params"]) - {dag.CONTENT_PARAM},
+            "cmd": _command(job["cmd"]),
+        }
+        for name, job in json.loads(out.splitlines()[-1]).items()
+    }
 
 
 _DVC_STAGES = """
@@ -99,8 +106,15 @@ with Repo(".") as repo:
 def dvc_stages(repo: Path) -> dict[str, dict]:
     """Every stage of dvc.yaml, as DVC itself resolves it: name -> {"inputs", "outputs", "params", "cmd"}."""
     out = run([sys.executable, "-c", _DVC_STAGES], repo).stdout
-    stages = {name: {"inputs": set(s["inputs"]), "outputs": set(s["outputs"]), "params": set(s["params"]),
-                     "cmd": _command(s["cmd"])} for name, s in json.loads(out).items()}
+    stages = {
+        name: {
+            "inputs": set(s["inputs"]),
+            "outputs": set(s["outputs"]),
+            "params": set(s["params"]),
+            "cmd": _command(s["cmd"]),
+        }
+        for name, s in json.loads(out).items()
+    }
     # A directory dep (the leaderboard's metrics/eval) stands for every output of other stages beneath it.
     all_outs = {o for io in stages.values() for o in io["outputs"]}
     for io in stages.values():

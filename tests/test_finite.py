@@ -46,8 +46,9 @@ def load_params(root, **override):
 def sft_prep(root, out):
     from gsm8k_pipeline.train_sft import SFTStageConfig
 
-    return SFTStageConfig(stage="prep", output_dir=out, base_model=root / "models/base/model",
-                          train_file=root / "data/gsm8k/train.jsonl")
+    return SFTStageConfig(
+        stage="prep", output_dir=out, base_model=root / "models/base/model", train_file=root / "data/gsm8k/train.jsonl"
+    )
 
 
 def test_resumed_train_log_equals_an_uninterrupted_runs(workdir):
@@ -175,8 +176,12 @@ def test_non_finite_weights_are_not_published_even_when_every_logged_loss_is_fin
 def test_lora_target_modules_missing_from_the_model_are_named(workdir):
     lora = {"enabled": True, "target_modules": ["q_proj", "nope", "self_attn.zz"]}
     (workdir / "lora.yaml").write_text(yaml.safe_dump(test_params(lora=lora)))
-    proc = subprocess.run(["gsm8k", "train-sft", "--stage", "prep", "--params", "lora.yaml", "--output-dir", "lora"],
-                          cwd=workdir, capture_output=True, text=True)
+    proc = subprocess.run(
+        ["gsm8k", "train-sft", "--stage", "prep", "--params", "lora.yaml", "--output-dir", "lora"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     [line] = [line for line in proc.stderr.splitlines() if "error:" in line]
     assert line.startswith("gsm8k train-sft: error: lora.target_modules: 'nope', 'self_attn.zz' match no module of ")

@@ -20,8 +20,13 @@ SHIPPED = yaml.safe_load((REPO / "params.yaml").read_text())
 def test_configs_hold_only_what_differs_and_validate_over_params_yaml(config):
     def unchanged(over: dict, base: dict, at: str = "") -> list[str]:
         """Keys of the overlay that set params.yaml's own value."""
-        return [key for k, v in over.items() for key in (
-            unchanged(v, base[k], f"{at}{k}.") if isinstance(v, dict) else [f"{at}{k}"] if v == base[k] else [])]
+        return [
+            key
+            for k, v in over.items()
+            for key in (
+                unchanged(v, base[k], f"{at}{k}.") if isinstance(v, dict) else [f"{at}{k}"] if v == base[k] else []
+            )
+        ]
 
     assert unchanged(yaml.safe_load((REPO / "configs" / config).read_text()), SHIPPED) == []
     load(REPO / "configs" / config, REPO / "params.yaml")
@@ -70,18 +75,26 @@ def test_merge_starts_from_the_committed_params_and_keeps_local_edits(tmp_path):
     assert params.load(path)["threads"] == 8
 
 
-@pytest.mark.parametrize("command, message", [
-    ("download", "hub unreachable: could not load openai/gsm8k (config main, revision e53f0488"),
-    ("base-model", "hub unreachable: could not load Qwen/Qwen2.5-0.5B-Instruct@7ae55760"),
-])
+@pytest.mark.parametrize(
+    "command, message",
+    [
+        ("download", "hub unreachable: could not load openai/gsm8k (config main, revision e53f0488"),
+        ("base-model", "hub unreachable: could not load Qwen/Qwen2.5-0.5B-Instruct@7ae55760"),
+    ],
+)
 def test_stages_fail_clearly_where_the_hub_is_needed(tmp_path, command, message):
     """HF_HUB_OFFLINE=1 gives the unreachable hub's failure at once instead of after network retries."""
     import os
 
     merged = tmp_path / "params.yaml"
     merged.write_text(yaml.safe_dump(load(GPU, REPO / "params.yaml"), sort_keys=False))
-    proc = subprocess.run(["gsm8k", command, "--params", str(merged), "--out-dir", str(tmp_path / "out")],
-                          cwd=tmp_path, capture_output=True, text=True, env=os.environ | {"HF_HUB_OFFLINE": "1"})
+    proc = subprocess.run(
+        ["gsm8k", command, "--params", str(merged), "--out-dir", str(tmp_path / "out")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=os.environ | {"HF_HUB_OFFLINE": "1"},
+    )
     assert proc.returncode != 0
     assert message in proc.stderr
     assert not (tmp_path / "out").exists()

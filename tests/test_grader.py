@@ -178,8 +178,17 @@ def test_normalize_number(text, expected):
 
 @pytest.mark.parametrize(
     ("gold", "expected"),
-    [("72", "72"), ("1,200", "1200"), ("-3", "-3"), (" 18 ", "18"), ("3.50", "3.5"),
-     (NATALIA, "72"), (WENG, "10"), ("x\n#### 1,080", "1080"), ("a <<1+1=2>>2\n#### -7", "-7")],
+    [
+        ("72", "72"),
+        ("1,200", "1200"),
+        ("-3", "-3"),
+        (" 18 ", "18"),
+        ("3.50", "3.5"),
+        (NATALIA, "72"),
+        (WENG, "10"),
+        ("x\n#### 1,080", "1080"),
+        ("a <<1+1=2>>2\n#### -7", "-7"),
+    ],
 )
 def test_gold_number(gold, expected):
     assert gold_number(gold) == expected

@@ -30,7 +30,8 @@ def test_the_fixture_is_hub_shaped(fixture_model):
     assert all(tag not in tok.get_vocab() for tag in FORMAT_TOKENS)
     assert tok.apply_chat_template(prompt_messages("Q?", None), tokenize=False, add_generation_prompt=True) == (
         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nQ?<|im_end|>\n"
-        "<|im_start|>assistant\n")
+        "<|im_start|>assistant\n"
+    )
     gen = GenerationConfig.from_pretrained(path)
     assert (gen.do_sample, gen.top_k, gen.repetition_penalty) == (True, 20, 1.1)
     with safe_open(str(path / "model.safetensors"), "pt") as f:
@@ -76,7 +77,7 @@ def test_eval_decoding_is_the_plain_greedy_decode(fixture_model, tmp_path):
     checkpoint = GenerationConfig.from_pretrained(path)
     checkpoint.update(do_sample=False, max_new_tokens=12)
     penalised = model.generate(**enc, generation_config=checkpoint)
-    assert tok.decode(penalised[0, enc["input_ids"].shape[1]:], skip_special_tokens=True) != batched[0]
+    assert tok.decode(penalised[0, enc["input_ids"].shape[1] :], skip_special_tokens=True) != batched[0]
 
 
 def train_stage(tmp_path, base, out, params, stage="prep"):
@@ -97,9 +98,11 @@ def lora_run(fixture_model, tmp_path_factory):
     atomic_write_jsonl(tmp / "train.jsonl", generate_splits(40, 4, 1)[0])
     base = tmp / "models/base/model"
     shutil.copytree(fixture_model[0], base)
-    params = test_params(lora={"enabled": True, "r": 4, "alpha": 8},
-                         prep_sft={"batch_size": 8, "learning_rate": 1e-2},
-                         full_sft={"batch_size": 8, "learning_rate": 1e-2})
+    params = test_params(
+        lora={"enabled": True, "r": 4, "alpha": 8},
+        prep_sft={"batch_size": 8, "learning_rate": 1e-2},
+        full_sft={"batch_size": 8, "learning_rate": 1e-2},
+    )
     prep = train_stage(tmp, base, tmp / "models/prep_sft", params)
     full = train_stage(tmp, prep, tmp / "models/full_sft", params, stage="full")
     return tmp, base, prep, full
@@ -119,7 +122,7 @@ def test_one_step_lora_stages_train(lora_run):
     a, b = adapter_weights(prep), adapter_weights(full)
     lora_b = [k for k in a if "lora_B" in k]
     assert lora_b and all(a[k].abs().sum() > 0 for k in lora_b)  # PEFT starts B at zero: it moved
-    assert any(not torch.equal(a[k], b[k]) for k in a)              # full_sft trained prep's adapter further
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # full_sft trained prep's adapter further
     steps = pd.read_csv(prep.parent / "train_log.csv").dropna(subset=["loss"])
     assert len(steps) == 1 and (steps["grad_norm"] > 0).all()
 
@@ -136,7 +139,10 @@ def test_adapters_load_from_any_directory_and_refuse_another_base(lora_run, tmp_
     shutil.copytree(root / "models", other / "models")
     build(other / "models/base/model.new", pad=True)
     (other / "models/base/model.new/config.json").write_text(
-        (other / "models/base/model.new/config.json").read_text().replace('"rms_norm_eps": 1e-06', '"rms_norm_eps": 1e-05'))
+        (other / "models/base/model.new/config.json")
+        .read_text()
+        .replace('"rms_norm_eps": 1e-06', '"rms_norm_eps": 1e-05')
+    )
     shutil.rmtree(other / "models/base/model")
     (other / "models/base/model.new").rename(other / "models/base/model")
     with pytest.raises(PipelineError, match="adapter trained on base sha256 .* holds a different model"):

@@ -12,8 +12,15 @@ from conftest import REPO, make_checkout, run, test_params
 from gsm8k_pipeline import params
 from gsm8k_pipeline.cli.params import load
 
-KIND = {"prep_sft": "train", "full_sft": "train", "grpo": "train", "sft_from_traces": "train",
-        "traces": "generate", "eval": "eval", "eval_budget": "eval"}
+KIND = {
+    "prep_sft": "train",
+    "full_sft": "train",
+    "grpo": "train",
+    "sft_from_traces": "train",
+    "traces": "generate",
+    "eval": "eval",
+    "eval_budget": "eval",
+}
 
 
 def planned_resources(repo, *args) -> dict[str, dict[str, str]]:
@@ -37,8 +44,11 @@ def test_each_stage_declares_the_resources_of_its_kind(tmp_path, config):
     for rule, kind in KIND.items():
         r = declared[kind]
         assert {k: planned[rule][k] for k in ("mem_mb", "runtime", "cpus_per_task", "gpu")} == {
-            "mem_mb": str(r["mem_mb"]), "runtime": str(r["runtime"]), "cpus_per_task": str(r["cpus"]),
-            "gpu": str(r["gpus"])}, rule
+            "mem_mb": str(r["mem_mb"]),
+            "runtime": str(r["runtime"]),
+            "cpus_per_task": str(r["cpus"]),
+            "gpu": str(r["gpus"]),
+        }, rule
     if config == "configs/gpu.yaml":
         assert all(declared[kind]["gpus"] == 1 for kind in ("train", "generate", "eval"))
 

@@ -21,8 +21,12 @@ PARAMS = dict(
     precision="float32",
     prompt={"system": None},  # the model's own default system prompt (its chat template's)
     base_model=SMOLLM2,
-    eval={"samples": 4, "batch_size": 4, "max_new_tokens": 112,
-          "boosters": {"calculator": False, "samples_per_problem": 0}},
+    eval={
+        "samples": 4,
+        "batch_size": 4,
+        "max_new_tokens": 112,
+        "boosters": {"calculator": False, "samples_per_problem": 0},
+    },
     lm_eval={"models": []},
     budgets=[2],
     seeds=[0],

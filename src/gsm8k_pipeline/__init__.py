@@ -67,10 +67,10 @@ class RunId:
 
 @dataclass(frozen=True)
 class Stage:
-    command: str                  # `gsm8k <command>`: src/gsm8k_pipeline/cli/<command, - as _>.py
-    sections: list[str] | None    # params.yaml sections it is handed; None: all but SCHEDULING and `run`
-    outputs: dict[str, str]       # name -> path, with the engines' wildcards ({budget}, {seed}, ...)
-    model_id: str | None = None   # the model it writes (training) or scores (eval), as a pattern
+    command: str  # `gsm8k <command>`: src/gsm8k_pipeline/cli/<command, - as _>.py
+    sections: list[str] | None  # params.yaml sections it is handed; None: all but SCHEDULING and `run`
+    outputs: dict[str, str]  # name -> path, with the engines' wildcards ({budget}, {seed}, ...)
+    model_id: str | None = None  # the model it writes (training) or scores (eval), as a pattern
 
 
 # The torch stages read `threads`: the thread count changes float sums, hence the results. Those that run
@@ -87,8 +87,12 @@ def _trained(stage: str) -> dict[str, str]:
 
 
 def _evaluated(model: str) -> dict[str, str]:
-    return {"metrics": f"metrics/eval/{model}.json", "debug": f"metrics/eval/{model}/debug.csv",
-            "summary": f"metrics/eval/{model}/summary.txt", "timings": f"metrics/eval/{model}/timings.json"}
+    return {
+        "metrics": f"metrics/eval/{model}.json",
+        "debug": f"metrics/eval/{model}/debug.csv",
+        "summary": f"metrics/eval/{model}/summary.txt",
+        "timings": f"metrics/eval/{model}/timings.json",
+    }
 
 
 _TRACES = "data/traces/grpo_{budget}_s{seed}.jsonl"
@@ -96,10 +100,14 @@ STAGES: dict[str, Stage] = {
     # Validates the whole params file before any other stage runs; it depends on params.yaml as a file, so
     # any edit reruns it, and it hands no section to a stage (dvc.yaml, workflow/rules/common.smk).
     "check_params": Stage("check-params", [], {"checked": "data/params.ok"}),
-    "download": Stage("download", ["data"], {"train": "data/gsm8k/train.jsonl", "test": "data/gsm8k/test.jsonl",
-                                             "stats": "data/gsm8k/stats.json"}),
-    "base_model": Stage("base-model", [*_MODEL, "base_model"],
-                        {"model": "models/base/model", "info": "models/base/info.json"}, "base"),
+    "download": Stage(
+        "download",
+        ["data"],
+        {"train": "data/gsm8k/train.jsonl", "test": "data/gsm8k/test.jsonl", "stats": "data/gsm8k/stats.json"},
+    ),
+    "base_model": Stage(
+        "base-model", [*_MODEL, "base_model"], {"model": "models/base/model", "info": "models/base/info.json"}, "base"
+    ),
     "prep_sft": Stage("train-sft", [*_TRAIN, "prep_sft"], _trained("prep_sft"), "prep_sft"),
     "full_sft": Stage("train-sft", [*_TRAIN, "full_sft"], _trained("full_sft"), RunId.PATTERN),
     "grpo": Stage("train-grpo", [*_TRAIN, "grpo"], _trained("grpo"), RunId.PATTERN),
@@ -109,10 +117,19 @@ STAGES: dict[str, Stage] = {
     "eval": Stage("evaluate", [*_MODEL, "eval", "lm_eval"], _evaluated("{model}"), "{model}"),
     "eval_budget": Stage("evaluate", [*_MODEL, "eval", "lm_eval"], _evaluated(RunId.PATTERN), RunId.PATTERN),
     # The leaderboard's None: every section but SCHEDULING, since it records a digest of them as provenance.
-    "leaderboard": Stage("leaderboard", None, {
-        "all": "metrics/all.json", "leaderboard": "metrics/LEADERBOARD.md", "curve": "metrics/accuracy_vs_budget.csv",
-        "png": "metrics/accuracy_vs_budget.png", "rewards": "metrics/grpo_reward.png", "answer": "metrics/answer.rst",
-        "timings": "metrics/timings.json"}),
+    "leaderboard": Stage(
+        "leaderboard",
+        None,
+        {
+            "all": "metrics/all.json",
+            "leaderboard": "metrics/LEADERBOARD.md",
+            "curve": "metrics/accuracy_vs_budget.csv",
+            "png": "metrics/accuracy_vs_budget.png",
+            "rewards": "metrics/grpo_reward.png",
+            "answer": "metrics/answer.rst",
+            "timings": "metrics/timings.json",
+        },
+    ),
 }
 
 

@@ -15,7 +15,7 @@ from fractions import Fraction
 
 @dataclass(frozen=True)
 class Limits:
-    max_depth: int | None = None      # deepest parenthesis nesting; unary signs nest too, up to twice this
+    max_depth: int | None = None  # deepest parenthesis nesting; unary signs nest too, up to twice this
     max_magnitude: int | None = None  # largest |numerator| or denominator of any number or intermediate value
 
 

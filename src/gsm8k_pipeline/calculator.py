@@ -21,10 +21,10 @@ from fractions import Fraction
 
 from .arithmetic import Limits, evaluate
 
-MAX_CHARS = 100          # longest expression evaluated (GSM8K's longest annotations are ~60 characters)
-MAX_DEPTH = 10           # deepest parenthesis nesting
-MAX_MAGNITUDE = 10**15   # largest |value| of any number or intermediate result (numerator and denominator)
-MAX_DECIMALS = 4         # a non-integer result is written rounded to this many decimals
+MAX_CHARS = 100  # longest expression evaluated (GSM8K's longest annotations are ~60 characters)
+MAX_DEPTH = 10  # deepest parenthesis nesting
+MAX_MAGNITUDE = 10**15  # largest |value| of any number or intermediate result (numerator and denominator)
+MAX_DECIMALS = 4  # a non-integer result is written rounded to this many decimals
 
 # One token: an ASCII number (digits, optional decimals) or an operator. [0-9], not \d: \d matches
 # Arabic-Indic, full-width and other Unicode digits.
@@ -70,11 +70,12 @@ def calculate(expr: str) -> str | None:
 
 def call_in(text: str) -> str | None:
     """The result to write after `text` when it ends in a calculator call `<<expr=`, else None."""
-    m = _CALL_RE.search(text[-(MAX_CHARS + 3):])
+    m = _CALL_RE.search(text[-(MAX_CHARS + 3) :])
     return calculate(m.group(1)) if m else None
 
 
 # --- inside model.generate ------------------------------------------------------------------------
+
 
 def _ids_ending_in_equals(tokenizer) -> list[int]:
     """Vocab ids whose text ends in "=": only after one of these can a call `<<expr=` be complete."""
@@ -112,7 +113,7 @@ def make_processor(tokenizer, eq_ids: list[int]):
         def __init__(self):
             self.eq_ids = None  # a tensor on the inputs' device, made at the first step
             self.queues: dict[int, deque] = {}  # row -> forced token ids still to write
-            self.calls = 0                      # results written, over the whole batch
+            self.calls = 0  # results written, over the whole batch
 
         def __call__(self, input_ids, scores):
             import torch
@@ -121,7 +122,7 @@ def make_processor(tokenizer, eq_ids: list[int]):
                 self.eq_ids = torch.tensor(eq_ids, dtype=input_ids.dtype, device=input_ids.device)
             # Vectorised: only rows whose last token ends in "=" can have just finished `<<expr=`.
             for row in torch.isin(input_ids[:, -1], self.eq_ids).nonzero().flatten().tolist():
-                result = call_in(tokenizer.decode(input_ids[row, -self.TAIL:]))
+                result = call_in(tokenizer.decode(input_ids[row, -self.TAIL :]))
                 if result is not None:
                     self.queues[row] = deque(tokenizer.encode(result + ">>", add_special_tokens=False))
                     self.calls += 1

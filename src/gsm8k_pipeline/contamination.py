@@ -35,13 +35,19 @@ def overlap(train: list[dict], test: list[dict]) -> dict:
     first_train_row: dict[str, int] = {}
     for i, row in enumerate(train, 1):
         first_train_row.setdefault(normalise(row["question"]), i)
-    rows = [(i, first_train_row[q]) for i, r in enumerate(test, 1) if (q := normalise(r["question"])) in first_train_row]
+    rows = [
+        (i, first_train_row[q]) for i, r in enumerate(test, 1) if (q := normalise(r["question"])) in first_train_row
+    ]
     example = None
     if rows:
         test_row, train_row = rows[0]
         example = {"test_row": test_row, "train_row": train_row, "question": test[test_row - 1]["question"][:200]}
-    return {"test_rows_in_train": [i for i, _ in rows], "test_rows": len(test), "example": example,
-            "normalisation": NORMALISATION}
+    return {
+        "test_rows_in_train": [i for i, _ in rows],
+        "test_rows": len(test),
+        "example": example,
+        "normalisation": NORMALISATION,
+    }
 
 
 def describe(found: dict) -> str:
@@ -49,9 +55,11 @@ def describe(found: dict) -> str:
     k, n, ex = len(found["test_rows_in_train"]), found["test_rows"], found["example"]
     question = " ".join(ex["question"].split())
     question = question if len(question) <= 80 else question[:79] + "…"
-    return (f"{k} of {n} test questions ({100 * k / n:.1f} %) also appear in the train split "
-            f"(compared {found['normalisation']}), e.g. test row {ex['test_row']} = train row {ex['train_row']}: "
-            f"{question!r}")
+    return (
+        f"{k} of {n} test questions ({100 * k / n:.1f} %) also appear in the train split "
+        f"(compared {found['normalisation']}), e.g. test row {ex['test_row']} = train row {ex['train_row']}: "
+        f"{question!r}"
+    )
 
 
 def check(found: dict, mode: str) -> None:
@@ -59,10 +67,15 @@ def check(found: dict, mode: str) -> None:
     if not found["test_rows_in_train"]:
         return
     if mode == "refuse":
-        raise PipelineError(f"data.contamination is refuse: {describe(found)}. Remove them from the source, "
-                            "or set data.contamination: warn to go on and have every eval count them")
-    log.warning("contamination: %s; every eval's metrics and the leaderboard count them "
-                "(data.contamination: refuse fails the download instead)", describe(found))
+        raise PipelineError(
+            f"data.contamination is refuse: {describe(found)}. Remove them from the source, "
+            "or set data.contamination: warn to go on and have every eval count them"
+        )
+    log.warning(
+        "contamination: %s; every eval's metrics and the leaderboard count them "
+        "(data.contamination: refuse fails the download instead)",
+        describe(found),
+    )
 
 
 def for_eval(test_file: Path, evaluated: int) -> dict | None:
@@ -77,8 +90,14 @@ def for_eval(test_file: Path, evaluated: int) -> dict | None:
         return None
     sha256 = hashlib.sha256(test_file.read_bytes()).hexdigest()
     if sha256 != stats[split]["sha256"]:
-        raise PipelineError(f"{stats_path} describes another {test_file.name} (sha256 {stats[split]['sha256'][:12]}…, "
-                            f"the file has {sha256[:12]}…): rerun the download stage")
+        raise PipelineError(
+            f"{stats_path} describes another {test_file.name} (sha256 {stats[split]['sha256'][:12]}…, "
+            f"the file has {sha256[:12]}…): rerun the download stage"
+        )
     rows = stats["contamination"]["test_rows_in_train"]
-    return {"evaluated_in_train": sum(r <= evaluated for r in rows), "evaluated": evaluated,
-            "split_in_train": len(rows), "split_rows": stats["contamination"]["test_rows"]}
+    return {
+        "evaluated_in_train": sum(r <= evaluated for r in rows),
+        "evaluated": evaluated,
+        "split_in_train": len(rows),
+        "split_rows": stats["contamination"]["test_rows"],
+    }

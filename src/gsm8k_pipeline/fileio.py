@@ -64,8 +64,11 @@ _ENGINE_FILES = {MANIFEST, ".snakemake_timestamp"}
 
 
 def _files(folder: Path) -> dict[str, int]:
-    return {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.relative_to(folder).as_posix() not in _ENGINE_FILES}
+    return {
+        p.relative_to(folder).as_posix(): p.stat().st_size
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.relative_to(folder).as_posix() not in _ENGINE_FILES
+    }
 
 
 def write_manifest(folder: str | os.PathLike) -> None:

@@ -114,8 +114,12 @@ def generate_ids(
             if len(rows) > len(batch):
                 processors = [_StopFillRows(len(batch) * n, processors, eos_token_id)]
             started = time.perf_counter()
-            out = model.generate(input_ids=input_ids, attention_mask=mask, generation_config=config,
-                                 logits_processor=LogitsProcessorList(processors))
+            out = model.generate(
+                input_ids=input_ids,
+                attention_mask=mask,
+                generation_config=config,
+                logits_processor=LogitsProcessorList(processors),
+            )
             new_tokens = out[: len(batch) * n, w:].tolist()  # waits for the GPU: the batch's time is complete
             seconds = time.perf_counter() - started
             for row, ids in enumerate(new_tokens):
@@ -163,9 +167,14 @@ def pass_timing(desc: str, fast: bool, rows: int, batches: list[tuple[float, int
     rate = steady_tokens / steady_s if steady_s > 0 and steady_tokens else None
     first_s, _, first_tokens = batches[0] if batches else (0.0, 0, 0)
     return {
-        "pass": desc, "fast": fast, "rows_per_batch": rows, "batches": len(batches),
-        "problems": sum(p for _, p, _ in batches), "new_tokens": sum(t for _, _, t in batches),
-        "seconds": round(seconds, 3), "first_batch_seconds": round(first_s, 3),
+        "pass": desc,
+        "fast": fast,
+        "rows_per_batch": rows,
+        "batches": len(batches),
+        "problems": sum(p for _, p, _ in batches),
+        "new_tokens": sum(t for _, _, t in batches),
+        "seconds": round(seconds, 3),
+        "first_batch_seconds": round(first_s, 3),
         "tokens_per_second": round(sum(t for _, _, t in batches) / seconds, 1) if seconds > 0 else None,
         "steady_tokens_per_second": round(rate, 1) if rate else None,
         "steady_problems_per_second": round(sum(p for _, p, _ in batches[1:]) / steady_s, 3) if rate else None,
@@ -202,12 +211,21 @@ def generate(
     """
     ids = tokenizer(prompts, add_special_tokens=False)["input_ids"] if prompts else []
     out = generate_ids(
-        model, ids, batch_size=batch_size, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id, do_sample=do_sample, temperature=temperature,
-        num_return_sequences=num_return_sequences, processor=processor, fast=fast, desc=desc, record=record,
+        model,
+        ids,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        do_sample=do_sample,
+        temperature=temperature,
+        num_return_sequences=num_return_sequences,
+        processor=processor,
+        fast=fast,
+        desc=desc,
+        record=record,
         # Longest text first, as this function always batched: the CPU DAG's batches stay as they were.
         order=sorted(range(len(prompts)), key=lambda i: -len(prompts[i])),
     )
     stops = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
-    return [[tokenizer.decode(ids[: first_stop(ids, stops)], skip_special_tokens=True) for ids in rows]
-            for rows in out]
+    return [[tokenizer.decode(ids[: first_stop(ids, stops)], skip_special_tokens=True) for ids in rows] for rows in out]

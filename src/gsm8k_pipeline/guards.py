@@ -37,8 +37,10 @@ def exclusive(output: str | os.PathLike) -> Iterator[None]:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise PipelineError(f"{output}: another run (pid {holder}) is writing it; wait for it to finish "
-                                f"or stop it first (lock {path})") from None
+            raise PipelineError(
+                f"{output}: another run (pid {holder}) is writing it; wait for it to finish "
+                f"or stop it first (lock {path})"
+            ) from None
         # The previous holder removes the file on release: if it did so between our open and our lock, we
         # hold a file nobody else will see, so take the one now at the path instead.
         with contextlib.suppress(FileNotFoundError):

@@ -48,8 +48,9 @@ def task_config(test_file: Path, train_file: Path) -> dict:
     return config | {
         "task": TASK,
         "dataset_path": "json",
-        "dataset_kwargs": {"data_files": {"train": str(Path(train_file).resolve()),
-                                          "test": str(Path(test_file).resolve())}},
+        "dataset_kwargs": {
+            "data_files": {"train": str(Path(train_file).resolve()), "test": str(Path(test_file).resolve())}
+        },
     }
 
 
@@ -80,8 +81,9 @@ def longest_prompt(lm, task, variant: dict, shots: int, limit: int | None) -> in
     return max(len(lm.tok_encode(instance.args[0])) for instance in task.instances)
 
 
-def fitting_shots(lm, task_manager, variant: dict, requested: int, limit: int | None,
-                  max_gen_toks: int) -> tuple[int, int]:
+def fitting_shots(
+    lm, task_manager, variant: dict, requested: int, limit: int | None, max_gen_toks: int
+) -> tuple[int, int]:
     """(shots, longest prompt in tokens): the most shots, up to `requested`, at which every prompt plus
     `max_gen_toks` fits the model's context."""
     from . import PipelineError
@@ -91,9 +93,11 @@ def fitting_shots(lm, task_manager, variant: dict, requested: int, limit: int | 
         longest = longest_prompt(lm, task, variant, shots, limit)
         if longest + max_gen_toks <= lm.max_length:
             return shots, longest
-    raise PipelineError(f"lm_eval: even a 0-shot prompt ({longest} tokens) plus lm_eval.max_gen_toks "
-                        f"({max_gen_toks}) exceeds the model's context of {lm.max_length} tokens; "
-                        "lower lm_eval.max_gen_toks")
+    raise PipelineError(
+        f"lm_eval: even a 0-shot prompt ({longest} tokens) plus lm_eval.max_gen_toks "
+        f"({max_gen_toks}) exceeds the model's context of {lm.max_length} tokens; "
+        "lower lm_eval.max_gen_toks"
+    )
 
 
 def _run_variant(lm, task_manager, variant: dict, ev: dict, limit: int) -> dict:
@@ -101,18 +105,33 @@ def _run_variant(lm, task_manager, variant: dict, ev: dict, limit: int) -> dict:
 
     shots, longest = fitting_shots(lm, task_manager, variant, ev["num_fewshot"], limit, ev["max_gen_toks"])
     started = time.perf_counter()
-    out = simple_evaluate(model=lm, tasks=[TASK], task_manager=task_manager, num_fewshot=shots, limit=limit,
-                          gen_kwargs={"max_gen_toks": ev["max_gen_toks"]}, log_samples=True, **variant)
+    out = simple_evaluate(
+        model=lm,
+        tasks=[TASK],
+        task_manager=task_manager,
+        num_fewshot=shots,
+        limit=limit,
+        gen_kwargs={"max_gen_toks": ev["max_gen_toks"]},
+        log_samples=True,
+        **variant,
+    )
     seconds = time.perf_counter() - started
     result, samples = out["results"][TASK], out["samples"][TASK]
     # lm-eval writes "N/A" for the stderr of a single problem; JSON gets null.
     stderr = {f: result[f"exact_match_stderr,{f}"] for f in FILTERS}
-    scores = {f.replace("-", "_"): {"accuracy": result[f"exact_match,{f}"],
-                                    "stderr": stderr[f] if isinstance(stderr[f], float) else None} for f in FILTERS}
+    scores = {
+        f.replace("-", "_"): {
+            "accuracy": result[f"exact_match,{f}"],
+            "stderr": stderr[f] if isinstance(stderr[f], float) else None,
+        }
+        for f in FILTERS
+    }
     note = None
     if shots < ev["num_fewshot"]:
-        note = (f"{ev['num_fewshot']}-shot prompts do not fit the model's context of {lm.max_length} tokens "
-                f"with {ev['max_gen_toks']} generated tokens; {shots}-shot ones do (longest {longest} tokens)")
+        note = (
+            f"{ev['num_fewshot']}-shot prompts do not fit the model's context of {lm.max_length} tokens "
+            f"with {ev['max_gen_toks']} generated tokens; {shots}-shot ones do (longest {longest} tokens)"
+        )
     return {
         **variant,
         "num_fewshot_requested": ev["num_fewshot"],

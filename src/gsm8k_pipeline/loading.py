@@ -41,7 +41,6 @@ def load_for_inference(model_path: str | Path, precision: str = "float32"):
     tokenizer = AutoTokenizer.from_pretrained(model_path, padding_side="left")
     ensure_pad_token(tokenizer)
     if is_adapter(model_path):
-
         model = load_adapter_model(model_path, dtype=dtype).merge_and_unload()
     else:
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
@@ -81,8 +80,13 @@ def load_trainable(model_path: Path, params: dict):
 
             check_lora_targets(model, lora["target_modules"], model_path)
 
-            peft_config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
-                                     target_modules=lora["target_modules"], task_type="CAUSAL_LM")
+            peft_config = LoraConfig(
+                r=lora["r"],
+                lora_alpha=lora["alpha"],
+                lora_dropout=lora["dropout"],
+                target_modules=lora["target_modules"],
+                task_type="CAUSAL_LM",
+            )
     # The checkpoint's sampling/penalty settings must not leak into GRPO's sampling or the saved model.
     model.generation_config = plain_generation_config(tokenizer)
     return model, tokenizer, peft_config
@@ -94,10 +98,11 @@ def check_lora_targets(model, targets: list[str], model_path: Path) -> None:
     the ones that don't when others do."""
     import torch
 
-
     names = [name for name, _ in model.named_modules()]
     missing = [t for t in targets if not any(n == t or n.endswith(f".{t}") for n in names)]
     if missing:
         linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
-        raise PipelineError(f"lora.target_modules: {', '.join(map(repr, missing))} match no module of "
-                            f"{model_path} (its linear modules: {', '.join(linear)})")
+        raise PipelineError(
+            f"lora.target_modules: {', '.join(map(repr, missing))} match no module of "
+            f"{model_path} (its linear modules: {', '.join(linear)})"
+        )

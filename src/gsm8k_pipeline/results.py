@@ -112,5 +112,3 @@ def validate_record(r) -> dict:
         "params_digest": text(r.get("params_digest"), "params_digest", 128),
         "git_commit": text(r.get("git_commit"), "git_commit", 128),
     }
-
-

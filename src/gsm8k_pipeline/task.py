@@ -39,8 +39,10 @@ def validate_row(row, where: str) -> dict:
             raise DataError(f"{where}: {key!r} must be a non-empty string")
     for key, limit in (("question", MAX_QUESTION_CHARS), ("answer", MAX_ANSWER_CHARS)):
         if len(row[key]) > limit:
-            raise DataError(f"{where}: {key!r} has {len(row[key]):,} characters, more than the limit of "
-                            f"{limit:,} (task.MAX_{key.upper()}_CHARS; real GSM8K's longest is under 1,300)")
+            raise DataError(
+                f"{where}: {key!r} has {len(row[key]):,} characters, more than the limit of "
+                f"{limit:,} (task.MAX_{key.upper()}_CHARS; real GSM8K's longest is under 1,300)"
+            )
     if row["answer"].count("####") != 1:
         raise DataError(f"{where}: answer must contain exactly one '####' line")
     gold = split_answer(row["answer"])[1]

@@ -51,9 +51,16 @@ def main(params: dict, config: TracesConfig) -> dict:
     prompts = render_prompts(tokenizer, [prompt_messages(r["question"], params["prompt"]["system"]) for r in rows])
     calc = Calculator(tokenizer) if knobs["calculator"] else None
     samples = generate(
-        model, tokenizer, prompts, batch_size=knobs["batch_size"], max_new_tokens=knobs["max_new_tokens"],
-        do_sample=True, temperature=knobs["temperature"], num_return_sequences=knobs["max_attempts"],
-        processor=calc, desc="traces",
+        model,
+        tokenizer,
+        prompts,
+        batch_size=knobs["batch_size"],
+        max_new_tokens=knobs["max_new_tokens"],
+        do_sample=True,
+        temperature=knobs["temperature"],
+        num_return_sequences=knobs["max_attempts"],
+        processor=calc,
+        desc="traces",
     )
     traces, attempts = [], []
     for row, completions in zip(rows, samples, strict=True):
@@ -77,9 +84,13 @@ def main(params: dict, config: TracesConfig) -> dict:
         # Calculator mode (params traces.calculator): results after `<<expr=` written by the calculator.
         "calculator": knobs["calculator"],
         "calculator_calls": calc.calls if calc else None,
-        "generation": {**decoding(True, knobs["temperature"]), "max_new_tokens": knobs["max_new_tokens"],
-                       "calculator": knobs["calculator"],
-                       "device": device(), "precision": params["precision"]},
+        "generation": {
+            **decoding(True, knobs["temperature"]),
+            "max_new_tokens": knobs["max_new_tokens"],
+            "calculator": knobs["calculator"],
+            "device": device(),
+            "precision": params["precision"],
+        },
         "grpo_model": str(config.grpo_model),
     }
     atomic_write_jsonl(out_path, traces)

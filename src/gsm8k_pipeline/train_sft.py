@@ -19,7 +19,7 @@ STAGES = ("prep", "full")
 
 @dataclass(frozen=True)
 class SFTStageConfig:
-    stage: str                      # prep | full
+    stage: str  # prep | full
     output_dir: Path
     base_model: Path
     train_file: Path = Path("data/gsm8k/train.jsonl")
@@ -55,14 +55,28 @@ def main(params: dict, config: SFTStageConfig) -> None:
     section = params["prep_sft" if config.stage == "prep" else "full_sft"]
     rows = examples(config, params)
     system = params["prompt"]["system"]
-    dataset = Dataset.from_list([
-        {"prompt": prompt_messages(r["question"], system),
-         "completion": [{"role": "assistant", "content": r["target"]}]}
-        for r in rows
-    ])
+    dataset = Dataset.from_list(
+        [
+            {
+                "prompt": prompt_messages(r["question"], system),
+                "completion": [{"role": "assistant", "content": r["target"]}],
+            }
+            for r in rows
+        ]
+    )
     dirs = StageDirs(config.output_dir)
-    run_id = fingerprint("sft", config.stage, str(config.base_model), rows, section, params["lora"],
-                         params["train"], params["precision"], params["seed"], system)
+    run_id = fingerprint(
+        "sft",
+        config.stage,
+        str(config.base_model),
+        rows,
+        section,
+        params["lora"],
+        params["train"],
+        params["precision"],
+        params["seed"],
+        system,
+    )
     resume_from = prepare_checkpoints(dirs, run_id)
     model, tokenizer, peft_config = load_trainable(config.base_model, params)
     args = SFTConfig(
@@ -73,8 +87,9 @@ def main(params: dict, config: SFTStageConfig) -> None:
         max_length=section["max_length"],
         completion_only_loss=True,
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=peft_config)
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
+    )
     print(f"sft {config.stage}: {len(rows)} examples from {config.traces_file or config.train_file}", flush=True)
     stage = "prep_sft" if config.stage == "prep" else "sft_from_traces" if config.traces_file else "full_sft"
     run(trainer, dirs, resume_from, stage, base=base_folder(config.base_model))

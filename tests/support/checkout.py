@@ -17,13 +17,28 @@ REPO = Path(__file__).resolve().parents[2]
 SHARED_GSM8K = REPO.parent / "shared" / "data" / "gsm8k"
 
 # The pipeline's files a temp checkout needs (code deps are hashed, so src/ comes too).
-PIPELINE_FILES = ("Snakefile", "dvc.yaml", "workflow", "src", "pyproject.toml", "configs", "profiles",
-                  "models/pretrained")
+PIPELINE_FILES = (
+    "Snakefile",
+    "dvc.yaml",
+    "workflow",
+    "src",
+    "pyproject.toml",
+    "configs",
+    "profiles",
+    "models/pretrained",
+)
 
 TEST_SIZE = {
     "data": {"synthetic": {"n_train": 300, "n_test": 24}},
-    "base_model": {"tiny": {"vocab_size": 400, "hidden_size": 32, "intermediate_size": 64,
-                            "num_hidden_layers": 1, "num_attention_heads": 2}},
+    "base_model": {
+        "tiny": {
+            "vocab_size": 400,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+        }
+    },
     "eval": {"samples": 12, "batch_size": 6, "max_new_tokens": 12},
     "lm_eval": {"max_gen_toks": 16, "batch_size": 6},
     "budgets": [8],
@@ -45,10 +60,12 @@ def test_params(**override) -> dict:
 test_params.__test__ = False  # a helper, not a test
 
 
-def run(cmd: list[str] | str, cwd: Path, check: bool = True, timeout: float | None = None,
-        env: dict | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, shell=isinstance(cmd, str), timeout=timeout,
-                          env=env)
+def run(
+    cmd: list[str] | str, cwd: Path, check: bool = True, timeout: float | None = None, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        cmd, cwd=cwd, capture_output=True, text=True, shell=isinstance(cmd, str), timeout=timeout, env=env
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"{cmd} failed ({proc.returncode}) in {cwd}:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -72,8 +89,11 @@ def make_checkout(dest: Path, params: dict) -> Path:
     run(["dvc", "config", "core.analytics", "false"], dest)
     run(["git", "add", "-A"], dest)
     # Fixed dates: two checkouts of the same files are the same commit, which the results record names.
-    run(["git", "commit", "-q", "-m", "checkout"], dest,
-        env=os.environ | {"GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"})
+    run(
+        ["git", "commit", "-q", "-m", "checkout"],
+        dest,
+        env=os.environ | {"GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"},
+    )
     return dest
 
 
@@ -87,6 +107,7 @@ def outputs(root: Path, *dirs: str) -> dict[str, bytes]:
     (gsm8k_pipeline/timings.py), and the engines' bookkeeping. The one rule for comparing two runs."""
     return {
         str(p.relative_to(root)): p.read_bytes()
-        for d in dirs or OUTPUT_DIRS for p in sorted((root / d).rglob("*"))
+        for d in dirs or OUTPUT_DIRS
+        for p in sorted((root / d).rglob("*"))
         if p.is_file() and p.name not in BOOKKEEPING and not is_timings_file(p)
     }

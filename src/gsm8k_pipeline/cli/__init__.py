@@ -31,7 +31,8 @@ from .. import STAGES, PipelineError, stage_params
 
 # Commands that are not stages: no stage imports their modules, so editing them reruns nothing.
 TOOLS = {"grade": f"{__name__}.grade", "params": f"{__name__}.params"} | {
-    command: "gsm8k_pipeline.workspace.cli" for command in ("workspace", "board", "artifacts", "publish")}
+    command: "gsm8k_pipeline.workspace.cli" for command in ("workspace", "board", "artifacts", "publish")
+}
 
 
 def module_of(command: str) -> str:
@@ -178,8 +179,12 @@ def _wait_for_exit(pid: int) -> None:
 def _stop_when_gone(pid: int, name: str) -> None:
     _wait_for_exit(pid)
     try:
-        print(f"gsm8k: {name} (pid {pid}), which started this stage, exited: stopping the stage too, so no "
-              "later run finds it still writing", file=sys.stderr, flush=True)
+        print(
+            f"gsm8k: {name} (pid {pid}), which started this stage, exited: stopping the stage too, so no "
+            "later run finds it still writing",
+            file=sys.stderr,
+            flush=True,
+        )
     finally:  # stderr may be a pipe the engine no longer reads: stop whatever printing does
         os._exit(ORPHANED_EXIT)
 

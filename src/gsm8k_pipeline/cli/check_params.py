@@ -13,8 +13,12 @@ CHECKED = "params validated by `gsm8k check-params`; every stage runs after this
 
 def add_cli(sub) -> None:
     p = add_stage(sub, "check-params", "validate params.yaml against the schema")
-    p.add_argument("--output", type=Path, default=None,
-                   help="when valid, write this (constant) file: what the DAG's stages depend on")
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="when valid, write this (constant) file: what the DAG's stages depend on",
+    )
     p.set_defaults(func=_run)
 
 

@@ -14,10 +14,15 @@ def add_cli(sub) -> None:
     p.add_argument("--output-dir", type=str, default=None, help="default: $OUTPUT_DIR or metrics/eval")
     p.add_argument("--output-file", default="base.json", help="metrics file; its stem is the model id")
     p.add_argument("--test-file", type=Path, default=Path("data/gsm8k/test.jsonl"))
-    p.add_argument("--train-file", type=Path, default=Path("data/gsm8k/train.jsonl"),
-                   help="lm-eval's few-shot examples (params lm_eval)")
-    p.add_argument("--samples", type=int, default=None,
-                   help="cap on test problems (default: $EVAL_SAMPLES, else eval.samples)")
+    p.add_argument(
+        "--train-file",
+        type=Path,
+        default=Path("data/gsm8k/train.jsonl"),
+        help="lm-eval's few-shot examples (params lm_eval)",
+    )
+    p.add_argument(
+        "--samples", type=int, default=None, help="cap on test problems (default: $EVAL_SAMPLES, else eval.samples)"
+    )
     p.set_defaults(func=_run)
 
 
@@ -27,8 +32,9 @@ def _run(args) -> int:
 
     # A budgeted run's model id names eval_budget's job, any other id eval's.
     stage = "eval_budget" if RunId.parse(Path(args.output_file).stem) else "eval"
-    params = params_for(args, stage, {"eval.samples": args.samples, "run.output_dir": args.output_dir,
-                                      "seed": args.seed})
+    params = params_for(
+        args, stage, {"eval.samples": args.samples, "run.output_dir": args.output_dir, "seed": args.seed}
+    )
     config = EvalConfig(
         model_path=args.model_path,
         output_dir=output_dir(params, "metrics/eval"),
@@ -40,6 +46,8 @@ def _run(args) -> int:
         set_threads(params)
         m = main(params, config)
     lo, hi = m["accuracy_ci95"]
-    print(f"{m['model_id']}: accuracy {m['accuracy']:.4f} ({m['correct']}/{m['n']}, 95% CI {lo:.4f}-{hi:.4f}), "
-          f"answer_proportion {m['answer_proportion']:.4f}, {m['problems_per_second']} problems/s")
+    print(
+        f"{m['model_id']}: accuracy {m['accuracy']:.4f} ({m['correct']}/{m['n']}, 95% CI {lo:.4f}-{hi:.4f}), "
+        f"answer_proportion {m['answer_proportion']:.4f}, {m['problems_per_second']} problems/s"
+    )
     return 0

@@ -24,7 +24,9 @@ from .. import PipelineError
 from ..fileio import atomic_write_text
 from ..params import ParamsError, read, validate
 
-HEADER = "# Written by `gsm8k params merge {overlay}`: params.yaml (git HEAD) overlaid with {overlay}; sha256 {digest}\n"
+HEADER = (
+    "# Written by `gsm8k params merge {overlay}`: params.yaml (git HEAD) overlaid with {overlay}; sha256 {digest}\n"
+)
 
 
 def overlay(base: dict, over: dict) -> dict:
@@ -49,8 +51,9 @@ def _digest(body: str) -> str:
 
 def _committed(path: Path) -> str | None:
     """`path` as committed at git HEAD, or None outside a git checkout (or for a file git doesn't know)."""
-    proc = subprocess.run(["git", "show", f"HEAD:./{path.name}"], cwd=path.resolve().parent,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["git", "show", f"HEAD:./{path.name}"], cwd=path.resolve().parent, capture_output=True, text=True
+    )
     return proc.stdout if proc.returncode == 0 else None
 
 
@@ -65,14 +68,18 @@ def merge(overlay_path: Path, params_path: Path = Path("params.yaml"), force: bo
     current = params_path.read_text(encoding="utf-8") if params_path.exists() else None
     committed = _committed(params_path)
     if committed is None and current is not None and _written_by_merge(current):
-        raise PipelineError(f"{params_path} was written by a merge and git has no committed version to start "
-                            "from: restore the default params file first")
+        raise PipelineError(
+            f"{params_path} was written by a merge and git has no committed version to start "
+            "from: restore the default params file first"
+        )
     base_text = committed if committed is not None else current
     if base_text is None:
         raise ParamsError(f"{params_path}: no such params file")
     if current not in (None, base_text) and not _written_by_merge(current) and not force:
-        raise PipelineError(f"{params_path} has edits that are not committed; commit them (they become the base), "
-                            f"`git checkout {params_path}` to drop them, or pass --force to overwrite them")
+        raise PipelineError(
+            f"{params_path} has edits that are not committed; commit them (they become the base), "
+            f"`git checkout {params_path}` to drop them, or pass --force to overwrite them"
+        )
     base = yaml.safe_load(base_text)
     over = read(overlay_path)
     if not isinstance(over, dict):
@@ -86,8 +93,11 @@ def merge(overlay_path: Path, params_path: Path = Path("params.yaml"), force: bo
 def add_cli(sub) -> None:
     p = sub.add_parser("params", help="params files: merge an overlay config into params.yaml (for DVC)")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    m = actions.add_parser("merge", help="write params.yaml = committed params.yaml overlaid with OVERLAY",
-                           description=__doc__.split("\n\n")[1])
+    m = actions.add_parser(
+        "merge",
+        help="write params.yaml = committed params.yaml overlaid with OVERLAY",
+        description=__doc__.split("\n\n")[1],
+    )
     m.add_argument("overlay", type=Path, metavar="OVERLAY", help="e.g. configs/gpu.yaml")
     m.add_argument("--params", type=Path, default=Path("params.yaml"), help="the file to write (default: %(default)s)")
     m.add_argument("--force", action="store_true", help="overwrite uncommitted edits of the params file")

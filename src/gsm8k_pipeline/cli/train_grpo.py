@@ -20,8 +20,9 @@ def _run(args) -> int:
     from ..guards import exclusive
     from ..train_grpo import GRPOStageConfig, main
 
-    params = params_for(args, "grpo", {"run.samples": args.samples, "run.output_dir": args.output_dir,
-                                       "seed": args.seed})
+    params = params_for(
+        args, "grpo", {"run.samples": args.samples, "run.output_dir": args.output_dir, "seed": args.seed}
+    )
     folder = output_dir(params, "models/grpo")
     with exclusive(folder):  # before anything reads or clears its checkpoints
         set_threads(params)

@@ -14,8 +14,12 @@ def add_cli(sub) -> None:
     p.add_argument("--base-model", type=Path, default=Path("models/base/model"), help="model dir to start from")
     p.add_argument("--train-file", type=Path, default=Path("data/gsm8k/train.jsonl"))
     p.add_argument("--traces-file", type=Path, default=None, help="train on these traces instead of the solutions")
-    p.add_argument("--samples", type=int, default=None,
-                   help="examples to train on (default: $PREP_TRAIN_SAMPLES / $TRAIN_SAMPLES, else params)")
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        help="examples to train on (default: $PREP_TRAIN_SAMPLES / $TRAIN_SAMPLES, else params)",
+    )
     p.set_defaults(func=_run)
 
 
@@ -29,8 +33,14 @@ def _run(args) -> int:
     folder = output_dir(params, "models/prep_sft" if args.stage == "prep" else "models/full_sft")
     with exclusive(folder):  # before anything reads or clears its checkpoints
         set_threads(params)
-        main(params, SFTStageConfig(
-            stage=args.stage, output_dir=folder,
-            base_model=args.base_model, train_file=args.train_file, traces_file=args.traces_file,
-        ))
+        main(
+            params,
+            SFTStageConfig(
+                stage=args.stage,
+                output_dir=folder,
+                base_model=args.base_model,
+                train_file=args.train_file,
+                traces_file=args.traces_file,
+            ),
+        )
     return 0

@@ -58,15 +58,28 @@ def aggregate(params: dict, eval_dir: Path) -> tuple[dict, dict]:
     seeds = params["seeds"]
     runs = RunId.every(params)
     groups = {run.group: (run.method, run.budget) for run in runs} | {m: (m, None) for m in SHARED}
-    matrices = {key: [_correct(eval_dir, str(r)) for r in runs if r.group == key] or [_correct(eval_dir, key)]
-                for key in groups}
-    groups = {key: {"method": method, "budget": budget, "seeds": seeds if budget is not None else [],
-                    "n": len(matrices[key][0]), **bootstrap_accuracy(matrices[key])}
-              for key, (method, budget) in groups.items()}
+    matrices = {
+        key: [_correct(eval_dir, str(r)) for r in runs if r.group == key] or [_correct(eval_dir, key)] for key in groups
+    }
+    groups = {
+        key: {
+            "method": method,
+            "budget": budget,
+            "seeds": seeds if budget is not None else [],
+            "n": len(matrices[key][0]),
+            **bootstrap_accuracy(matrices[key]),
+        }
+        for key, (method, budget) in groups.items()
+    }
     comparisons = {
-        f"{first}_vs_{second}_{b}": {"first": first, "second": second, "budget": b,
-                                     **bootstrap_difference(matrices[f"{first}_{b}"], matrices[f"{second}_{b}"])}
-        for first, second, _ in sections.QUESTIONS for b in params["budgets"]
+        f"{first}_vs_{second}_{b}": {
+            "first": first,
+            "second": second,
+            "budget": b,
+            **bootstrap_difference(matrices[f"{first}_{b}"], matrices[f"{second}_{b}"]),
+        }
+        for first, second, _ in sections.QUESTIONS
+        for b in params["budgets"]
     }
     return groups, comparisons
 
@@ -97,8 +110,13 @@ def reward_trends(params: dict, models_dir: Path) -> dict:
                 first, last = rewards[:quarter], rewards[-quarter:]
                 compared = "first vs last quarter of steps (different problems)"
             mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
-            trends[str(RunId("grpo", b, s))] = {"steps": rows["step"].astype(int).tolist(), "reward": rewards,
-                                        "first": mean(first), "last": mean(last), "compared": compared}
+            trends[str(RunId("grpo", b, s))] = {
+                "steps": rows["step"].astype(int).tolist(),
+                "reward": rewards,
+                "first": mean(first),
+                "last": mean(last),
+                "compared": compared,
+            }
     return trends
 
 
@@ -109,34 +127,56 @@ def main(params: dict, config: LeaderboardConfig = LeaderboardConfig()) -> list[
     ids = model_ids(params)
     missing = [str(config.eval_dir / f"{m}.json") for m in ids if not (config.eval_dir / f"{m}.json").is_file()]
     if missing:
-        raise PipelineError(f"no eval metrics for {len(missing)} model(s): {', '.join(missing)} (run the eval stages first)")
+        raise PipelineError(
+            f"no eval metrics for {len(missing)} model(s): {', '.join(missing)} (run the eval stages first)"
+        )
     metrics = {m: json.loads((config.eval_dir / f"{m}.json").read_text()) for m in ids}
     records = [record(metrics[m], params, commit) for m in ids]
     harness = {m: metrics[m]["lm_eval"] for m in ids if "lm_eval" in metrics[m]}  # lm-eval's numbers, where run
     groups, comparisons = aggregate(params, config.eval_dir)
     boosters = booster_table.aggregate(groups, config.eval_dir)
     trends = reward_trends(params, config.models_dir)
-    curve = pd.DataFrame([{"method": r["method"], "budget": r["budget"], "seed": r["seed"], "accuracy": r["accuracy"]}
-                          for r in records if r["budget"] is not None])
+    curve = pd.DataFrame(
+        [
+            {"method": r["method"], "budget": r["budget"], "seed": r["seed"], "accuracy": r["accuracy"]}
+            for r in records
+            if r["budget"] is not None
+        ]
+    )
     atomic_write_text(config.out_dir / "accuracy_vs_budget.csv", curve.to_csv(index=False))
     plot_accuracy(records, groups, config.out_dir / "accuracy_vs_budget.png")
     plot_rewards(trends, config.out_dir / "grpo_reward.png")
     contaminated = sections.contamination(records)
-    atomic_write_text(config.out_dir / "LEADERBOARD.md",
-                      sections.markdown(records, groups, comparisons, len(params["seeds"]), contaminated, boosters)
-                      + sections.lm_eval_table(harness, {m: metrics[m]["accuracy"] for m in ids}))
-    atomic_write_text(config.out_dir / "answer.rst", sections.rst(
-        groups, comparisons, len(params["seeds"]),
-        [config.out_dir / "accuracy_vs_budget.png", config.out_dir / "grpo_reward.png"], contaminated))
+    atomic_write_text(
+        config.out_dir / "LEADERBOARD.md",
+        sections.markdown(records, groups, comparisons, len(params["seeds"]), contaminated, boosters)
+        + sections.lm_eval_table(harness, {m: metrics[m]["accuracy"] for m in ids}),
+    )
+    atomic_write_text(
+        config.out_dir / "answer.rst",
+        sections.rst(
+            groups,
+            comparisons,
+            len(params["seeds"]),
+            [config.out_dir / "accuracy_vs_budget.png", config.out_dir / "grpo_reward.png"],
+            contaminated,
+        ),
+    )
     # Keyed by model id, group and question (not lists), so `dvc metrics diff` compares every number.
-    atomic_write_json(config.out_dir / "all.json", {
-        "contamination": contaminated,  # top level, not only per model: one place to look
-        "models": {r["id"]: r for r in records},
-        "groups": groups,
-        "comparisons": comparisons,
-        "grpo_reward": {run: {k: t[k] for k in ("first", "last", "compared")} for run, t in trends.items()},
-        "lm_eval": {m: sections.lm_eval_summary(h) for m, h in harness.items()},
-        "boosters": boosters,
-    })
-    timings.write(config.out_dir / timings.TIMINGS, {"boosters_seconds_per_eval": booster_table.time_cost(boosters, config.eval_dir)})
+    atomic_write_json(
+        config.out_dir / "all.json",
+        {
+            "contamination": contaminated,  # top level, not only per model: one place to look
+            "models": {r["id"]: r for r in records},
+            "groups": groups,
+            "comparisons": comparisons,
+            "grpo_reward": {run: {k: t[k] for k in ("first", "last", "compared")} for run, t in trends.items()},
+            "lm_eval": {m: sections.lm_eval_summary(h) for m, h in harness.items()},
+            "boosters": boosters,
+        },
+    )
+    timings.write(
+        config.out_dir / timings.TIMINGS,
+        {"boosters_seconds_per_eval": booster_table.time_cost(boosters, config.eval_dir)},
+    )
     return records

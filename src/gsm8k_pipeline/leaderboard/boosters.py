@@ -18,8 +18,10 @@ def _columns(eval_dir: Path, model_id: str, names: list[str]) -> dict[str, list[
     import pandas as pd
 
     debug = pd.read_csv(eval_dir / model_id / "debug.csv")
-    return {"greedy": debug["correct"].astype(float).tolist(),
-            **{name: debug[f"correct:{name}"].astype(float).tolist() for name in names}}
+    return {
+        "greedy": debug["correct"].astype(float).tolist(),
+        **{name: debug[f"correct:{name}"].astype(float).tolist() for name in names},
+    }
 
 
 def aggregate(groups: dict, eval_dir: Path) -> dict:
@@ -52,23 +54,36 @@ def render(boosters: dict) -> list[str]:
     if not boosters:
         return []
     names = list(next(iter(boosters.values()))["protocols"])
-    lines = ["## Test-time boosters", "",
-             "Each model's greedy accuracy against the boosters scored on the same problems (mean over seeds, "
-             "95 % two-level bootstrap interval), and the best of calculator and maj@k minus greedy on the same "
-             "runs and problems. pass@k is an oracle (any of k samples right) and is never the best.", "",
-             "| method | budget | " + " | ".join(names) + " | best booster − greedy (95 % CI, p) |",
-             "|---|---|" + "---|" * len(names) + "---|"]
+    lines = [
+        "## Test-time boosters",
+        "",
+        "Each model's greedy accuracy against the boosters scored on the same problems (mean over seeds, "
+        "95 % two-level bootstrap interval), and the best of calculator and maj@k minus greedy on the same "
+        "runs and problems. pass@k is an oracle (any of k samples right) and is never the best.",
+        "",
+        "| method | budget | " + " | ".join(names) + " | best booster − greedy (95 % CI, p) |",
+        "|---|---|" + "---|" * len(names) + "---|",
+    ]
     for b in sorted(boosters.values(), key=lambda b: (b["budget"] or 0, b["method"])):
-        cells = [f"{100 * b['protocols'][n]['mean']:.1f} ({100 * b['protocols'][n]['ci95'][0]:.1f}–"
-                 f"{100 * b['protocols'][n]['ci95'][1]:.1f})" for n in names]
+        cells = [
+            f"{100 * b['protocols'][n]['mean']:.1f} ({100 * b['protocols'][n]['ci95'][0]:.1f}–"
+            f"{100 * b['protocols'][n]['ci95'][1]:.1f})"
+            for n in names
+        ]
         gain = "—"
         if "gain" in b:
             g = b["gain"]
-            gain = (f"{b['best']}: {100 * g['difference']:+.1f} ({100 * g['ci95'][0]:+.1f} to "
-                    f"{100 * g['ci95'][1]:+.1f}, p = {g['p_value']:.2g})")
+            gain = (
+                f"{b['best']}: {100 * g['difference']:+.1f} ({100 * g['ci95'][0]:+.1f} to "
+                f"{100 * g['ci95'][1]:+.1f}, p = {g['p_value']:.2g})"
+            )
         lines.append(f"| {b['method']} | {b['budget'] or '—'} | " + " | ".join(cells) + f" | {gain} |")
-    lines += ["", f"What each protocol costs, in seconds per eval: `{TIME_COST}` (wall-clock figures stay out of "
-              "this file, which is the same bytes on any machine).", ""]
+    lines += [
+        "",
+        f"What each protocol costs, in seconds per eval: `{TIME_COST}` (wall-clock figures stay out of "
+        "this file, which is the same bytes on any machine).",
+        "",
+    ]
     return lines
 
 
@@ -85,6 +100,7 @@ def time_cost(boosters: dict, eval_dir: Path) -> dict:
         for run in b["runs"]:
             clock = json.loads((eval_dir / run / TIMINGS).read_text())
             for name in b["protocols"]:
-                seconds.setdefault(name, []).append(clock["seconds"] if name == "greedy"
-                                                    else clock["boosters"][name]["seconds"])
+                seconds.setdefault(name, []).append(
+                    clock["seconds"] if name == "greedy" else clock["boosters"][name]["seconds"]
+                )
     return {name: round(sum(s) / len(s), 3) for name, s in seconds.items()}

@@ -30,9 +30,15 @@ def plot_accuracy(records: list[dict], groups: dict, path: Path) -> None:
         runs = [r for r in records if r["method"] == method]
         ax.scatter([r["budget"] for r in runs], [r["accuracy"] for r in runs], s=12, alpha=0.5, color=color)
         means = sorted((g["budget"], g["mean"], g["ci95"]) for g in groups.values() if g["method"] == method)
-        ax.errorbar([b for b, _, _ in means], [m for _, m, _ in means],
-                    yerr=[[m - ci[0] for _, m, ci in means], [ci[1] - m for _, m, ci in means]],
-                    marker="o", capsize=3, color=color, label=f"{method} (mean, 95 % CI)")
+        ax.errorbar(
+            [b for b, _, _ in means],
+            [m for _, m, _ in means],
+            yerr=[[m - ci[0] for _, m, ci in means], [ci[1] - m for _, m, ci in means]],
+            marker="o",
+            capsize=3,
+            color=color,
+            label=f"{method} (mean, 95 % CI)",
+        )
     for k, name in enumerate(SHARED):
         ax.axhline(groups[name]["mean"], linestyle="--", linewidth=1, color=f"C{k + 4}", label=name)
     ax.set_xscale("log", base=2)

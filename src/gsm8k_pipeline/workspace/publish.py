@@ -69,8 +69,12 @@ def provenance(params_path: Path, dvc_lock: Path, cwd: Path = Path(".")) -> tupl
         lock = hashlib.sha256(dvc_lock.read_bytes()).hexdigest()
     else:
         warnings.append(f"{dvc_lock}: missing, dvc_lock_sha256 is null")
-    return {"git_commit": commit, "git_dirty": dirty, "params_digest": digest(load(params_path)),
-            "dvc_lock_sha256": lock}, warnings
+    return {
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "params_digest": digest(load(params_path)),
+        "dvc_lock_sha256": lock,
+    }, warnings
 
 
 def load_metrics(path: Path) -> tuple[list[dict], dict]:
@@ -130,8 +134,12 @@ def validate_results(data: bytes, agent_dir: str) -> dict:
     comparisons = doc.get("comparisons", {})
     if not isinstance(comparisons, dict) or not all(isinstance(c, dict) for c in comparisons.values()):
         raise Invalid("comparisons is not an object of objects")
-    return {"agent_id": agent_dir, "published_at": published, "provenance": provenance,
-            "models": [validate_record(r) for r in models]}
+    return {
+        "agent_id": agent_dir,
+        "published_at": published,
+        "provenance": provenance,
+        "models": [validate_record(r) for r in models],
+    }
 
 
 # --- publishing -------------------------------------------------------------------------------
@@ -160,8 +168,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def publish(store: Store, agent_id: str, metrics: Path = Path("metrics/all.json"),
-            params: Path = Path("params.yaml"), dvc_lock: Path = Path("dvc.lock")) -> PublishResult:
+def publish(
+    store: Store,
+    agent_id: str,
+    metrics: Path = Path("metrics/all.json"),
+    params: Path = Path("params.yaml"),
+    dvc_lock: Path = Path("dvc.lock"),
+) -> PublishResult:
     agent_id = validate_agent_id(agent_id)
     models, comparisons = load_metrics(metrics)
     prov, warnings = provenance(params, dvc_lock)
@@ -171,11 +184,19 @@ def publish(store: Store, agent_id: str, metrics: Path = Path("metrics/all.json"
         raise WorkspaceError(f"{metrics}: {exc}") from None
     stale = sorted({r["params_digest"] for r in checked if r["params_digest"] not in (None, prov["params_digest"])})
     if stale:
-        warnings.append(f"{metrics} was made with other params (digest {', '.join(stale)}) than {params} "
-                        f"({prov['params_digest']}) now: rerun the pipeline to publish matching provenance")
+        warnings.append(
+            f"{metrics} was made with other params (digest {', '.join(stale)}) than {params} "
+            f"({prov['params_digest']}) now: rerun the pipeline to publish matching provenance"
+        )
     when = _now()
-    doc = {"format": FORMAT, "agent_id": agent_id, "published_at": when.strftime(ISO_TIME),
-           "provenance": prov, "models": models, "comparisons": comparisons}
+    doc = {
+        "format": FORMAT,
+        "agent_id": agent_id,
+        "published_at": when.strftime(ISO_TIME),
+        "provenance": prov,
+        "models": models,
+        "comparisons": comparisons,
+    }
     try:
         data = (json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
         validate_results(data, agent_id)  # we publish only what the leaderboard accepts
@@ -210,8 +231,11 @@ def _result_files(store: Store) -> tuple[list[tuple[str, str, Entry]], list[tupl
         except WorkspaceError as exc:  # one agent's broken folder must not break everyone's leaderboard
             skipped.append((f"{RESULTS}/{a.name}", f"cannot list it: {exc}"))
             continue
-        found += [(a.name, f"{RESULTS}/{a.name}/{e.name}", e)
-                  for e in sorted(entries, key=lambda e: e.name) if e.name.endswith(".json")]
+        found += [
+            (a.name, f"{RESULTS}/{a.name}/{e.name}", e)
+            for e in sorted(entries, key=lambda e: e.name)
+            if e.name.endswith(".json")
+        ]
     return found, skipped
 
 
@@ -240,16 +264,32 @@ def collect(store: Store) -> tuple[list[dict], int, list[tuple[str, str]], froze
             continue
         files += 1
         for r in doc["models"]:
-            rows.append({**r, "agent_id": agent, "published_at": doc["published_at"], "file": path,
-                         "provenance": doc["provenance"]})
+            rows.append(
+                {
+                    **r,
+                    "agent_id": agent,
+                    "published_at": doc["published_at"],
+                    "file": path,
+                    "provenance": doc["provenance"],
+                }
+            )
     # The same run published twice is one row (the first publication).
     unique: dict[tuple, dict] = {}
     for r in sorted(rows, key=lambda r: r["published_at"]):
-        key = (r["agent_id"], r["id"], r["accuracy"], tuple(r["accuracy_ci95"]), r["n"],
-               r["provenance"]["params_digest"] or r["params_digest"], r["provenance"]["git_commit"] or r["git_commit"])
+        key = (
+            r["agent_id"],
+            r["id"],
+            r["accuracy"],
+            tuple(r["accuracy_ci95"]),
+            r["n"],
+            r["provenance"]["params_digest"] or r["params_digest"],
+            r["provenance"]["git_commit"] or r["git_commit"],
+        )
         unique.setdefault(key, r)
-    rows = sorted(unique.values(), key=lambda r: (-r["accuracy"], -r["accuracy_ci95"][0], r["published_at"],
-                                                   r["agent_id"], r["id"]))
+    rows = sorted(
+        unique.values(),
+        key=lambda r: (-r["accuracy"], -r["accuracy_ci95"][0], r["published_at"], r["agent_id"], r["id"]),
+    )
     return rows, files, skipped, frozenset(path for _, path, _ in found)
 
 
@@ -274,19 +314,25 @@ def _n(k: int, noun: str) -> str:
 def render_leaderboard(rows: list[dict], files: int, skipped: list[tuple[str, str]], when: datetime) -> str:
     agents = sorted({r["agent_id"] for r in rows})
     lines = [
-        "# Leaderboard", "",
+        "# Leaderboard",
+        "",
         "Regenerated by `gsm8k publish` (or `gsm8k workspace leaderboard`) from every agent's results in "
-        "`artifacts/results/`: do not edit it by hand, publish instead.", "",
+        "`artifacts/results/`: do not edit it by hand, publish instead.",
+        "",
         f"Updated {when.strftime('%Y-%m-%d %H:%M:%S')} UTC · {_n(len(rows), 'result')} from "
         f"{_n(len(agents), 'agent')} in {_n(files, 'file')}"
-        + (f" · {_n(len(skipped), 'file')} skipped (see below)" if skipped else "") + ".", "",
+        + (f" · {_n(len(skipped), 'file')} skipped (see below)" if skipped else "")
+        + ".",
+        "",
     ]
     if not rows:
         lines += ["No results yet: `gsm8k publish` adds yours.", ""]
     else:
-        lines += ["| rank | accuracy (95 % CI) | model | method | budget | base model | n | agent | published "
-                  "| git commit | params | file |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "| rank | accuracy (95 % CI) | model | method | budget | base model | n | agent | published "
+            "| git commit | params | file |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for rank, r in enumerate(rows, 1):
             lo, hi = r["accuracy_ci95"]
             prov = r["provenance"]
@@ -294,11 +340,26 @@ def render_leaderboard(rows: list[dict], files: int, skipped: list[tuple[str, st
             commit = (commit[:10] + ("+dirty" if prov["git_dirty"] else "")) if commit else None
             params = prov["params_digest"] or r["params_digest"]
             acc = f"{100 * r['accuracy']:.1f} % ({100 * lo:.1f}–{100 * hi:.1f})"
-            lines.append("| " + " | ".join([
-                str(rank), acc, cell(r["id"]), cell(r["method"]), cell(r["budget"]), cell(r["base_model"]),
-                str(r["n"]), cell(r["agent_id"]), cell(r["published_at"][:19].replace("T", " ")),
-                cell(commit), cell(params), cell(r["file"].rsplit("/", 1)[-1], 120),
-            ]) + " |")
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        str(rank),
+                        acc,
+                        cell(r["id"]),
+                        cell(r["method"]),
+                        cell(r["budget"]),
+                        cell(r["base_model"]),
+                        str(r["n"]),
+                        cell(r["agent_id"]),
+                        cell(r["published_at"][:19].replace("T", " ")),
+                        cell(commit),
+                        cell(params),
+                        cell(r["file"].rsplit("/", 1)[-1], 120),
+                    ]
+                )
+                + " |"
+            )
         lines.append("")
     if skipped:
         lines += ["## Skipped result files", ""]
