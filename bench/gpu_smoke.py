@@ -406,10 +406,9 @@ def compare(report: dict) -> dict | None:
         out["grpo_step_s"] = ratio(fast["grpo"]["step_s"], plain["grpo"]["step_s"])
     for name in ("traces", "eval"):
         if name in plain and name in fast:
-            rate = lambda side: (
-                side[name]["passes"][0]["steady_tokens_per_second"] or side[name]["passes"][0]["tokens_per_second"]
-            )  # noqa: E731
-            out[f"{name}_tokens_per_s"] = ratio(rate(fast), rate(plain))
+            first = {side: runs[name]["passes"][0] for side, runs in (("fast", fast), ("plain", plain))}
+            rate = {side: p["steady_tokens_per_second"] or p["tokens_per_second"] for side, p in first.items()}
+            out[f"{name}_tokens_per_s"] = ratio(rate["fast"], rate["plain"])
             out[f"{name}_seconds"] = ratio(
                 sum(p["seconds"] for p in fast[name]["passes"]), sum(p["seconds"] for p in plain[name]["passes"])
             )
