@@ -28,7 +28,6 @@ from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
 
 
 def stage_seconds_snakemake(repo: Path) -> dict[str, float]:
@@ -70,7 +69,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import yaml
-    from conftest import make_checkout, run
+
+    from support.checkout import make_checkout, run
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     where = args.keep or Path(tempfile.mkdtemp(prefix="gsm8k-default-"))
@@ -89,7 +89,7 @@ def main() -> None:
     prep_answer = results["models"]["prep_sft"]["answer_proportion"]
     rewards = results["grpo_reward"]
     board = (repo / "metrics/LEADERBOARD.md").read_text()
-    answer = board[board.index("## Answer"): board.index("## Methods by budget")].strip()
+    answer = board[board.index("## Answer") : board.index("## Methods by budget")].strip()
     # Issue 12's bar for the test-time boosters: every model's eval carries greedy, calculator and maj@k,
     # and the best group's best booster beats its greedy accuracy with an interval clear of zero.
     evals = {m: json.loads((repo / "metrics/eval" / f"{m}.json").read_text()) for m in accuracy}
@@ -99,8 +99,11 @@ def main() -> None:
     checks = {
         "base_at_most_5pct": accuracy["base"] <= 0.05,
         "every_eval_has_greedy_calculator_and_maj_at_k": all(
-            "accuracy" in e and "calculator" in e.get("boosters", {})
-            and any(k.startswith("maj@") for k in e.get("boosters", {})) for e in evals.values()),
+            "accuracy" in e
+            and "calculator" in e.get("boosters", {})
+            and any(k.startswith("maj@") for k in e.get("boosters", {}))
+            for e in evals.values()
+        ),
         "best_models_booster_gain_interval_above_zero": best_gain["ci95"][0] > 0,
         "best_trained_at_least_25pct": max(trained.values()) >= 0.25,
         "prep_answer_proportion_at_least_90pct": prep_answer >= 0.90,
@@ -112,17 +115,32 @@ def main() -> None:
         "engine": args.engine,
         "cores": args.cores,
         "wall_seconds": round(wall, 1),
-        "stage_share": {k: f"{v:.0f} s ({100 * v / total:.0f} %)" for k, v in sorted(stages.items(), key=lambda kv: -kv[1])},
+        "stage_share": {
+            k: f"{v:.0f} s ({100 * v / total:.0f} %)" for k, v in sorted(stages.items(), key=lambda kv: -kv[1])
+        },
         # The largest single stage process; the engines' own footprint is small beside it.
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
-        "groups": {k: {"mean": round(g["mean"], 4), "ci95": [round(x, 4) for x in g["ci95"]],
-                       "per_seed": g["per_seed"]} for k, g in results["groups"].items()},
+        "groups": {
+            k: {"mean": round(g["mean"], 4), "ci95": [round(x, 4) for x in g["ci95"]], "per_seed": g["per_seed"]}
+            for k, g in results["groups"].items()
+        },
         "prep_answer_proportion": prep_answer,
         "grpo_reward": rewards,
-        "boosters": {g: {"best": b.get("best"), "gain": b.get("gain"),
-                         "protocols": {n: {"mean": round(p["mean"], 4), "ci95": [round(x, 4) for x in p["ci95"]],
-                                           "seconds": round(p["seconds"], 2)} for n, p in b["protocols"].items()}}
-                     for g, b in boosters.items()},
+        "boosters": {
+            g: {
+                "best": b.get("best"),
+                "gain": b.get("gain"),
+                "protocols": {
+                    n: {
+                        "mean": round(p["mean"], 4),
+                        "ci95": [round(x, 4) for x in p["ci95"]],
+                        "seconds": round(p["seconds"], 2),
+                    }
+                    for n, p in b["protocols"].items()
+                },
+            }
+            for g, b in boosters.items()
+        },
         "best_group": best_group,
         "lm_eval": results["lm_eval"],
         "answer": answer,

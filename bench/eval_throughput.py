@@ -25,9 +25,10 @@ def main() -> None:
     import torch
 
     from gsm8k_pipeline import params as P
-    from gsm8k_pipeline.task import read_jsonl
     from gsm8k_pipeline.formatting import prompt_messages
-    from gsm8k_pipeline.generation import generate, load_for_inference, render_prompts
+    from gsm8k_pipeline.generation import generate, render_prompts
+    from gsm8k_pipeline.loading import load_for_inference
+    from gsm8k_pipeline.task import read_jsonl
 
     if not args.model.exists():
         subprocess.run(["snakemake", "--cores", "1", str(args.model.parent)], check=True)
@@ -42,8 +43,11 @@ def main() -> None:
         started = time.perf_counter()
         generate(model, tokenizer, prompts, batch_size=batch_size, max_new_tokens=ev["max_new_tokens"], desc=label)
         seconds = time.perf_counter() - started
-        result[label] = {"batch_size": batch_size, "seconds": round(seconds, 2),
-                         "problems_per_second": round(len(prompts) / seconds, 2)}
+        result[label] = {
+            "batch_size": batch_size,
+            "seconds": round(seconds, 2),
+            "problems_per_second": round(len(prompts) / seconds, 2),
+        }
     result["speedup"] = round(result["batched"]["problems_per_second"] / result["sequential"]["problems_per_second"], 1)
     print(json.dumps(result, indent=2))
 

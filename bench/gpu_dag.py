@@ -66,7 +66,9 @@ def stages(dvc_yaml: Path, params: dict) -> dict[str, dict]:
     for name, stage in spec["stages"].items():
         if "matrix" in stage:
             axes = _resolve(stage["matrix"], ctx)
-            items = [(("-".join(map(str, combo))), dict(zip(axes, combo))) for combo in itertools.product(*axes.values())]
+            items = [
+                (("-".join(map(str, combo))), dict(zip(axes, combo))) for combo in itertools.product(*axes.values())
+            ]
             body = {k: v for k, v in stage.items() if k != "matrix"}
         elif "foreach" in stage:
             items = [(key, value) for key, value in _resolve(stage["foreach"], ctx).items()]
@@ -78,7 +80,10 @@ def stages(dvc_yaml: Path, params: dict) -> dict[str, dict]:
             s = _resolve(body, local)
             outs = [p for section in ("outs", "metrics", "plots") for p in _paths(s.get(section))]
             out[f"{name}@{key}" if key is not None else name] = {
-                "cmd": " ".join(s["cmd"].split()), "deps": _paths(s.get("deps")), "outs": outs}
+                "cmd": " ".join(s["cmd"].split()),
+                "deps": _paths(s.get("deps")),
+                "outs": outs,
+            }
     return out
 
 
@@ -87,8 +92,12 @@ def graph(found: dict[str, dict]) -> dict[str, set[str]]:
     writers = {o: name for name, s in found.items() for o in s["outs"]}
     needs = {}
     for name, s in found.items():
-        needs[name] = {w for dep in s["deps"] for o, w in writers.items()
-                       if w != name and (o == dep or o.startswith(dep.rstrip("/") + "/"))}
+        needs[name] = {
+            w
+            for dep in s["deps"]
+            for o, w in writers.items()
+            if w != name and (o == dep or o.startswith(dep.rstrip("/") + "/"))
+        }
     return needs
 
 
@@ -99,12 +108,13 @@ def _budget(name: str) -> int:
     return int(parts[-2]) if len(parts) >= 2 and parts[-2].isdigit() else 0
 
 
-def run_dag(found: dict, needs: dict, jobs: int, deadline: float, logs: Path, on_done=None,
-            retry_plain: bool = False) -> dict:
+def run_dag(
+    found: dict, needs: dict, jobs: int, deadline: float, logs: Path, on_done=None, retry_plain: bool = False
+) -> dict:
     """Run every stage whose needs have finished, `jobs` at a time, the smaller budgets first; none starts
     after `deadline` (monotonic). `retry_plain`: a failed stage is run once more on the plain generation path."""
     shim = Path(tempfile.mkdtemp(prefix="gsm8k-shim-"))
-    (shim / "gsm8k").write_text(f"#!/bin/sh\nexec {sys.executable} -m gsm8k_pipeline.cli \"$@\"\n")
+    (shim / "gsm8k").write_text(f'#!/bin/sh\nexec {sys.executable} -m gsm8k_pipeline.cli "$@"\n')
     (shim / "gsm8k").chmod(0o755)
     env = os.environ | {"PATH": f"{shim}:{os.environ['PATH']}", "PYTHONUNBUFFERED": "1"}
     logs.mkdir(parents=True, exist_ok=True)
@@ -118,16 +128,26 @@ def run_dag(found: dict, needs: dict, jobs: int, deadline: float, logs: Path, on
         if rc != 0 and retry_plain and time.monotonic() < deadline:
             # The fast generation path (generation.FAST) is new on GPUs: one more try without it, said so.
             log.rename(log.with_suffix(".fast.log"))
-            rc = subprocess.run(f"{found[name]['cmd']} > {log} 2>&1", shell=True,
-                                env=env | {"GSM8K_FAST_GENERATION": "0"}).returncode
+            rc = subprocess.run(
+                f"{found[name]['cmd']} > {log} 2>&1", shell=True, env=env | {"GSM8K_FAST_GENERATION": "0"}
+            ).returncode
             result = {"rc": rc, "seconds": round(time.perf_counter() - started, 1), "fast_failed": True}
         return result
 
     with ThreadPoolExecutor(jobs) as pool:
         while True:
             done = {n for n, r in results.items() if r.get("rc") == 0}
-            ready = sorted((n for n in found if n not in results and n not in running.values()
-                            and needs[n] <= done and time.monotonic() < deadline), key=_budget)
+            ready = sorted(
+                (
+                    n
+                    for n in found
+                    if n not in results
+                    and n not in running.values()
+                    and needs[n] <= done
+                    and time.monotonic() < deadline
+                ),
+                key=_budget,
+            )
             for name in ready[: jobs - len(running)]:
                 running[pool.submit(launch, name)] = name
                 print(f"[{time.strftime('%H:%M:%S')}] start {name}", flush=True)
@@ -137,8 +157,10 @@ def run_dag(found: dict, needs: dict, jobs: int, deadline: float, logs: Path, on
             for future in finished:
                 name = running.pop(future)
                 results[name] = future.result()
-                print(f"[{time.strftime('%H:%M:%S')}] {name}: rc {results[name]['rc']}, {results[name]['seconds']} s",
-                      flush=True)
+                print(
+                    f"[{time.strftime('%H:%M:%S')}] {name}: rc {results[name]['rc']}, {results[name]['seconds']} s",
+                    flush=True,
+                )
                 if on_done:
                     on_done(results)
     shutil.rmtree(shim, ignore_errors=True)
@@ -149,18 +171,27 @@ def run_dag(found: dict, needs: dict, jobs: int, deadline: float, logs: Path, on
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--params", type=Path, required=True, help="the params file (copied to params.yaml here)")
+    p.add_argument(
+        "--params",
+        type=Path,
+        required=True,
+        help="params.yaml, or an overlay of configs/ (params.yaml here becomes params.yaml overlaid with it)",
+    )
     p.add_argument("--jobs", type=int, default=4, help="stages at a time (default: %(default)s)")
     p.add_argument("--deadline", type=float, default=1e9, help="seconds after which no stage starts")
     p.add_argument("--out", type=Path, default=None, help="the report (JSON), rewritten after every stage")
     p.add_argument("--only", nargs="*", default=None, help="just these stages and what they need")
-    p.add_argument("--retry-plain", action="store_true",
-                   help="run a failed stage once more without the fast generation path")
+    p.add_argument(
+        "--retry-plain", action="store_true", help="run a failed stage once more without the fast generation path"
+    )
     args = p.parse_args(argv)
     started = time.monotonic()
-    params = yaml.safe_load(args.params.read_text())
-    if args.params.resolve() != Path("params.yaml").resolve():
-        shutil.copy(args.params, "params.yaml")
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    if args.params.resolve() != Path("params.yaml").resolve():  # as `gsm8k params merge` does, unvalidated
+        from gsm8k_pipeline.cli.params import overlay
+
+        params = overlay(params, yaml.safe_load(args.params.read_text()))
+        Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     found = stages(Path("dvc.yaml"), params)
     needs = graph(found)
     if args.only:
@@ -182,8 +213,10 @@ def main(argv=None) -> int:
 
     save(run_dag(found, needs, args.jobs, started + args.deadline, Path("logs/gpu_dag"), save, args.retry_plain))
     failed = [n for n, r in report["stages"].items() if r["rc"] not in (0, None)]
-    print(f"{sum(r['rc'] == 0 for r in report['stages'].values())}/{len(found)} stages done in "
-          f"{report['wall_seconds']} s; failed: {failed or 'none'}")
+    print(
+        f"{sum(r['rc'] == 0 for r in report['stages'].values())}/{len(found)} stages done in "
+        f"{report['wall_seconds']} s; failed: {failed or 'none'}"
+    )
     return 1 if failed else 0
 
 

@@ -5,7 +5,7 @@ generation's plain path (before) and fast path (after, generation.FAST) side by 
 
 The model: --model-dir (a plain HF model folder with a chat template, e.g. SmolLM2-135M-Instruct), else a
 random-weight model with Qwen2.5-0.5B-Instruct's exact architecture and the hub-shaped fixture tokenizer
-(src/gsm8k_pipeline/hub_fixture.py; nothing is downloaded), or --tiny. Real GSM8K (--gsm8k-dir), configs/gpu.yaml
+(tests/support/hub_fixture.py; nothing is downloaded), or --tiny. Real GSM8K (--gsm8k-dir), configs/gpu.yaml
 shrunk, LoRA on, bf16, in a temp dir: prep_sft (optional), then for each variant (plain, fast) grpo -> traces ->
 eval, traces and eval on the same start model for both variants. It asserts the model is on the GPU while
 training and generating, and reports (JSON, to stdout and to --out after every section, so a run cut short
@@ -31,30 +31,52 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))  # works without an installed package (PYTHONPATH=src does the same)
+# Works without an installed package too (a bare GPU machine): the package and the test support package.
+sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--gsm8k-dir", type=Path, default=REPO.parent / "shared" / "data" / "gsm8k",
-                   help="folder with train.jsonl and test.jsonl (default: %(default)s)")
+    p.add_argument(
+        "--gsm8k-dir",
+        type=Path,
+        default=REPO.parent / "shared" / "data" / "gsm8k",
+        help="folder with train.jsonl and test.jsonl (default: %(default)s)",
+    )
     p.add_argument("--out", type=Path, default=None, help="the JSON report, rewritten after every section")
-    p.add_argument("--model-dir", type=Path, default=None,
-                   help="a plain HF model folder (e.g. SmolLM2-135M-Instruct) instead of the random fixture")
-    p.add_argument("--variants", type=lambda v: v.split(","), default=["plain", "fast"],
-                   help="generation paths to measure, in order (default: plain,fast)")
-    p.add_argument("--compile-backend", default=None,
-                   help="the fast path's torch.compile backend, e.g. cudagraphs (default: transformers', inductor)")
+    p.add_argument(
+        "--model-dir",
+        type=Path,
+        default=None,
+        help="a plain HF model folder (e.g. SmolLM2-135M-Instruct) instead of the random fixture",
+    )
+    p.add_argument(
+        "--variants",
+        type=lambda v: v.split(","),
+        default=["plain", "fast"],
+        help="generation paths to measure, in order (default: plain,fast)",
+    )
+    p.add_argument(
+        "--compile-backend",
+        default=None,
+        help="the fast path's torch.compile backend, e.g. cudagraphs (default: transformers', inductor)",
+    )
     p.add_argument("--prep-samples", type=int, default=64, help="prep_sft examples; 0 = none (default: %(default)s)")
     p.add_argument("--grpo-steps", type=int, default=8, help="GRPO optimiser steps; 0 = none (default: %(default)s)")
     p.add_argument("--grpo-tokens", type=int, default=512, help="GRPO max_completion_length (default: %(default)s)")
     p.add_argument("--grpo-prompts", type=int, default=None, help="GRPO prompts per step (default: configs/gpu.yaml)")
     p.add_argument("--grpo-generations", type=int, default=None, help="completions per prompt (default: gpu.yaml)")
-    p.add_argument("--traces", type=int, default=32, help="problems to sample traces for; 0 = none (default: %(default)s)")
+    p.add_argument(
+        "--traces", type=int, default=32, help="problems to sample traces for; 0 = none (default: %(default)s)"
+    )
     p.add_argument("--eval", type=int, default=128, help="test problems to evaluate; 0 = none (default: %(default)s)")
     p.add_argument("--eval-batch", type=int, default=None, help="eval and traces batch size (default: gpu.yaml)")
-    p.add_argument("--samples-per-problem", type=int, default=None,
-                   help="eval's sampled booster pass; 0 = none (default: gpu.yaml's)")
+    p.add_argument(
+        "--samples-per-problem",
+        type=int,
+        default=None,
+        help="eval's sampled booster pass; 0 = none (default: gpu.yaml's)",
+    )
     p.add_argument("--max-new-tokens", type=int, default=512, help="eval and traces (default: %(default)s)")
     p.add_argument("--tiny", action="store_true", help="a tiny Qwen2 instead of the 0.5B architecture")
     p.add_argument("--allow-cpu", action="store_true", help="run on the CPU (float32) when there is no GPU")
@@ -63,10 +85,15 @@ def parse_args(argv=None):
 
 
 def bench_params(args, precision: str) -> dict:
-    """configs/gpu.yaml, shrunk to the bench's sizes; everything else (LoRA, prompt, rewards) as shipped."""
+    """params.yaml overlaid with configs/gpu.yaml, shrunk to the bench's sizes; everything else (LoRA, prompt,
+    rewards) as shipped."""
     import yaml
 
-    params = yaml.safe_load((REPO / "configs" / "gpu.yaml").read_text())
+    from gsm8k_pipeline.cli.params import overlay
+
+    params = overlay(
+        yaml.safe_load((REPO / "params.yaml").read_text()), yaml.safe_load((REPO / "configs" / "gpu.yaml").read_text())
+    )
     params["precision"] = precision
     params["data"]["source"] = "local:data/gsm8k"
     params["base_model"] = {"name": "models/pretrained/fixture", "revision": None}  # a record only: the bench
@@ -88,6 +115,7 @@ def bench_params(args, precision: str) -> dict:
         boosters["k"] = min(boosters["k"], args.samples_per_problem) or 1
     try:  # jsonschema may be missing on a bare GPU machine; validate where it is
         from gsm8k_pipeline.params import validate
+
         validate(params, REPO / "configs" / "gpu.yaml")
     except ImportError:
         pass
@@ -166,7 +194,7 @@ class Probe:
             out = inner(*a, **kw)
             probe.sync()
             record["generation"].append(time.perf_counter() - t)
-            new = out[:, kw["input_ids"].shape[1]:]
+            new = out[:, kw["input_ids"].shape[1] :]
             ends = (new == eos).int().cumsum(1)  # tokens up to and including the first EOS
             record["tokens"].append(int(((ends == 0) | ((ends == 1) & (new == eos))).sum()))
             return out
@@ -205,15 +233,20 @@ def grpo_figures(record: dict, completions_per_step: int, max_tokens: int) -> di
     later = slice(1, None) if len(steps) > 1 else slice(None)
     step_s, gen_s = mean(steps[later]), mean(gen[later])
     return {
-        "steps": len(steps), "completions_per_step": completions_per_step, "max_completion_length": max_tokens,
-        "step_s": step_s, "generation_s": gen_s, "update_s": mean([s - g for s, g in zip(steps, gen)][later]),
+        "steps": len(steps),
+        "completions_per_step": completions_per_step,
+        "max_completion_length": max_tokens,
+        "step_s": step_s,
+        "generation_s": gen_s,
+        "update_s": mean([s - g for s, g in zip(steps, gen)][later]),
         "generation_share": round(gen_s / step_s, 3) if step_s and gen_s is not None else None,
         "rollout_tokens_per_s": round(sum(tokens[later]) / sum(gen[later]), 1) if gen[later] else None,
         "mean_completion_tokens": round(sum(tokens) / len(tokens) / completions_per_step, 1) if tokens else None,
         "first_step_s": round(steps[0], 3) if steps else None,
         "first_generation_s": round(gen[0], 3) if gen else None,
         "refresh_s": mean([t["refresh_seconds"] for t in record["rollouts"].timings][later])
-        if record["rollouts"] is not None else None,
+        if record["rollouts"] is not None
+        else None,
     }
 
 
@@ -224,8 +257,9 @@ def ratio(a, b):
 def run_bench(args, work: Path, write) -> dict:
     import torch
 
-    from gsm8k_pipeline import evaluate, generation, hub_fixture, traces, train_grpo, train_sft, training
+    from gsm8k_pipeline import evaluate, generation, traces, train_grpo, train_sft, training
     from gsm8k_pipeline.download import read_jsonl
+    from support import hub_fixture
 
     cuda = torch.cuda.is_available()
     params = bench_params(args, "bf16" if cuda else "float32")
@@ -245,15 +279,26 @@ def run_bench(args, work: Path, write) -> dict:
         base, arch = args.model_dir, None
     else:
         base, arch = Path("models/base/model"), hub_fixture.TINY if args.tiny else hub_fixture.QWEN25_05B
-        hub_fixture.save(base, read_jsonl(data / "train.jsonl")[:2000], arch,
-                         vocab_size=1000 if args.tiny else 8000, seed=params["seed"])
+        hub_fixture.save(
+            base,
+            read_jsonl(data / "train.jsonl")[:2000],
+            arch,
+            vocab_size=1000 if args.tiny else 8000,
+            seed=params["seed"],
+        )
     report = {
         "gpu": cuda,
         "device": torch.cuda.get_device_name() if cuda else "cpu",
-        "note": None if cuda else "NO GPU: ran on the CPU in float32 (--allow-cpu); these figures check the bench, "
-                                  "they say nothing about GPU speed",
-        "precision": params["precision"], "torch": torch.__version__, "model": str(args.model_dir or "fixture"),
-        "arch": arch, "tiny": args.tiny, "build_seconds": round(time.perf_counter() - t, 1),
+        "note": None
+        if cuda
+        else "NO GPU: ran on the CPU in float32 (--allow-cpu); these figures check the bench, "
+        "they say nothing about GPU speed",
+        "precision": params["precision"],
+        "torch": torch.__version__,
+        "model": str(args.model_dir or "fixture"),
+        "arch": arch,
+        "tiny": args.tiny,
+        "build_seconds": round(time.perf_counter() - t, 1),
         "sizes": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "compile": generation.COMPILE or "transformers default (inductor, reduce-overhead)",
     }
@@ -264,20 +309,29 @@ def run_bench(args, work: Path, write) -> dict:
             torch.cuda.reset_peak_memory_stats()
         started = time.perf_counter()
         out = fn()
-        report.setdefault("sections", {})[name] = {"seconds": round(time.perf_counter() - started, 1),
-                                                   "peak_gpu_gib": peak_gib(torch)}
+        report.setdefault("sections", {})[name] = {
+            "seconds": round(time.perf_counter() - started, 1),
+            "peak_gpu_gib": peak_gib(torch),
+        }
         write(report)
         return out
 
     start = base
     budget = lambda n: params | {"run": {"samples": n, "output_dir": None}}  # noqa: E731  (--samples N)
     if args.prep_samples:
-        section("prep_sft", lambda: train_sft.main(params, train_sft.SFTStageConfig(
-            stage="prep", output_dir=Path("models/prep_sft"), base_model=base)))
+        section(
+            "prep_sft",
+            lambda: train_sft.main(
+                params, train_sft.SFTStageConfig(stage="prep", output_dir=Path("models/prep_sft"), base_model=base)
+            ),
+        )
         sft = probe.trainers[-1]
-        report["sft"] = {"examples": args.prep_samples, "tokens": sft.get("sft_tokens"),
-                         "seconds": round(sft["seconds"], 2),
-                         "tokens_per_s": round(sft["sft_tokens"] / sft["seconds"], 1) if sft.get("sft_tokens") else None}
+        report["sft"] = {
+            "examples": args.prep_samples,
+            "tokens": sft.get("sft_tokens"),
+            "seconds": round(sft["seconds"], 2),
+            "tokens_per_s": round(sft["sft_tokens"] / sft["seconds"], 1) if sft.get("sft_tokens") else None,
+        }
         start = Path("models/prep_sft/model")
     g = params["grpo"]
     for variant in args.variants:
@@ -285,30 +339,53 @@ def run_bench(args, work: Path, write) -> dict:
         torch._dynamo.reset()  # each variant compiles its own graphs (inductor's on-disk cache stays warm)
         out = report.setdefault(variant, {})
         if args.grpo_steps:
-            section(f"{variant}/grpo", lambda: train_grpo.main(budget(args.grpo_steps * g["prompts_per_step"]),
-                    train_grpo.GRPOStageConfig(output_dir=Path(f"models/grpo_{variant}"), base_model=start)))
-            out["grpo"] = grpo_figures(probe.trainers[-1], g["prompts_per_step"] * g["num_generations"],
-                                       g["max_completion_length"])
+            section(
+                f"{variant}/grpo",
+                lambda: train_grpo.main(
+                    budget(args.grpo_steps * g["prompts_per_step"]),
+                    train_grpo.GRPOStageConfig(output_dir=Path(f"models/grpo_{variant}"), base_model=start),
+                ),
+            )
+            out["grpo"] = grpo_figures(
+                probe.trainers[-1], g["prompts_per_step"] * g["num_generations"], g["max_completion_length"]
+            )
             out["grpo"]["path"] = "fast rollouts (rollouts.py)" if probe.trainers[-1]["rollouts"] else "TRL generate"
             write(report)
         if args.traces:
             first = len(probe.passes)
-            stats = section(f"{variant}/traces", lambda: traces.main(budget(args.traces), traces.TracesConfig(
-                grpo_model=start, output_file=f"{variant}.jsonl")))
-            out["traces"] = {"problems": args.traces, "attempts": params["traces"]["max_attempts"],
-                             "passes": probe.passes[first:], "generation": stats["generation"]}
+            stats = section(
+                f"{variant}/traces",
+                lambda: traces.main(
+                    budget(args.traces), traces.TracesConfig(grpo_model=start, output_file=f"{variant}.jsonl")
+                ),
+            )
+            out["traces"] = {
+                "problems": args.traces,
+                "attempts": params["traces"]["max_attempts"],
+                "passes": probe.passes[first:],
+                "generation": stats["generation"],
+            }
             write(report)
         if args.eval:
-            metrics = section(f"{variant}/eval", lambda: evaluate.main(params, evaluate.EvalConfig(
-                model_path=start, output_file=f"{variant}.json")))
-            out["eval"] = {"problems": metrics["n"], "max_new_tokens": args.max_new_tokens,
-                           "batch_size": params["eval"]["batch_size"], "accuracy": metrics["accuracy"],
-                           "greedy_seconds": metrics["seconds"], "generation": metrics["generation"],
-                           "warmup_seconds": metrics["timings"]["warmup_seconds"],
-                           "passes": metrics["timings"]["passes"],
-                           # configs/gpu.yaml's boosters beside greedy (the sampled protocols share one pass).
-                           "boosters": {name: {"seconds": b["seconds"], "accuracy": b["accuracy"]}
-                                        for name, b in metrics.get("boosters", {}).items()}}
+            metrics = section(
+                f"{variant}/eval",
+                lambda: evaluate.main(params, evaluate.EvalConfig(model_path=start, output_file=f"{variant}.json")),
+            )
+            out["eval"] = {
+                "problems": metrics["n"],
+                "max_new_tokens": args.max_new_tokens,
+                "batch_size": params["eval"]["batch_size"],
+                "accuracy": metrics["accuracy"],
+                "greedy_seconds": metrics["seconds"],
+                "generation": metrics["generation"],
+                "warmup_seconds": metrics["timings"]["warmup_seconds"],
+                "passes": metrics["timings"]["passes"],
+                # configs/gpu.yaml's boosters beside greedy (the sampled protocols share one pass).
+                "boosters": {
+                    name: {"seconds": b["seconds"], "accuracy": b["accuracy"]}
+                    for name, b in metrics.get("boosters", {}).items()
+                },
+            }
             write(report)
     generation.FAST = None
     report["fast_over_plain"] = compare(report)
@@ -323,14 +400,18 @@ def compare(report: dict) -> dict | None:
         return None
     out = {}
     if "grpo" in plain and "grpo" in fast:
-        out["grpo_rollout_tokens_per_s"] = ratio(fast["grpo"]["rollout_tokens_per_s"], plain["grpo"]["rollout_tokens_per_s"])
+        out["grpo_rollout_tokens_per_s"] = ratio(
+            fast["grpo"]["rollout_tokens_per_s"], plain["grpo"]["rollout_tokens_per_s"]
+        )
         out["grpo_step_s"] = ratio(fast["grpo"]["step_s"], plain["grpo"]["step_s"])
     for name in ("traces", "eval"):
         if name in plain and name in fast:
-            rate = lambda side: side[name]["passes"][0]["steady_tokens_per_second"] or side[name]["passes"][0]["tokens_per_second"]  # noqa: E731
-            out[f"{name}_tokens_per_s"] = ratio(rate(fast), rate(plain))
-            out[f"{name}_seconds"] = ratio(sum(p["seconds"] for p in fast[name]["passes"]),
-                                           sum(p["seconds"] for p in plain[name]["passes"]))
+            first = {side: runs[name]["passes"][0] for side, runs in (("fast", fast), ("plain", plain))}
+            rate = {side: p["steady_tokens_per_second"] or p["tokens_per_second"] for side, p in first.items()}
+            out[f"{name}_tokens_per_s"] = ratio(rate["fast"], rate["plain"])
+            out[f"{name}_seconds"] = ratio(
+                sum(p["seconds"] for p in fast[name]["passes"]), sum(p["seconds"] for p in plain[name]["passes"])
+            )
     return out
 
 
@@ -344,8 +425,21 @@ def main(argv=None) -> int:
     # Fail in a second, not after building a model, where the GPU machine lacks a library.
     import importlib.util
 
-    needed = ("transformers", "peft", "accelerate", "trl", "datasets", "pyarrow", "xxhash", "dill",
-              "multiprocess", "pandas", "yaml", "tokenizers", "safetensors")
+    needed = (
+        "transformers",
+        "peft",
+        "accelerate",
+        "trl",
+        "datasets",
+        "pyarrow",
+        "xxhash",
+        "dill",
+        "multiprocess",
+        "pandas",
+        "yaml",
+        "tokenizers",
+        "safetensors",
+    )
     missing = [m for m in needed if importlib.util.find_spec(m) is None]
     if missing:
         print(f"gpu_smoke: error: missing Python packages: {', '.join(missing)}", file=sys.stderr)
@@ -369,8 +463,10 @@ def main(argv=None) -> int:
             out.write_text(json.dumps(report, indent=2) + "\n")
 
     if not torch.cuda.is_available():
-        print("gpu_smoke: NO GPU: running on the CPU (--allow-cpu); the figures check the bench, not GPU speed",
-              flush=True)
+        print(
+            "gpu_smoke: NO GPU: running on the CPU (--allow-cpu); the figures check the bench, not GPU speed",
+            flush=True,
+        )
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
         report = run_bench(args, args.keep.resolve(), write)

@@ -66,8 +66,9 @@ def timed(cmd: list[str], cwd: Path, runs: int, env: dict, planned=None) -> dict
         seconds.append(s)
         if planned is not None:
             result["planned"] = sorted(set(result.get("planned", [])) | set(planned(out)))
-    result.update(seconds=[round(s, 2) for s in seconds], min=round(min(seconds), 2),
-                  median=round(statistics.median(seconds), 2))
+    result.update(
+        seconds=[round(s, 2) for s in seconds], min=round(min(seconds), 2), median=round(statistics.median(seconds), 2)
+    )
     return result
 
 
@@ -85,8 +86,7 @@ def measure(repo: Path, runs: int, env: dict) -> dict:
 
 
 def build(dest: Path) -> Path:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import make_checkout, test_params
+    from support.checkout import make_checkout, test_params
 
     repo = make_checkout(dest / "repo", test_params())
     (repo / ".git" / "info" / "exclude").write_text(".snakemake/\n/logs/\n")
@@ -122,8 +122,12 @@ def main() -> None:
             plain = timed([sys.executable, "-c", "pass"], ROOT, args.runs, cached_env)["median"]
             via_uv = timed(["uv", "run", "--no-sync", "python", "-c", "pass"], ROOT, args.runs, cached_env)["median"]
             result["uv_run_overhead"] = round(via_uv - plain, 2)
-        nothing = not any(m[k]["planned"] for m in (result["bytecode_cached"], result.get("no_bytecode_cache", {}))
-                          for k in m if k in ("snakemake_dry_run", "dvc_status"))
+        nothing = not any(
+            m[k]["planned"]
+            for m in (result["bytecode_cached"], result.get("no_bytecode_cache", {}))
+            for k in m
+            if k in ("snakemake_dry_run", "dvc_status")
+        )
         result["plans_nothing"] = nothing
         print(json.dumps(result, indent=2))
         if not nothing:

@@ -37,16 +37,26 @@ def main(argv=None) -> int:
     params["precision"] = "float32"
     params["threads"] = os.cpu_count()
     params["data"]["source"] = f"local:{args.gsm8k_dir.resolve()}"
-    params["eval"].update(samples=args.problems, batch_size=args.batch_size,
-                          boosters={**params["eval"]["boosters"], "calculator": False, "samples_per_problem": 0})
+    params["eval"].update(
+        samples=args.problems,
+        batch_size=args.batch_size,
+        boosters={**params["eval"]["boosters"], "calculator": False, "samples_per_problem": 0},
+    )
     params["lm_eval"]["models"] = []
     params["resources"] = {k: {**v, "gpus": 0, "cpus": os.cpu_count()} for k, v in params["resources"].items()}
-    report = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-              "date": time.strftime("%Y-%m-%d"), "problems": args.problems, "stages": {}}
+    report = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "date": time.strftime("%Y-%m-%d"),
+        "problems": args.problems,
+        "stages": {},
+    }
     with tempfile.TemporaryDirectory(prefix="smollm2-cpu-") as tmp:
         (Path(tmp) / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        for name, cmd in (("download", ["gsm8k", "download"]), ("base_model", ["gsm8k", "base-model"]),
-                          ("eval", ["gsm8k", "evaluate", "--output-file", "base.json"])):
+        for name, cmd in (
+            ("download", ["gsm8k", "download"]),
+            ("base_model", ["gsm8k", "base-model"]),
+            ("eval", ["gsm8k", "evaluate", "--output-file", "base.json"]),
+        ):
             started = time.perf_counter()
             proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
             report["stages"][name] = round(time.perf_counter() - started, 1)
@@ -56,8 +66,20 @@ def main(argv=None) -> int:
         metrics = json.loads((Path(tmp) / "metrics/eval/base.json").read_text())
         clock = json.loads((Path(tmp) / "metrics/eval/base/timings.json").read_text())
         info = json.loads((Path(tmp) / "models/base/info.json").read_text())
-    report.update({k: metrics[k] for k in ("n", "correct", "accuracy", "accuracy_ci95", "answer_proportion",
-                                            "thinking_proportion", "generation")})
+    report.update(
+        {
+            k: metrics[k]
+            for k in (
+                "n",
+                "correct",
+                "accuracy",
+                "accuracy_ci95",
+                "answer_proportion",
+                "thinking_proportion",
+                "generation",
+            )
+        }
+    )
     report["greedy_pass_seconds"] = clock["seconds"]
     report["base_model"] = {k: info[k] for k in ("name", "sha256", "eos_token", "pad_token", "tokenizer_fixes")}
     text = json.dumps(report, indent=2)

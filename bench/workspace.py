@@ -21,14 +21,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
 
 
 def measure(url: str, options: dict, env: dict, processes: int, per_process: int, listed: int) -> dict:
     from gsm8k_pipeline.workspace.board import list_messages, post
     from gsm8k_pipeline.workspace.layout import init
     from gsm8k_pipeline.workspace.store import open_store
-    from gsm8k_pipeline.workspace.stress import post_storm
+    from support.stress import post_storm
 
     with open_store(url, **options) as store:
         init(store)
@@ -43,14 +42,24 @@ def measure(url: str, options: dict, env: dict, processes: int, per_process: int
         in_process = time.perf_counter() - started
     assert len(listing.messages) == max(listed, storm.posts) and not listing.warnings
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "gsm8k_pipeline.cli", "board", "list", "--workspace", url],
-                          env=env, capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gsm8k_pipeline.cli", "board", "list", "--workspace", url],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     command = time.perf_counter() - started
     assert len(proc.stdout.splitlines()) == len(listing.messages), proc.stderr
-    return {"concurrent_posts": storm.posts, "processes": processes,
-            "storm_seconds": round(storm.seconds, 2), "posts_per_second": round(storm.posts_per_second, 1),
-            "messages_listed": len(listing.messages), "list_seconds_in_process": round(in_process, 2),
-            "list_seconds_command": round(command, 2)}
+    return {
+        "concurrent_posts": storm.posts,
+        "processes": processes,
+        "storm_seconds": round(storm.seconds, 2),
+        "posts_per_second": round(storm.posts_per_second, 1),
+        "messages_listed": len(listing.messages),
+        "list_seconds_in_process": round(in_process, 2),
+        "list_seconds_command": round(command, 2),
+    }
 
 
 def main() -> None:
@@ -72,8 +81,9 @@ def main() -> None:
             from sshd import Sshd
 
             with Sshd(tmp / "sshd") as server:
-                results["sftp"] = measure(server.url(tmp / "sftp-ws"), server.storage_options,
-                                          server.client_env(), *counts)
+                results["sftp"] = measure(
+                    server.url(tmp / "sftp-ws"), server.storage_options, server.client_env(), *counts
+                )
     print(json.dumps({"cpus": os.cpu_count(), **results}, indent=2))
 
 

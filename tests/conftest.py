@@ -1,102 +1,13 @@
-"""Shared fixtures: the repo root, real GSM8K when present, and test-sized params."""
+"""Shared fixtures: the repo root, real GSM8K when present, and test-sized params (tests/support/checkout.py,
+which the benches import too)."""
 
 from __future__ import annotations
 
-import copy
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
-from gsm8k_pipeline.timings import is_timings_file
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_GSM8K = REPO.parent / "shared" / "data" / "gsm8k"
-
-# The pipeline's files a temp checkout needs (code deps are hashed, so src/ comes too).
-PIPELINE_FILES = ("Snakefile", "dvc.yaml", "workflow", "src", "pyproject.toml", "configs", "profiles",
-                  "models/pretrained")
-
-TEST_SIZE = {
-    "data": {"synthetic": {"n_train": 300, "n_test": 24}},
-    "base_model": {"tiny": {"vocab_size": 400, "hidden_size": 32, "intermediate_size": 64,
-                            "num_hidden_layers": 1, "num_attention_heads": 2}},
-    "eval": {"samples": 12, "batch_size": 6, "max_new_tokens": 12},
-    "lm_eval": {"max_gen_toks": 16, "batch_size": 6},
-    "budgets": [8],
-    "seeds": [0],
-    "traces": {"batch_size": 8, "max_attempts": 2, "max_new_tokens": 16},
-    "train": {"save_steps": 2, "logging_steps": 1},
-    "prep_sft": {"samples": 48, "epochs": 1, "batch_size": 8, "max_length": 128},
-    "full_sft": {"epochs": 1, "batch_size": 4, "max_length": 128},
-    "grpo": {"num_generations": 2, "prompts_per_step": 2, "max_completion_length": 16},
-}
-
-
-def _merge(base: dict, override: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) else value
-    return out
-
-
-def test_params(**override) -> dict:
-    """The shipped params.yaml, shrunk to test size, with `override` merged on top."""
-    shipped = yaml.safe_load((REPO / "params.yaml").read_text())
-    return _merge(_merge(shipped, TEST_SIZE), override)
-
-
-test_params.__test__ = False  # a helper, not a test
-
-
-def run(cmd: list[str] | str, cwd: Path, check: bool = True, timeout: float | None = None,
-        env: dict | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, shell=isinstance(cmd, str), timeout=timeout,
-                          env=env)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({proc.returncode}) in {cwd}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def make_checkout(dest: Path, params: dict) -> Path:
-    """A temp git repo holding the pipeline files and the given params.yaml, with DVC initialised."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in PIPELINE_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dest / name)
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["git", "init", "-q", "-b", "main"], dest)
-    run(["git", "config", "user.email", "test@example.com"], dest)
-    run(["git", "config", "user.name", "test"], dest)
-    run(["dvc", "init", "-q"], dest)
-    shutil.copy2(REPO / ".dvcignore", dest / ".dvcignore")
-    run(["dvc", "config", "core.analytics", "false"], dest)
-    run(["git", "add", "-A"], dest)
-    # Fixed dates: two checkouts of the same files are the same commit, which the results record names.
-    run(["git", "commit", "-q", "-m", "checkout"], dest,
-        env=os.environ | {"GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"})
-    return dest
-
-
-OUTPUT_DIRS = ("data", "models", "metrics")
-BOOKKEEPING = (".gitignore", ".snakemake_timestamp")  # the engines' own files among the outputs
-
-
-def outputs(root: Path, *dirs: str) -> dict[str, bytes]:
-    """What a run must reproduce byte for byte, whichever engine, machine or load ran it: every file under
-    `dirs` (default: all the outputs) but the timings files, which hold every wall-clock figure
-    (gsm8k_pipeline/timings.py), and the engines' bookkeeping. The one rule for comparing two runs."""
-    return {
-        str(p.relative_to(root)): p.read_bytes()
-        for d in dirs or OUTPUT_DIRS for p in sorted((root / d).rglob("*"))
-        if p.is_file() and p.name not in BOOKKEEPING and not is_timings_file(p)
-    }
+from support.checkout import REPO, SHARED_GSM8K, make_checkout, outputs, run, test_params  # noqa: F401  (the tests import these from here)
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import sys
 import re
+import sys
 from pathlib import Path
 
 from conftest import run
@@ -45,9 +45,10 @@ from pathlib import Path
 from snakemake.api import SnakemakeApi
 from snakemake.settings.types import DAGSettings, OutputSettings, ResourceSettings
 jobs = {}
+from snakemake.settings.types import ConfigSettings
 with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
     workflow_api = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=Path("Snakefile"),
-                                workdir=Path("."))
+                                workdir=Path("."), config_settings=ConfigSettings(configfiles=[Path(f) for f in sys.argv[1:]]))
     workflow_api.dag(DAGSettings(forceall=True)).execute_workflow(executor="dryrun")
     for job in workflow_api._workflow.dag.jobs:
         if job.rule.name == "all":
@@ -71,12 +72,20 @@ def _command(cmd: str) -> str:
     return " ".join(words)
 
 
-def snakemake_jobs(repo: Path) -> dict[str, dict]:
-    """Every job of the full DAG: name -> {"inputs", "outputs", "params", "cmd"}."""
-    out = run([sys.executable, "-c", _SNAKEMAKE_JOBS], repo).stdout
+def snakemake_jobs(repo: Path, *args: str) -> dict[str, dict]:
+    """Every job of the full DAG: name -> {"inputs", "outputs", "params", "cmd"}; args: `--configfile F`."""
+    files = [a for a in args if a != "--configfile"]
+    out = run([sys.executable, "-c", _SNAKEMAKE_JOBS, *files], repo).stdout
     # dag.CONTENT_PARAM is Snakemake's stand-in for DVC hashing the content of a directory dependency.
-    return {name: {"inputs": set(job["inputs"]), "outputs": set(job["outputs"]),
-                   "params": set(job["params"]) - {dag.CONTENT_PARAM}, "cmd": _command(job["cmd"])} for name, job in json.loads(out.splitlines()[-1]).items()}
+    return {
+        name: {
+            "inputs": set(job["inputs"]),
+            "outputs": set(job["outputs"]),
+            "params": set(job["params"]) - {dag.CONTENT_PARAM},
+            "cmd": _command(job["cmd"]),
+        }
+        for name, job in json.loads(out.splitlines()[-1]).items()
+    }
 
 
 _DVC_STAGES = """
@@ -97,8 +106,15 @@ with Repo(".") as repo:
 def dvc_stages(repo: Path) -> dict[str, dict]:
     """Every stage of dvc.yaml, as DVC itself resolves it: name -> {"inputs", "outputs", "params", "cmd"}."""
     out = run([sys.executable, "-c", _DVC_STAGES], repo).stdout
-    stages = {name: {"inputs": set(s["inputs"]), "outputs": set(s["outputs"]), "params": set(s["params"]),
-                     "cmd": _command(s["cmd"])} for name, s in json.loads(out).items()}
+    stages = {
+        name: {
+            "inputs": set(s["inputs"]),
+            "outputs": set(s["outputs"]),
+            "params": set(s["params"]),
+            "cmd": _command(s["cmd"]),
+        }
+        for name, s in json.loads(out).items()
+    }
     # A directory dep (the leaderboard's metrics/eval) stands for every output of other stages beneath it.
     all_outs = {o for io in stages.values() for o in io["outputs"]}
     for io in stages.values():

@@ -1,11 +1,11 @@
-"""The hub-shaped stand-in model (src/gsm8k_pipeline/hub_fixture.py), built at test time at tiny size."""
+"""The hub-shaped stand-in model (tests/support/hub_fixture.py), built at test time at tiny size."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from gsm8k_pipeline import hub_fixture
 from gsm8k_pipeline.synthetic import generate_splits
+from support import hub_fixture
 
 
 def build(dest: Path, pad: bool = True) -> Path:

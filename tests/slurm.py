@@ -35,16 +35,19 @@ def _free_port() -> int:
 
 
 def _mem_mb() -> int:
-    kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-              if line.startswith("MemTotal:"))
+    kb = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:")
+    )
     return kb // 1024 * 3 // 4  # slurmd drains a node that has less than its RealMemory
 
 
 class Slurm:
     def __init__(self, tmp: Path):
         if missing():
-            raise RuntimeError(f"missing {', '.join(missing())}: apt-get install -y slurmctld slurmd "
-                               "slurm-client munge (.ci/run does this)")
+            raise RuntimeError(
+                f"missing {', '.join(missing())}: apt-get install -y slurmctld slurmd "
+                "slurm-client munge (.ci/run does this)"
+            )
         self.dir = Path(tmp)
         self.cpus = os.cpu_count() or 1
         # munged runs as user munge, which cannot enter pytest's private (0700) temp dirs: its own dir.
@@ -54,42 +57,44 @@ class Slurm:
 
     def _conf(self) -> str:
         d = self.dir
-        return "\n".join([
-            "ClusterName=gsm8ktest",
-            "SlurmctldHost=localhost",
-            "SlurmUser=root",
-            "SlurmdUser=root",
-            f"SlurmctldPort={_free_port()}",
-            f"SlurmdPort={_free_port()}",
-            "AuthType=auth/munge",
-            f"AuthInfo=socket={self.munge / 'munge.socket'}",
-            f"StateSaveLocation={d / 'ctld'}",
-            f"SlurmdSpoolDir={d / 'spool'}",
-            f"SlurmctldPidFile={d / 'slurmctld.pid'}",
-            f"SlurmdPidFile={d / 'slurmd.pid'}",
-            f"SlurmctldLogFile={d / 'slurmctld.log'}",
-            f"SlurmdLogFile={d / 'slurmd.log'}",
-            # No cgroups here: processes tracked through /proc; task/none lacks the CPU binding that
-            # srun asks for whenever a job has more than one CPU, task/affinity has it.
-            "ProctrackType=proctrack/linuxproc",
-            "TaskPlugin=task/affinity",
-            "SelectType=select/cons_tres",
-            "SelectTypeParameters=CR_Core_Memory",
-            "DefMemPerCPU=500",  # else a job that names no memory takes the whole node's
-            # No slurmdbd (sacct cannot answer): finished jobs stay visible to squeue/scontrol for 10 min,
-            # which the plugin's squeue status command (profiles/slurm) relies on, and so does the test.
-            "MinJobAge=600",
-            "AccountingStorageType=accounting_storage/none",
-            "JobAcctGatherType=jobacct_gather/none",
-            "MpiDefault=none",
-            "ReturnToService=2",
-            "SlurmdTimeout=60",
-            f"NodeName=localhost CPUs={self.cpus} RealMemory={_mem_mb()} State=UNKNOWN",
-            "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP",
-            "",
-        ])
+        return "\n".join(
+            [
+                "ClusterName=gsm8ktest",
+                "SlurmctldHost=localhost",
+                "SlurmUser=root",
+                "SlurmdUser=root",
+                f"SlurmctldPort={_free_port()}",
+                f"SlurmdPort={_free_port()}",
+                "AuthType=auth/munge",
+                f"AuthInfo=socket={self.munge / 'munge.socket'}",
+                f"StateSaveLocation={d / 'ctld'}",
+                f"SlurmdSpoolDir={d / 'spool'}",
+                f"SlurmctldPidFile={d / 'slurmctld.pid'}",
+                f"SlurmdPidFile={d / 'slurmd.pid'}",
+                f"SlurmctldLogFile={d / 'slurmctld.log'}",
+                f"SlurmdLogFile={d / 'slurmd.log'}",
+                # No cgroups here: processes tracked through /proc; task/none lacks the CPU binding that
+                # srun asks for whenever a job has more than one CPU, task/affinity has it.
+                "ProctrackType=proctrack/linuxproc",
+                "TaskPlugin=task/affinity",
+                "SelectType=select/cons_tres",
+                "SelectTypeParameters=CR_Core_Memory",
+                "DefMemPerCPU=500",  # else a job that names no memory takes the whole node's
+                # No slurmdbd (sacct cannot answer): finished jobs stay visible to squeue/scontrol for 10 min,
+                # which the plugin's squeue status command (profiles/slurm) relies on, and so does the test.
+                "MinJobAge=600",
+                "AccountingStorageType=accounting_storage/none",
+                "JobAcctGatherType=jobacct_gather/none",
+                "MpiDefault=none",
+                "ReturnToService=2",
+                "SlurmdTimeout=60",
+                f"NodeName=localhost CPUs={self.cpus} RealMemory={_mem_mb()} State=UNKNOWN",
+                "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP",
+                "",
+            ]
+        )
 
-    def start(self, timeout: float = 60) -> "Slurm":
+    def start(self, timeout: float = 60) -> Slurm:
         try:
             d = self.dir
             for sub in ("ctld", "spool"):
@@ -110,10 +115,22 @@ class Slurm:
             for path in (key, m):
                 shutil.chown(path, "munge", "munge")
             m.chmod(0o755)
-            self._spawn("munged", ["runuser", "-u", "munge", "--", "/usr/sbin/munged", "--foreground",
-                                   f"--key-file={key}", f"--socket={self.munge / 'munge.socket'}",
-                                   f"--pid-file={m / 'munged.pid'}", f"--log-file={m / 'munged.log'}",
-                                   f"--seed-file={m / 'munged.seed'}"])
+            self._spawn(
+                "munged",
+                [
+                    "runuser",
+                    "-u",
+                    "munge",
+                    "--",
+                    "/usr/sbin/munged",
+                    "--foreground",
+                    f"--key-file={key}",
+                    f"--socket={self.munge / 'munge.socket'}",
+                    f"--pid-file={m / 'munged.pid'}",
+                    f"--log-file={m / 'munged.log'}",
+                    f"--seed-file={m / 'munged.seed'}",
+                ],
+            )
             self._wait(lambda: (self.munge / "munge.socket").exists(), timeout, "munged's socket")
             self._spawn("slurmctld", ["/usr/sbin/slurmctld", "-D", "-i"])
             self._wait(lambda: self._ok(["scontrol", "ping"], "UP"), timeout, "slurmctld to answer")
@@ -139,15 +156,18 @@ class Slurm:
         while not ready():
             dead = {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
             if dead or time.monotonic() > deadline:
-                logs = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2000:]}"
-                                 for p in sorted(self.dir.glob("*.out")) + sorted(self.dir.glob("*.log")))
+                logs = "\n".join(
+                    f"--- {p.name}\n{p.read_text(errors='replace')[-2000:]}"
+                    for p in sorted(self.dir.glob("*.out")) + sorted(self.dir.glob("*.log"))
+                )
                 raise RuntimeError(f"waiting for {what}: {'exited ' + str(dead) if dead else 'timed out'}\n{logs}")
             time.sleep(0.2)
 
     def jobs(self) -> list[dict[str, str]]:
         """Every job slurmctld still remembers (MinJobAge), finished ones included: `scontrol show job`."""
-        out = subprocess.run(["scontrol", "-o", "show", "job"], capture_output=True, text=True,
-                             timeout=30, check=True).stdout
+        out = subprocess.run(
+            ["scontrol", "-o", "show", "job"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
         jobs = []
         for line in out.splitlines():
             fields = {}

@@ -25,8 +25,11 @@ def _free_port() -> int:
 
 
 def _keygen(path: Path) -> None:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "gsm8k-test", "-f", str(path)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "gsm8k-test", "-f", str(path)],
+        check=True,
+        capture_output=True,
+    )
 
 
 class Sshd:
@@ -40,7 +43,7 @@ class Sshd:
         self.proc: subprocess.Popen | None = None
 
     # -- set-up --------------------------------------------------------------------------
-    def start(self) -> "Sshd":
+    def start(self) -> Sshd:
         d, ssh = self.dir, self.home / ".ssh"
         ssh.mkdir(parents=True, exist_ok=True)
         _keygen(d / "host_ed25519")
@@ -50,28 +53,33 @@ class Sshd:
         (ssh / "known_hosts").write_text(f"[127.0.0.1]:{self.port} {' '.join(host_pub)}\n")
         for p in (ssh, ssh / "id_ed25519"):
             p.chmod(0o700 if p.is_dir() else 0o600)
-        (d / "sshd_config").write_text("\n".join([
-            f"Port {self.port}",
-            "ListenAddress 127.0.0.1",
-            f"HostKey {d / 'host_ed25519'}",
-            "PidFile none",
-            f"AuthorizedKeysFile {d / 'authorized_keys'}",
-            "PubkeyAuthentication yes",
-            "PasswordAuthentication no",
-            "KbdInteractiveAuthentication no",
-            "PermitRootLogin prohibit-password",
-            "UsePAM no",
-            "StrictModes no",
-            "Subsystem sftp internal-sftp",
-            "MaxStartups 200",
-            "MaxSessions 64",
-            "LogLevel ERROR",
-            "",
-        ]))
+        (d / "sshd_config").write_text(
+            "\n".join(
+                [
+                    f"Port {self.port}",
+                    "ListenAddress 127.0.0.1",
+                    f"HostKey {d / 'host_ed25519'}",
+                    "PidFile none",
+                    f"AuthorizedKeysFile {d / 'authorized_keys'}",
+                    "PubkeyAuthentication yes",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "PermitRootLogin prohibit-password",
+                    "UsePAM no",
+                    "StrictModes no",
+                    "Subsystem sftp internal-sftp",
+                    "MaxStartups 200",
+                    "MaxSessions 64",
+                    "LogLevel ERROR",
+                    "",
+                ]
+            )
+        )
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege-separation dir
         self._log = open(d / "sshd.log", "wb")
-        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")],
-                                     stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stdout=self._log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + 15
         while True:
             if self.proc.poll() is not None:
@@ -98,7 +106,7 @@ class Sshd:
         if getattr(self, "_log", None):
             self._log.close()
 
-    def __enter__(self) -> "Sshd":
+    def __enter__(self) -> Sshd:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -113,14 +121,11 @@ class Sshd:
     def storage_options(self) -> dict:
         """Connection options for in-process use (what the client HOME gives a subprocess)."""
         ssh = self.home / ".ssh"
-        return {"client_keys": [str(ssh / "id_ed25519")], "known_hosts": str(ssh / "known_hosts"),
-                "agent_path": None}
+        return {"client_keys": [str(ssh / "id_ed25519")], "known_hosts": str(ssh / "known_hosts"), "agent_path": None}
 
     def client_env(self, **extra: str) -> dict:
         """Environment for a `gsm8k` subprocess: HOME holds the key and known_hosts; no ssh-agent."""
-        env = {k: v for k, v in os.environ.items() if k not in ("SSH_AUTH_SOCK", "GSM8K_WORKSPACE",
-                                                               "GSM8K_AGENT_ID")}
+        env = {k: v for k, v in os.environ.items() if k not in ("SSH_AUTH_SOCK", "GSM8K_WORKSPACE", "GSM8K_AGENT_ID")}
         env["HOME"] = str(self.home)
         env.update(extra)
         return env
-

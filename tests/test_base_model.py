@@ -3,8 +3,7 @@ from pathlib import Path
 import pytest
 
 from conftest import test_params
-from gsm8k_pipeline import base_model
-from gsm8k_pipeline.errors import PipelineError
+from gsm8k_pipeline import PipelineError, base_model
 from gsm8k_pipeline.formatting import FORMAT_TOKENS, prompt_messages, to_target
 from gsm8k_pipeline.synthetic import generate_splits
 
@@ -55,8 +54,9 @@ def test_chat_template_ends_with_the_assistant_turn(saved_tiny):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(saved_tiny[0])
-    text = tokenizer.apply_chat_template(prompt_messages("How many?", "Be brief."), tokenize=False,
-                                         add_generation_prompt=True)
+    text = tokenizer.apply_chat_template(
+        prompt_messages("How many?", "Be brief."), tokenize=False, add_generation_prompt=True
+    )
     assert text == "<|system|>Be brief.<|end|><|user|>How many?<|end|><|assistant|>"
 
 
@@ -72,11 +72,18 @@ def test_same_seed_same_weights(saved_tiny):
     assert not all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), c.state_dict().values()))
 
 
-@pytest.mark.parametrize("name, revision, message", [
-    ("Qwen/Qwen2.5-0.5B-Instruct", None, "base_model.revision: hub model 'Qwen/Qwen2.5-0.5B-Instruct' needs a pinned"),
-    ("Qwen/Qwen2.5-0.5B-Instruct", "main", "needs a pinned revision (a 40-hex commit), not 'main'"),
-    ("my-made-up-model", None, "base_model.name: 'my-made-up-model' is neither `tiny`, a local model folder"),
-])
+@pytest.mark.parametrize(
+    "name, revision, message",
+    [
+        (
+            "Qwen/Qwen2.5-0.5B-Instruct",
+            None,
+            "base_model.revision: hub model 'Qwen/Qwen2.5-0.5B-Instruct' needs a pinned",
+        ),
+        ("Qwen/Qwen2.5-0.5B-Instruct", "main", "needs a pinned revision (a 40-hex commit), not 'main'"),
+        ("my-made-up-model", None, "base_model.name: 'my-made-up-model' is neither `tiny`, a local model folder"),
+    ],
+)
 def test_base_model_must_be_pinned_or_local_and_errors_name_the_params_file(name, revision, message):
     with pytest.raises(PipelineError, match="^configs/mine.yaml: ") as err:
         base_model.source({"name": name, "revision": revision}, Path("configs/mine.yaml"))
@@ -126,8 +133,10 @@ def test_both_engines_rerun_base_model_when_a_local_folders_bytes_change(saved_t
     name = "models/pretrained/local-model"
     params = test_params(base_model={"name": name, "revision": None})
     repos = {}
-    for engine, build in (("snakemake", ["snakemake", "--cores", "1", "models/base/info.json"]),
-                          ("dvc", ["dvc", "repro", "base_model"])):
+    for engine, build in (
+        ("snakemake", ["snakemake", "--cores", "1", "models/base/info.json"]),
+        ("dvc", ["dvc", "repro", "base_model"]),
+    ):
         repo = make_checkout(tmp_path / engine, params)
         shutil.copytree(saved_tiny[0], repo / name)
         run(build, repo)
@@ -154,12 +163,14 @@ def test_base_model_checks_the_tokenizer_of_every_source(tmp_path, pad):
     import subprocess
 
     import yaml
-    from hub import build
     from transformers import AutoTokenizer
 
+    from hub import build
+
     build(tmp_path / "models/pretrained/hub", pad=pad)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(test_params(
-        base_model={"name": "models/pretrained/hub", "revision": None})))
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump(test_params(base_model={"name": "models/pretrained/hub", "revision": None}))
+    )
     subprocess.run(["gsm8k", "base-model"], cwd=tmp_path, check=True, capture_output=True)
     info = json.loads((tmp_path / "models/base/info.json").read_text())
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "models/base/model")

@@ -5,8 +5,8 @@ import math
 
 import pytest
 
+from gsm8k_pipeline import PipelineError
 from gsm8k_pipeline.boosters import majority, pass_at_k, protocols
-from gsm8k_pipeline.errors import PipelineError
 
 
 @pytest.mark.parametrize("n, c, k", [(n, c, k) for n in range(1, 8) for c in range(n + 1) for k in range(1, n + 1)])
@@ -51,8 +51,12 @@ def test_majority_ignores_missing_answers_and_breaks_ties_by_first_seen():
 
 
 def test_protocols_and_the_k_check():
-    assert protocols({"calculator": True, "samples_per_problem": 4, "k": 4}) == \
-        ["calculator", "maj@4", "pass@1", "pass@4"]
+    assert protocols({"calculator": True, "samples_per_problem": 4, "k": 4}) == [
+        "calculator",
+        "maj@4",
+        "pass@1",
+        "pass@4",
+    ]
     assert protocols({"calculator": False, "samples_per_problem": 0, "k": 4}) == []
     assert protocols({"calculator": False, "samples_per_problem": 3, "k": 1}) == ["maj@1", "pass@1"]
     # k > samples_per_problem is refused with the params' other clashes (check-params, every stage).

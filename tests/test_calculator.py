@@ -7,25 +7,64 @@ import pytest
 from gsm8k_pipeline.calculator import MAX_CHARS, Calculator, calculate, call_in
 
 
-@pytest.mark.parametrize("expr, result", [
-    ("12+5", "17"), ("17-3", "14"), ("6*7", "42"), ("84/4", "21"), ("10/4", "2.5"), ("1/3", "0.3333"),
-    ("2/3", "0.6667"), ("3-10", "-7"), ("(2+3)*4", "20"), ("2+3*4", "14"), ("-(2+3)", "-5"), ("1.5*2", "3"),
-    ("0.1+0.2", "0.3"), (" 12 + 5 ", "17"), ("((((1+1))))", "2"), ("100/8-0.5", "12"), ("7", "7"),
-])
+@pytest.mark.parametrize(
+    "expr, result",
+    [
+        ("12+5", "17"),
+        ("17-3", "14"),
+        ("6*7", "42"),
+        ("84/4", "21"),
+        ("10/4", "2.5"),
+        ("1/3", "0.3333"),
+        ("2/3", "0.6667"),
+        ("3-10", "-7"),
+        ("(2+3)*4", "20"),
+        ("2+3*4", "14"),
+        ("-(2+3)", "-5"),
+        ("1.5*2", "3"),
+        ("0.1+0.2", "0.3"),
+        (" 12 + 5 ", "17"),
+        ("((((1+1))))", "2"),
+        ("100/8-0.5", "12"),
+        ("7", "7"),
+    ],
+)
 def test_exact_arithmetic_in_gsm8k_format(expr, result):
     assert calculate(expr) == result
 
 
-@pytest.mark.parametrize("expr", [
-    "2**10", "9**9**9**9", "10**100000",              # exponents: refused, never computed
-    "(" * 5000 + "1" + ")" * 5000, "(" * 11 + "1" + ")" * 11,  # too deep (or too long) nesting
-    "-" * 50 + "1",                                   # unary chains nest too
-    "1/0", "5/(3-3)", "1/(0*7)",                      # division by zero
-    "١٢+٥", "１２+５", "12+٥", "²+1",                    # non-ASCII digits (Arabic-Indic, full-width, superscript)
-    "9" * 16 + "*2", "99999999*99999999*99999999",    # beyond the magnitude bound
-    "1" * (MAX_CHARS + 1),                            # too long
-    "__import__('os')", "x+1", "1e5", "1_000", "2 3", "1+", "(1", "1)", "", "abs(-1)", "1;2",
-])
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "2**10",
+        "9**9**9**9",
+        "10**100000",  # exponents: refused, never computed
+        "(" * 5000 + "1" + ")" * 5000,
+        "(" * 11 + "1" + ")" * 11,  # too deep (or too long) nesting
+        "-" * 50 + "1",  # unary chains nest too
+        "1/0",
+        "5/(3-3)",
+        "1/(0*7)",  # division by zero
+        "١٢+٥",
+        "１２+５",
+        "12+٥",
+        "²+1",  # non-ASCII digits (Arabic-Indic, full-width, superscript)
+        "9" * 16 + "*2",
+        "99999999*99999999*99999999",  # beyond the magnitude bound
+        "1" * (MAX_CHARS + 1),  # too long
+        "__import__('os')",
+        "x+1",
+        "1e5",
+        "1_000",
+        "2 3",
+        "1+",
+        "(1",
+        "1)",
+        "",
+        "abs(-1)",
+        "1;2",
+    ],
+)
 def test_hostile_or_invalid_expressions_are_refused_fast(expr):
     started = time.process_time()  # this process's CPU time: what the bound is about, whatever the load
     assert calculate(expr) is None
@@ -34,10 +73,10 @@ def test_hostile_or_invalid_expressions_are_refused_fast(expr):
 
 def test_a_call_is_a_tail_ending_in_open_annotation_and_equals():
     assert call_in("Mia has 12+5=<<12+5=") == "17"
-    assert call_in("Mia has 12+5=") is None            # an equals sign outside an annotation
-    assert call_in("12+5=<<12+5=17>>17") is None       # a closed annotation
+    assert call_in("Mia has 12+5=") is None  # an equals sign outside an annotation
+    assert call_in("12+5=<<12+5=17>>17") is None  # a closed annotation
     assert call_in("<<2/0=") is None
-    assert call_in("x" * 10_000 + "<<3*4=") == "12"    # only the tail is read
+    assert call_in("x" * 10_000 + "<<3*4=") == "12"  # only the tail is read
 
 
 def _prompts():
@@ -49,7 +88,7 @@ def _prompts():
 def tiny(tmp_path_factory):
     from conftest import test_params
     from gsm8k_pipeline import base_model
-    from gsm8k_pipeline.generation import load_for_inference
+    from gsm8k_pipeline.loading import load_for_inference
     from gsm8k_pipeline.synthetic import generate_splits
 
     train, _ = generate_splits(200, 10, 0)
@@ -62,8 +101,8 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
+    from gsm8k_pipeline.loading import load_for_inference
     from hub import build
-    from gsm8k_pipeline.generation import load_for_inference
 
     return load_for_inference(build(tmp_path_factory.mktemp("hub")), "float32")
 
@@ -90,8 +129,17 @@ def test_sampling_with_several_returns_inserts_in_every_calling_sequence(which, 
     model, tokenizer = request.getfixturevalue(which)
     torch.manual_seed(0)
     calculator = Calculator(tokenizer)
-    out = generate(model, tokenizer, _prompts(), batch_size=2, max_new_tokens=6, do_sample=True,
-                   temperature=1.0, num_return_sequences=3, processor=calculator)
+    out = generate(
+        model,
+        tokenizer,
+        _prompts(),
+        batch_size=2,
+        max_new_tokens=6,
+        do_sample=True,
+        temperature=1.0,
+        num_return_sequences=3,
+        processor=calculator,
+    )
     assert all(c.startswith("12>>") for c in out[0])
     assert not any(c.startswith("12>>") for c in out[1] + out[2] + out[3])
     assert calculator.calls >= 3  # (a random model may call it again later)

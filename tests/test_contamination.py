@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from gsm8k_pipeline import contamination
-from gsm8k_pipeline.errors import PipelineError
+from gsm8k_pipeline import PipelineError, contamination
 from gsm8k_pipeline.leaderboard import main
 from test_leaderboard import PARAMS, plant
 
@@ -17,8 +16,9 @@ def write_split(folder, rows_in_train: list[int], n: int = 10):
     test = folder / "test.jsonl"
     test.write_text("".join(json.dumps({"question": f"q{i}", "answer": "#### 1"}) + "\n" for i in range(n)))
     found = {"test_rows_in_train": rows_in_train, "test_rows": n, "example": None, "normalisation": "x"}
-    (folder / "stats.json").write_text(json.dumps({
-        "contamination": found, "test": {"sha256": hashlib.sha256(test.read_bytes()).hexdigest()}}))
+    (folder / "stats.json").write_text(
+        json.dumps({"contamination": found, "test": {"sha256": hashlib.sha256(test.read_bytes()).hexdigest()}})
+    )
     return test
 
 
@@ -31,8 +31,12 @@ def test_normalisation_ignores_case_and_spacing_but_not_numbers():
 
 def test_an_eval_counts_the_contaminated_problems_it_scored(tmp_path):
     test = write_split(tmp_path, rows_in_train=[2, 5, 9])
-    assert contamination.for_eval(test, 5) == {"evaluated_in_train": 2, "evaluated": 5, "split_in_train": 3,
-                                               "split_rows": 10}
+    assert contamination.for_eval(test, 5) == {
+        "evaluated_in_train": 2,
+        "evaluated": 5,
+        "split_in_train": 3,
+        "split_rows": 10,
+    }
 
 
 def test_stats_of_another_test_file_fail_the_eval(tmp_path):
@@ -51,8 +55,11 @@ def test_a_test_file_without_download_stats_is_unknown(tmp_path):
 def plant_contamination(config, k: int | None):
     for path in config.eval_dir.glob("*.json"):
         metrics = json.loads(path.read_text())
-        metrics["contamination"] = None if k is None else {"evaluated_in_train": k, "evaluated": 60,
-                                                           "split_in_train": 2 * k, "split_rows": 120}
+        metrics["contamination"] = (
+            None
+            if k is None
+            else {"evaluated_in_train": k, "evaluated": 60, "split_in_train": 2 * k, "split_rows": 120}
+        )
         path.write_text(json.dumps(metrics))
 
 
@@ -61,8 +68,10 @@ def test_the_leaderboard_opens_with_the_contamination_when_there_is_some(tmp_pat
     plant_contamination(config, 15)
     main(PARAMS, config)
     board = (config.out_dir / "LEADERBOARD.md").read_text()
-    warning = ("**Contamination: 15 of the 60 test problems scored (25.0 %) also appear in the train split** "
-               "(30 of 120 in the whole test split")
+    warning = (
+        "**Contamination: 15 of the 60 test problems scored (25.0 %) also appear in the train split** "
+        "(30 of 120 in the whole test split"
+    )
     assert warning in board and board.index(warning) < board.index("## Answer")
     assert warning in (config.out_dir / "answer.rst").read_text()
     out = json.loads((config.out_dir / "all.json").read_text())
@@ -71,10 +80,13 @@ def test_the_leaderboard_opens_with_the_contamination_when_there_is_some(tmp_pat
     assert out["models"]["base"]["contamination"]["evaluated_in_train"] == 15
 
 
-@pytest.mark.parametrize("k, note", [
-    (0, "Contamination: none of the 60 test problems scored (nor of the 120 in the test split) appears"),
-    (None, "Contamination unknown (eval metrics without the count) for: base, full_sft_16_s0"),
-])
+@pytest.mark.parametrize(
+    "k, note",
+    [
+        (0, "Contamination: none of the 60 test problems scored (nor of the 120 in the test split) appears"),
+        (None, "Contamination unknown (eval metrics without the count) for: base, full_sft_16_s0"),
+    ],
+)
 def test_no_contamination_is_a_quiet_note_at_the_end(tmp_path, k, note):
     config = plant(tmp_path, lambda model_id: [i % 2 for i in range(60)])
     plant_contamination(config, k)

@@ -12,8 +12,12 @@ def stage(tmp_path, source: str):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     out = tmp_path / "data"
-    proc = subprocess.run(["gsm8k", "download", "--params", str(path), "--out-dir", str(out)],
-                          capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        ["gsm8k", "download", "--params", str(path), "--out-dir", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     return proc, out
 
 
@@ -23,7 +27,7 @@ def test_synthetic_default_writes_all_outputs(tmp_path):
     stats = json.loads((out / "stats.json").read_text())
     assert stats["train"]["rows"] == 300 and stats["test"]["rows"] == 24
     assert stats["train_test_question_overlap"] == 0
-    rows = [json.loads(l) for l in (out / "train.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     assert all(r["answer"].rsplit("\n", 1)[1].startswith("#### ") for r in rows)
 
 
@@ -34,12 +38,21 @@ def test_local_real_gsm8k_row_counts_through_snakemake(tmp_path, shared_gsm8k):
     assert len((repo / "data/gsm8k/test.jsonl").read_text().splitlines()) == 1319
 
 
-@pytest.mark.parametrize("corruption, reason", [
-    (lambda line: line[:-20], "not valid JSON"),
-    (lambda line: json.dumps({"question": "q"}), "missing key 'answer'"),
-    (lambda line: json.dumps({"question": "q", "answer": "no marker"}), "answer must contain exactly one '####' line"),
-    (lambda line: json.dumps({"question": "q", "answer": "x\n#### many"}), "gold answer after '####' is not a number"),
-])
+@pytest.mark.parametrize(
+    "corruption, reason",
+    [
+        (lambda line: line[:-20], "not valid JSON"),
+        (lambda line: json.dumps({"question": "q"}), "missing key 'answer'"),
+        (
+            lambda line: json.dumps({"question": "q", "answer": "no marker"}),
+            "answer must contain exactly one '####' line",
+        ),
+        (
+            lambda line: json.dumps({"question": "q", "answer": "x\n#### many"}),
+            "gold answer after '####' is not a number",
+        ),
+    ],
+)
 def test_corrupted_line_is_named_and_nothing_is_left(tmp_path, shared_gsm8k, corruption, reason):
     copy = tmp_path / "gsm8k"
     copy.mkdir()
@@ -89,14 +102,18 @@ def local_source(tmp_path, train: list[dict], test: list[dict]):
 
 
 def row(i: int, question: str | None = None) -> dict:
-    return {"question": question or f"Tom has {i} apples and buys {i} more. How many now?",
-            "answer": f"{i}+{i}=<<{i}+{i}={2 * i}>>{2 * i}\n#### {2 * i}"}
+    return {
+        "question": question or f"Tom has {i} apples and buys {i} more. How many now?",
+        "answer": f"{i}+{i}=<<{i}+{i}={2 * i}>>{2 * i}\n#### {2 * i}",
+    }
 
 
 def contaminated(tmp_path):
     """24 train rows; 24 test rows of which rows 3, 5, ..., 25 - 1 repeat a train question, recased and respaced."""
     train = [row(i) for i in range(1, 25)]
-    test = [row(100 + i) if i % 2 else row(i, "  " + row(i)["question"].upper().replace(" ", "\n ")) for i in range(1, 25)]
+    test = [
+        row(100 + i) if i % 2 else row(i, "  " + row(i)["question"].upper().replace(" ", "\n ")) for i in range(1, 25)
+    ]
     return local_source(tmp_path, train, test)
 
 
@@ -105,8 +122,9 @@ def test_contamination_is_a_one_line_warning_and_in_stats(tmp_path):
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if "contamination" in line]
     assert len(warnings) == 1, proc.stderr
-    assert warnings[0].startswith("gsm8k download: warning: contamination: 12 of 24 test questions (50.0 %) also "
-                                  "appear in the train split")
+    assert warnings[0].startswith(
+        "gsm8k download: warning: contamination: 12 of 24 test questions (50.0 %) also appear in the train split"
+    )
     assert "e.g. test row 2 = train row 2: 'TOM HAS 2 APPLES AND BUYS 2 MORE." in warnings[0]  # spaces collapsed
     stats = json.loads((out / "stats.json").read_text())
     assert stats["train_test_question_overlap"] == 12
@@ -117,8 +135,12 @@ def test_contamination_refuse_fails_the_download_in_one_line(tmp_path):
     params = test_params(data={"source": f"local:{contaminated(tmp_path)}", "contamination": "refuse"})
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
-    proc = subprocess.run(["gsm8k", "download", "--params", str(path), "--out-dir", str(tmp_path / "data")],
-                          capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        ["gsm8k", "download", "--params", str(path), "--out-dir", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("gsm8k download: error: data.contamination is refuse: 12 of 24 test questions")
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
@@ -130,10 +152,19 @@ def test_clean_data_gives_no_warning(tmp_path):
     assert proc.returncode == 0 and "warning" not in proc.stderr
 
 
-@pytest.mark.parametrize("bad, reason", [
-    ({"question": "x" * 4_001, "answer": "#### 1"}, "'question' has 4,001 characters, more than the limit of 4,000"),
-    ({"question": "q", "answer": "y" * 8_000 + "\n#### 1"}, "'answer' has 8,007 characters, more than the limit of 8,000"),
-])
+@pytest.mark.parametrize(
+    "bad, reason",
+    [
+        (
+            {"question": "x" * 4_001, "answer": "#### 1"},
+            "'question' has 4,001 characters, more than the limit of 4,000",
+        ),
+        (
+            {"question": "q", "answer": "y" * 8_000 + "\n#### 1"},
+            "'answer' has 8,007 characters, more than the limit of 8,000",
+        ),
+    ],
+)
 def test_oversized_rows_are_refused_with_file_and_line(tmp_path, bad, reason):
     folder = local_source(tmp_path, [row(1), row(2), bad], [row(3)])
     proc, _ = stage(tmp_path, f"local:{folder}")

@@ -44,9 +44,14 @@ def test_engines_build_everything_and_identically(repos):
     smk, dvc = repos
     a, b = outputs(smk), outputs(dvc)
     assert set(a) == set(b)
-    assert {"data/traces/grpo_8_s1.jsonl", "models/grpo/8/s0/model/model.safetensors",
-            "models/sft_from_traces/8/s1/train_log.csv", "metrics/all.json", "metrics/LEADERBOARD.md",
-            *(f"metrics/eval/{m}/summary.txt" for m in MODELS)} <= set(a)
+    assert {
+        "data/traces/grpo_8_s1.jsonl",
+        "models/grpo/8/s0/model/model.safetensors",
+        "models/sft_from_traces/8/s1/train_log.csv",
+        "metrics/all.json",
+        "metrics/LEADERBOARD.md",
+        *(f"metrics/eval/{m}/summary.txt" for m in MODELS),
+    } <= set(a)
     assert not [k for k in a if "checkpoint" in k]
     # Every output but the timings files, byte for byte: train logs, metrics, summaries, leaderboard, plots.
     assert [k for k in a if a[k] != b[k]] == []
@@ -79,6 +84,7 @@ def test_a_real_run_publishes_to_the_workspace(repos, tmp_path):
     assert all(f"| {cell(model_id)} |" in board for model_id in models), board
     published = json.loads(next((workspace / "artifacts/results/tester").glob("*.json")).read_text())
     assert {r["id"] for r in published["models"]} == set(models)
+    assert published["comparisons"] == json.loads((smk / "metrics/all.json").read_text())["comparisons"] != {}
 
 
 def test_the_html_report_opens_on_the_answer_with_its_plots(repos, tmp_path):
@@ -97,7 +103,11 @@ def test_the_html_report_opens_on_the_answer_with_its_plots(repos, tmp_path):
     shot = matplotlib.image.imread(screenshot(tmp_path / "report.html", tmp_path / "shot.png"))
     assert shot.std() > 0.05  # not one flat colour
     # matplotlib's first line colour (C0, #1f77b4) is only in the plots: they were drawn, not broken icons.
-    c0 = (abs(shot[..., 0] - 0x1F / 255) < 0.03) & (abs(shot[..., 1] - 0x77 / 255) < 0.03) & (abs(shot[..., 2] - 0xB4 / 255) < 0.03)
+    c0 = (
+        (abs(shot[..., 0] - 0x1F / 255) < 0.03)
+        & (abs(shot[..., 1] - 0x77 / 255) < 0.03)
+        & (abs(shot[..., 2] - 0xB4 / 255) < 0.03)
+    )
     assert c0.sum() > 20  # 70 seen at test size; 0 when the images are broken
 
 
@@ -108,31 +118,54 @@ def test_second_run_does_nothing(repos):
     assert "Running stage" not in run(["dvc", "repro"], dvc).stdout
 
 
-ALL_JOBS = ({"download", "base_model", "prep_sft", "leaderboard"} | EVALS
-            | runs("full_sft") | runs("grpo") | runs("traces") | runs("sft_from_traces"))
+ALL_JOBS = (
+    {"download", "base_model", "prep_sft", "leaderboard"}
+    | EVALS
+    | runs("full_sft")
+    | runs("grpo")
+    | runs("traces")
+    | runs("sft_from_traces")
+)
 # Module edited -> the stages of the test DAG whose command imports it (written out by hand, not computed
 # with dag.code_deps, so this checks the closure too).
 IMPORTERS = {
     "task.py": ALL_JOBS - {"leaderboard"},  # read_jsonl / gold
     "grader.py": runs("grpo") | runs("traces") | EVALS,  # rewards and eval grade
     "training.py": {"prep_sft"} | runs("full_sft") | runs("grpo") | runs("sft_from_traces"),
-    "cli.py": ALL_JOBS,  # every command; it sets torch's threads
+    "cli/__init__.py": ALL_JOBS,  # the dispatcher: every command
     "results.py": {"leaderboard"},
+    "leaderboard/sections.py": {"leaderboard"},  # the leaderboard's text
+    "contamination.py": {"download", "leaderboard"} | EVALS,  # the leaderboard: its NORMALISATION, not its text
+    "generation.py": runs("grpo") | runs("traces") | EVALS,  # decoding: not the SFT stages (loading.py loads)
+    "dag.py": set(),  # planning: dvc.yaml's generator and the Snakefile's code deps, run by no stage
+    "cli/grade.py": set(),  # `gsm8k grade`, a tool: the grader's library is grader.py
 }
 # DVC's check_params (every stage runs after it) reruns whenever params.yaml or its code changes, and writes
 # the same file, so nothing reruns through it; Snakemake validates at parse time and never reruns it.
 CHECK = {"check_params"}
-CHECK_CODE = {"cli.py"}  # of IMPORTERS' modules, those `gsm8k check-params` executes
-DESCENDANTS = {
-    "download": ALL_JOBS - {"download"},
-    "base_model": ALL_JOBS - {"download", "base_model"},
-    "prep_sft": ALL_JOBS - {"download", "base_model", "prep_sft", "eval@base"},
-} | {f"full_sft@8-{s}": {f"eval_budget@full_sft-8-{s}", "leaderboard"} for s in SEEDS} | {
-    f"grpo@8-{s}": {f"traces@8-{s}", f"sft_from_traces@8-{s}", f"eval_budget@grpo-8-{s}",
-                    f"eval_budget@sft_from_traces-8-{s}", "leaderboard"} for s in SEEDS} | {
-    f"traces@8-{s}": {f"sft_from_traces@8-{s}", f"eval_budget@sft_from_traces-8-{s}", "leaderboard"} for s in SEEDS
-} | {f"sft_from_traces@8-{s}": {f"eval_budget@sft_from_traces-8-{s}", "leaderboard"} for s in SEEDS
-     } | {e: {"leaderboard"} for e in EVALS} | {"leaderboard": set()}
+CHECK_CODE = {"cli/__init__.py"}  # of IMPORTERS' modules, those `gsm8k check-params` executes
+DESCENDANTS = (
+    {
+        "download": ALL_JOBS - {"download"},
+        "base_model": ALL_JOBS - {"download", "base_model"},
+        "prep_sft": ALL_JOBS - {"download", "base_model", "prep_sft", "eval@base"},
+    }
+    | {f"full_sft@8-{s}": {f"eval_budget@full_sft-8-{s}", "leaderboard"} for s in SEEDS}
+    | {
+        f"grpo@8-{s}": {
+            f"traces@8-{s}",
+            f"sft_from_traces@8-{s}",
+            f"eval_budget@grpo-8-{s}",
+            f"eval_budget@sft_from_traces-8-{s}",
+            "leaderboard",
+        }
+        for s in SEEDS
+    }
+    | {f"traces@8-{s}": {f"sft_from_traces@8-{s}", f"eval_budget@sft_from_traces-8-{s}", "leaderboard"} for s in SEEDS}
+    | {f"sft_from_traces@8-{s}": {f"eval_budget@sft_from_traces-8-{s}", "leaderboard"} for s in SEEDS}
+    | {e: {"leaderboard"} for e in EVALS}
+    | {"leaderboard": set()}
+)
 
 
 @pytest.mark.parametrize("module", sorted(IMPORTERS))
@@ -140,7 +173,7 @@ def test_editing_a_module_makes_exactly_its_importers_stale(repos, module):
     """A comment added to a module: Snakemake plans its importers and everything downstream of them; DVC
     reports its importers as changed (DVC reruns a descendant only if its inputs then change)."""
     importers = IMPORTERS[module]
-    stale = importers | set().union(*(DESCENDANTS[s] for s in importers))
+    stale = importers | set().union(set(), *(DESCENDANTS[s] for s in importers))
     for repo in repos:
         path = repo / "src/gsm8k_pipeline" / module
         text, stat = path.read_text(), path.stat()
@@ -193,8 +226,9 @@ def test_editing_an_eval_param_reruns_only_evals_and_leaderboard(repos):
 def test_editing_a_grpo_param_reruns_grpo_and_what_follows(repos):
     for repo in repos:
         edit(repo, "grpo", "learning_rate", lambda v: v * 2)
-    expected = (runs("grpo") | runs("traces") | runs("sft_from_traces") | evals("grpo", "sft_from_traces")
-                | {"leaderboard"})
+    expected = (
+        runs("grpo") | runs("traces") | runs("sft_from_traces") | evals("grpo", "sft_from_traces") | {"leaderboard"}
+    )
     smk, dvc = repos
     assert snakemake_plan(smk, "metrics/all.json") == expected
     # `dvc status` names only the stages whose own deps changed, so run DVC for real and see what ran.

@@ -14,8 +14,7 @@ from conftest import test_params
 
 
 def gsm8k(cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["gsm8k", *args], cwd=cwd, capture_output=True, text=True,
-                          env=os.environ | (env or {}))
+    return subprocess.run(["gsm8k", *args], cwd=cwd, capture_output=True, text=True, env=os.environ | (env or {}))
 
 
 @pytest.fixture(scope="module")
@@ -32,15 +31,37 @@ def workdir(tmp_path_factory) -> Path:
 
 
 CASES = {
-    "missing model": (["evaluate", "--model-path", "models/nope/model"], {}, "models/nope/model: no such model directory"),
-    "missing start model": (["train-sft", "--stage", "prep", "--base-model", "nope"], {}, "nope: no such model directory"),
-    "bad env var": (["evaluate"], {"EVAL_SAMPLES": "many"}, "eval.samples: 'many' is not of type 'integer', 'null' (set by environment variable EVAL_SAMPLES)"),
-    "bad trace row": (["train-sft", "--stage", "full", "--base-model", "data", "--traces-file", "traces.jsonl"], {},
-                      "traces.jsonl:2: 'completion' must be a non-empty string"),
+    "missing model": (
+        ["evaluate", "--model-path", "models/nope/model"],
+        {},
+        "models/nope/model: no such model directory",
+    ),
+    "missing start model": (
+        ["train-sft", "--stage", "prep", "--base-model", "nope"],
+        {},
+        "nope: no such model directory",
+    ),
+    "bad env var": (
+        ["evaluate"],
+        {"EVAL_SAMPLES": "many"},
+        "eval.samples: 'many' is not of type 'integer', 'null' (set by environment variable EVAL_SAMPLES)",
+    ),
+    "bad trace row": (
+        ["train-sft", "--stage", "full", "--base-model", "data", "--traces-file", "traces.jsonl"],
+        {},
+        "traces.jsonl:2: 'completion' must be a non-empty string",
+    ),
     "non-UTF-8 data": (["evaluate", "--test-file", "latin1.jsonl"], {}, "latin1.jsonl:1: not UTF-8"),
-    "missing data": (["train-grpo", "--train-file", "nope.jsonl", "--base-model", "data"], {}, "nope.jsonl: no such file"),
-    "steps the schema allows one by one": (["download", "--params", "bad-steps.yaml"], {},
-                                           "data.synthetic.min_steps (4) is greater than data.synthetic.max_steps (2)"),
+    "missing data": (
+        ["train-grpo", "--train-file", "nope.jsonl", "--base-model", "data"],
+        {},
+        "nope.jsonl: no such file",
+    ),
+    "steps the schema allows one by one": (
+        ["download", "--params", "bad-steps.yaml"],
+        {},
+        "data.synthetic.min_steps (4) is greater than data.synthetic.max_steps (2)",
+    ),
     "leaderboard before evals": (["leaderboard"], {}, "no eval metrics for"),
 }
 

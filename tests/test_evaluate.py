@@ -46,14 +46,19 @@ def test_metrics_and_debug_csv_carry_every_booster(tmp_path):
     from gsm8k_pipeline.synthetic import generate_splits
 
     train, test = generate_splits(200, 6, 0)
-    params = test_params(eval={"samples": 6, "batch_size": 3, "max_new_tokens": 8,
-                               "boosters": {"samples_per_problem": 3, "k": 2}})
+    params = test_params(
+        eval={"samples": 6, "batch_size": 3, "max_new_tokens": 8, "boosters": {"samples_per_problem": 3, "k": 2}}
+    )
     model, tokenizer = base_model.build_tiny(train, params["base_model"]["tiny"], seed=1, system=None)
     model.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
     atomic_write_jsonl(tmp_path / "test.jsonl", test)
-    config = evaluate.EvalConfig(model_path=tmp_path / "model", output_dir=tmp_path / "eval",
-                                 output_file="m.json", test_file=tmp_path / "test.jsonl")
+    config = evaluate.EvalConfig(
+        model_path=tmp_path / "model",
+        output_dir=tmp_path / "eval",
+        output_file="m.json",
+        test_file=tmp_path / "test.jsonl",
+    )
     metrics = evaluate.main(params, config)
     written = json.loads((tmp_path / "eval/m.json").read_text())
     clock = json.loads((tmp_path / "eval/m/timings.json").read_text())

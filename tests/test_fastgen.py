@@ -22,10 +22,9 @@ MAX_NEW = 10
 def folders(tmp_path_factory) -> dict:
     """name -> a saved model folder: the tiny default model, the hub-shaped fixture, and EXTRA_DIRS."""
     from conftest import test_params
-    from hub import build
-
     from gsm8k_pipeline import base_model
     from gsm8k_pipeline.synthetic import generate_splits
+    from hub import build
 
     train, _ = generate_splits(200, 10, 0)
     model, tokenizer = base_model.build_tiny(train, test_params()["base_model"]["tiny"], seed=1, system=None)
@@ -41,14 +40,19 @@ def with_lora(model, seed: int = 0):
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(seed)
-    config = LoraConfig(r=4, lora_alpha=8, init_lora_weights=False, lora_dropout=0.0,
-                        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    config = LoraConfig(
+        r=4,
+        lora_alpha=8,
+        init_lora_weights=False,
+        lora_dropout=0.0,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    )
     return get_peft_model(model, config)
 
 
 def load(folder: Path, lora: bool):
     """(model, tokenizer) as eval runs them (load_for_inference); with `lora`, a random adapter merged in."""
-    from gsm8k_pipeline.generation import load_for_inference
+    from gsm8k_pipeline.loading import load_for_inference
 
     model, tokenizer = load_for_inference(folder)
     if lora:
@@ -62,9 +66,14 @@ def prompts(tokenizer) -> list[str]:
     from gsm8k_pipeline.formatting import prompt_messages
     from gsm8k_pipeline.generation import render_prompts
 
-    questions = ["How many?", "Tom has 3 apples and buys 4 more. How many apples does he have now?",
-                 "A train travels 60 km each hour for 3 hours, then 40 km. How far did it go?", "2+2?",
-                 "Mia reads 12 pages a day. How many pages in a week?", "Ann has 7 pens."]
+    questions = [
+        "How many?",
+        "Tom has 3 apples and buys 4 more. How many apples does he have now?",
+        "A train travels 60 km each hour for 3 hours, then 40 km. How far did it go?",
+        "2+2?",
+        "Mia reads 12 pages a day. How many pages in a week?",
+        "Ann has 7 pens.",
+    ]
     rendered = render_prompts(tokenizer, [prompt_messages(q, None) for q in questions])
     return rendered + [rendered[1] + "He has 3+4=<<3+4=", rendered[3] + "So 2*2=<<2*2="]
 
@@ -81,10 +90,15 @@ def reference(model, tokenizer, texts: list[str], processor=None) -> list[list[i
     for text in texts:
         enc = tokenizer(text, return_tensors="pt", add_special_tokens=False)
         with torch.inference_mode():
-            ids = model.generate(**enc, do_sample=False, max_new_tokens=MAX_NEW, pad_token_id=tokenizer.pad_token_id,
-                                 eos_token_id=tokenizer.eos_token_id,
-                                 logits_processor=LogitsProcessorList([processor()] if processor else []))
-        new = ids[0, enc["input_ids"].shape[1]:].tolist()
+            ids = model.generate(
+                **enc,
+                do_sample=False,
+                max_new_tokens=MAX_NEW,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                logits_processor=LogitsProcessorList([processor()] if processor else []),
+            )
+        new = ids[0, enc["input_ids"].shape[1] :].tolist()
         out.append(new[: first_stop(new, stops)])
     return out
 
@@ -94,8 +108,16 @@ def greedy(model, tokenizer, texts, fast: bool, processor=None, batch_size: int 
     from gsm8k_pipeline.generation import first_stop, generate_ids
 
     ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    out = generate_ids(model, ids, batch_size=batch_size, max_new_tokens=MAX_NEW, fast=fast, processor=processor,
-                       pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    out = generate_ids(
+        model,
+        ids,
+        batch_size=batch_size,
+        max_new_tokens=MAX_NEW,
+        fast=fast,
+        processor=processor,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     stops = {tokenizer.eos_token_id, tokenizer.pad_token_id}
     return [rows[0][: first_stop(rows[0], stops)] for rows in out]
 
@@ -113,8 +135,11 @@ def test_fast_and_plain_paths_give_plain_generates_greedy_tokens(folders, name, 
     calls = {}
     for path in ("reference", "plain", "fast"):
         calc = Calculator(tokenizer)
-        got = (reference(model, tokenizer, texts, calc) if path == "reference"
-               else greedy(model, tokenizer, texts, fast=path == "fast", processor=calc))
+        got = (
+            reference(model, tokenizer, texts, calc)
+            if path == "reference"
+            else greedy(model, tokenizer, texts, fast=path == "fast", processor=calc)
+        )
         if path == "reference":
             want_calc = got
         assert got == want_calc, path
@@ -144,8 +169,19 @@ def test_fast_sampling_keeps_every_pass_at_batch_size_rows_and_records_timings(f
     texts = prompts(tokenizer)
     record, calc = [], Calculator(tokenizer)
     torch.manual_seed(0)
-    out = generate(model, tokenizer, texts, batch_size=6, max_new_tokens=MAX_NEW, do_sample=True,
-                   num_return_sequences=3, processor=calc, fast=True, record=record, desc="sampled")
+    out = generate(
+        model,
+        tokenizer,
+        texts,
+        batch_size=6,
+        max_new_tokens=MAX_NEW,
+        do_sample=True,
+        num_return_sequences=3,
+        processor=calc,
+        fast=True,
+        record=record,
+        desc="sampled",
+    )
     assert [len(c) for c in out] == [3] * len(texts)
     assert all(c.startswith("7>>") for c in out[-2]) and all(c.startswith("4>>") for c in out[-1])
     [timing] = record
@@ -172,8 +208,9 @@ def test_one_compiled_decoding_graph_serves_every_pass(folders, monkeypatch):
     counters.clear()
     assert greedy(model, tokenizer, texts, fast=True, batch_size=4) == want
     greedy(model, tokenizer, texts[:5], fast=True, batch_size=4, processor=Calculator(tokenizer))
-    generation.generate(model, tokenizer, texts, batch_size=4, max_new_tokens=MAX_NEW, do_sample=True,
-                        num_return_sequences=2, fast=True)
+    generation.generate(
+        model, tokenizer, texts, batch_size=4, max_new_tokens=MAX_NEW, do_sample=True, num_return_sequences=2, fast=True
+    )
     assert counters["stats"]["unique_graphs"] == 1
     torch._dynamo.reset()
 
@@ -184,7 +221,8 @@ def test_rollouts_sample_from_a_merged_copy_refreshed_in_place(folders):
     import torch
 
     from gsm8k_pipeline.formatting import prompt_messages
-    from gsm8k_pipeline.generation import first_stop, generate_ids, load_for_inference
+    from gsm8k_pipeline.generation import first_stop, generate_ids
+    from gsm8k_pipeline.loading import load_for_inference
     from gsm8k_pipeline.rollouts import Rollouts
 
     model, tokenizer = load_for_inference(folders["hub"])
@@ -212,16 +250,27 @@ def test_rollouts_sample_from_a_merged_copy_refreshed_in_place(folders):
     policy.eval()
     want = reference(policy, tokenizer, texts)  # the PeftModel itself, adapter unmerged
     ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    got = generate_ids(second, ids, batch_size=8, max_new_tokens=MAX_NEW, fast=True,
-                       pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    got = generate_ids(
+        second,
+        ids,
+        batch_size=8,
+        max_new_tokens=MAX_NEW,
+        fast=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     stops = {tokenizer.eos_token_id, tokenizer.pad_token_id}
     assert [r[0][: first_stop(r[0], stops)] for r in got] == want
 
     conversations = [prompt_messages(q, "Be brief.") for q in ("How many?", "Tom has 3 apples. How many?")] * 2
     out = rollouts(conversations, types.SimpleNamespace(model=policy))
     assert out["logprobs"] is None and len(out["completion_ids"]) == 4
-    assert out["prompt_ids"] == tokenizer.apply_chat_template(conversations, add_generation_prompt=True,
-                                                              tokenize=True, return_dict=True)["input_ids"]
+    assert (
+        out["prompt_ids"]
+        == tokenizer.apply_chat_template(conversations, add_generation_prompt=True, tokenize=True, return_dict=True)[
+            "input_ids"
+        ]
+    )
     for ids in out["completion_ids"]:
         assert 0 < len(ids) <= MAX_NEW and (tokenizer.eos_token_id not in ids or ids[-1] == tokenizer.eos_token_id)
     assert rollouts.timings[-1]["sequences"] == 4
@@ -231,7 +280,6 @@ def test_rollouts_sample_from_a_merged_copy_refreshed_in_place(folders):
 def test_grpo_trains_with_the_fast_rollouts(tmp_path, monkeypatch, lora):
     """train_grpo on the fast path (forced on the CPU): TRL takes its rollouts from Rollouts and trains."""
     from conftest import test_params
-
     from gsm8k_pipeline import base_model, generation, train_grpo
     from gsm8k_pipeline.fileio import atomic_write_jsonl
     from gsm8k_pipeline.synthetic import generate_splits
@@ -259,5 +307,7 @@ def test_grpo_trains_with_the_fast_rollouts(tmp_path, monkeypatch, lora):
     [rollouts] = seen
     steps = params["grpo"]["epochs"] * 4 // params["grpo"]["prompts_per_step"]
     assert len(rollouts.timings) == steps
-    assert all(t["sequences"] == params["grpo"]["prompts_per_step"] * params["grpo"]["num_generations"]
-               for t in rollouts.timings)
+    assert all(
+        t["sequences"] == params["grpo"]["prompts_per_step"] * params["grpo"]["num_generations"]
+        for t in rollouts.timings
+    )

@@ -46,8 +46,9 @@ def load_params(root, **override):
 def sft_prep(root, out):
     from gsm8k_pipeline.train_sft import SFTStageConfig
 
-    return SFTStageConfig(stage="prep", output_dir=out, base_model=root / "models/base/model",
-                          train_file=root / "data/gsm8k/train.jsonl")
+    return SFTStageConfig(
+        stage="prep", output_dir=out, base_model=root / "models/base/model", train_file=root / "data/gsm8k/train.jsonl"
+    )
 
 
 def test_resumed_train_log_equals_an_uninterrupted_runs(workdir):
@@ -114,7 +115,7 @@ def test_atomic_dir_respects_the_umask_like_mkdir(tmp_path, umask, expected):
 
 
 def test_diverging_training_stops_naming_the_stage_and_publishes_nothing(workdir, tmp_path):
-    from gsm8k_pipeline.errors import PipelineError
+    from gsm8k_pipeline import PipelineError
     from gsm8k_pipeline.train_sft import main
 
     out = tmp_path / "diverged"
@@ -131,7 +132,7 @@ def test_an_inf_gradient_norm_is_divergence_except_where_fp16_loss_scaling_skips
 
     from transformers import TrainerState
 
-    from gsm8k_pipeline.errors import PipelineError
+    from gsm8k_pipeline import PipelineError
     from gsm8k_pipeline.finite import FiniteGuard
 
     logs, state = {"loss": 2.5, "grad_norm": float("inf")}, TrainerState(global_step=7)
@@ -147,8 +148,7 @@ def test_non_finite_weights_are_not_published_even_when_every_logged_loss_is_fin
     import torch
     from transformers import TrainerCallback
 
-    from gsm8k_pipeline import training
-    from gsm8k_pipeline.errors import PipelineError
+    from gsm8k_pipeline import PipelineError, training
     from gsm8k_pipeline.train_sft import main
 
     class Poison(TrainerCallback):  # a weight goes inf in the last update, after its loss was logged
@@ -176,8 +176,12 @@ def test_non_finite_weights_are_not_published_even_when_every_logged_loss_is_fin
 def test_lora_target_modules_missing_from_the_model_are_named(workdir):
     lora = {"enabled": True, "target_modules": ["q_proj", "nope", "self_attn.zz"]}
     (workdir / "lora.yaml").write_text(yaml.safe_dump(test_params(lora=lora)))
-    proc = subprocess.run(["gsm8k", "train-sft", "--stage", "prep", "--params", "lora.yaml", "--output-dir", "lora"],
-                          cwd=workdir, capture_output=True, text=True)
+    proc = subprocess.run(
+        ["gsm8k", "train-sft", "--stage", "prep", "--params", "lora.yaml", "--output-dir", "lora"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     [line] = [line for line in proc.stderr.splitlines() if "error:" in line]
     assert line.startswith("gsm8k train-sft: error: lora.target_modules: 'nope', 'self_attn.zz' match no module of ")
@@ -186,7 +190,7 @@ def test_lora_target_modules_missing_from_the_model_are_named(workdir):
 
 def test_lora_target_modules_match_like_peft(workdir):
     """A module's last name or any dotted suffix of its full name, as PEFT matches them."""
-    from gsm8k_pipeline.training import load_trainable
+    from gsm8k_pipeline.loading import load_trainable
 
     params = load_params(workdir, lora={"enabled": True, "target_modules": ["q_proj", "mlp.down_proj"]})
     assert load_trainable(workdir / "models/base/model", params)[2].target_modules == {"q_proj", "mlp.down_proj"}

@@ -13,8 +13,13 @@ HIDE_GPUS = os.environ | {"CUDA_VISIBLE_DEVICES": ""}
 
 
 def test_without_a_gpu_it_says_so_and_exits_0(tmp_path):
-    proc = subprocess.run([sys.executable, str(BENCH), "--out", str(tmp_path / "r.json")], cwd=tmp_path,
-                          capture_output=True, text=True, env=HIDE_GPUS)
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--out", str(tmp_path / "r.json")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=HIDE_GPUS,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "no CUDA GPU: skipped" in proc.stdout
     assert not (tmp_path / "r.json").exists()
@@ -23,10 +28,35 @@ def test_without_a_gpu_it_says_so_and_exits_0(tmp_path):
 def test_tiny_cpu_run_measures_both_paths_and_says_it_had_no_gpu(tmp_path, shared_gsm8k):
     out = tmp_path / "report.json"
     proc = subprocess.run(
-        [sys.executable, str(BENCH), "--tiny", "--allow-cpu", "--gsm8k-dir", str(shared_gsm8k), "--out", str(out),
-         "--prep-samples", "16", "--grpo-steps", "2", "--grpo-tokens", "8", "--traces", "4", "--eval", "6",
-         "--eval-batch", "4", "--max-new-tokens", "8"],
-        cwd=tmp_path, capture_output=True, text=True, env=HIDE_GPUS | {"PYTHONPATH": str(REPO / "src")})
+        [
+            sys.executable,
+            str(BENCH),
+            "--tiny",
+            "--allow-cpu",
+            "--gsm8k-dir",
+            str(shared_gsm8k),
+            "--out",
+            str(out),
+            "--prep-samples",
+            "16",
+            "--grpo-steps",
+            "2",
+            "--grpo-tokens",
+            "8",
+            "--traces",
+            "4",
+            "--eval",
+            "6",
+            "--eval-batch",
+            "4",
+            "--max-new-tokens",
+            "8",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=HIDE_GPUS | {"PYTHONPATH": str(REPO / "src")},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "NO GPU" in proc.stdout
     report = json.loads(out.read_text())
@@ -45,6 +75,7 @@ def test_tiny_cpu_run_measures_both_paths_and_says_it_had_no_gpu(tmp_path, share
         assert side["eval"]["generation"]["do_sample"] is False
         assert side["eval"]["generation"]["repetition_penalty"] == 1.0
         assert side["traces"]["generation"]["top_k"] == 0
-    assert set(report["sections"]) == {"prep_sft"} | {f"{v}/{s}" for v in ("plain", "fast")
-                                                       for s in ("grpo", "traces", "eval")}
+    assert set(report["sections"]) == {"prep_sft"} | {
+        f"{v}/{s}" for v in ("plain", "fast") for s in ("grpo", "traces", "eval")
+    }
     assert report["fast_over_plain"]["grpo_rollout_tokens_per_s"] > 0

@@ -11,15 +11,8 @@ from pathlib import Path
 import pytest
 
 from gsm8k_pipeline import cli
-from gsm8k_pipeline.grader import (
-    GradeInputError,
-    answers_match,
-    extract_answer,
-    gold_number,
-    grade,
-    grade_jsonl,
-    normalize_number,
-)
+from gsm8k_pipeline.cli.grade import GradeInputError, grade_jsonl
+from gsm8k_pipeline.grader import answers_match, extract_answer, gold_number, grade, normalize_number
 
 GSM8K_TRAIN = Path(__file__).resolve().parents[1].parent / "shared/data/gsm8k/train.jsonl"
 
@@ -185,8 +178,17 @@ def test_normalize_number(text, expected):
 
 @pytest.mark.parametrize(
     ("gold", "expected"),
-    [("72", "72"), ("1,200", "1200"), ("-3", "-3"), (" 18 ", "18"), ("3.50", "3.5"),
-     (NATALIA, "72"), (WENG, "10"), ("x\n#### 1,080", "1080"), ("a <<1+1=2>>2\n#### -7", "-7")],
+    [
+        ("72", "72"),
+        ("1,200", "1200"),
+        ("-3", "-3"),
+        (" 18 ", "18"),
+        ("3.50", "3.5"),
+        (NATALIA, "72"),
+        (WENG, "10"),
+        ("x\n#### 1,080", "1080"),
+        ("a <<1+1=2>>2\n#### -7", "-7"),
+    ],
 )
 def test_gold_number(gold, expected):
     assert gold_number(gold) == expected

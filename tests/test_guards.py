@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from conftest import make_checkout, run, test_params
-from gsm8k_pipeline.errors import PipelineError
+from gsm8k_pipeline import PipelineError
 
 OUTPUT_DIRS = ("data", "models", "metrics")
 
@@ -35,8 +35,9 @@ def test_check_params_writes_the_same_file_for_any_valid_params_and_none_for_inv
         path = tmp_path / "params.yaml"
         path.write_text(yaml.safe_dump(test_params(eval={"samples": samples})))
         out.unlink(missing_ok=True)
-        proc = subprocess.run(["gsm8k", "check-params", "--params", str(path), "--output", str(out)],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            ["gsm8k", "check-params", "--params", str(path), "--output", str(out)], capture_output=True, text=True
+        )
         written.append(out.read_bytes() if out.exists() else None)
         assert proc.returncode == (2 if samples < 0 else 0), proc.stderr
     assert written[0] == written[1] and written[0] and written[2] is None
@@ -63,14 +64,22 @@ def test_a_lock_file_left_by_a_killed_holder_does_not_block(tmp_path):
     from gsm8k_pipeline.guards import exclusive, lock_file
 
     out = tmp_path / "grpo" / "8" / "s0"
-    holder = subprocess.Popen([sys.executable, "-c", f"""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"""
 import time
 from pathlib import Path
 from gsm8k_pipeline.guards import exclusive
 with exclusive(Path({str(out)!r})):
     print("held", flush=True)
     time.sleep(600)
-"""], stdout=subprocess.PIPE, text=True)
+""",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline() == "held\n"
         with pytest.raises(PipelineError, match=f"pid {holder.pid}"):
@@ -96,25 +105,42 @@ def test_a_second_trainer_on_a_folder_in_use_fails_at_once_touching_nothing(tmp_
     (out / "checkpoints" / "RUN_ID").write_text("the running trainer's")
     with exclusive(out):
         started = time.monotonic()
-        proc = subprocess.run(["gsm8k", "train-sft", "--params", str(params), "--stage", "prep",
-                               "--base-model", str(tmp_path / "base"), "--output-dir", str(out)],
-                              cwd=tmp_path, capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                "gsm8k",
+                "train-sft",
+                "--params",
+                str(params),
+                "--stage",
+                "prep",
+                "--base-model",
+                str(tmp_path / "base"),
+                "--output-dir",
+                str(out),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+        )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and f"{out}: " in proc.stderr and f"pid {os.getpid()}" in proc.stderr
     assert (out / "checkpoints" / "RUN_ID").read_text() == "the running trainer's"
     assert time.monotonic() - started < 30  # before torch and the model are loaded (about 2 s here)
 
 
-@pytest.mark.parametrize("argv, engine", [
-    (["/repo/.venv/bin/python", "/repo/.venv/bin/dvc", "repro"], "dvc"),      # a console script
-    (["/repo/.venv/bin/python3", "/repo/.venv/bin/snakemake", "--cores", "1"], "snakemake"),
-    (["python", "-m", "snakemake", "--target-jobs", "grpo:budget=8"], "snakemake"),  # a cluster job's
-    (["/usr/bin/bash", "-c", "set -euo pipefail; gsm8k train-grpo"], None),  # the shell between
-    (["git", "commit", "-m", "dvc"], None),
-    (["/usr/bin/python3", "-m", "pytest"], None),
-])
+@pytest.mark.parametrize(
+    "argv, engine",
+    [
+        (["/repo/.venv/bin/python", "/repo/.venv/bin/dvc", "repro"], "dvc"),  # a console script
+        (["/repo/.venv/bin/python3", "/repo/.venv/bin/snakemake", "--cores", "1"], "snakemake"),
+        (["python", "-m", "snakemake", "--target-jobs", "grpo:budget=8"], "snakemake"),  # a cluster job's
+        (["/usr/bin/bash", "-c", "set -euo pipefail; gsm8k train-grpo"], None),  # the shell between
+        (["git", "commit", "-m", "dvc"], None),
+        (["/usr/bin/python3", "-m", "pytest"], None),
+    ],
+)
 def test_engines_are_told_from_their_command_lines(argv, engine):
-    from gsm8k_pipeline.guards import _engine
+    from gsm8k_pipeline.cli import _engine
 
     assert _engine(argv) == engine
 
@@ -137,8 +163,12 @@ def repo(built, tmp_path):
 
 
 def outputs(repo: Path) -> dict[str, str]:
-    return {str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for d in OUTPUT_DIRS for p in sorted((repo / d).rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for d in OUTPUT_DIRS
+        for p in sorted((repo / d).rglob("*"))
+        if p.is_file()
+    }
 
 
 def set_param(repo: Path, section: str, key: str, value) -> None:
@@ -152,11 +182,17 @@ def set_param(repo: Path, section: str, key: str, value) -> None:
 INVALID = [
     ("eval", "samples", -1, "eval.samples: -1 is less than the minimum of 1"),
     ("grpo", "beta", "high", "grpo.beta: 'high' is not of type 'number'"),
-    ("resources", "eval", {"gpus": 0, "cpus": 1, "mem_mb": 2000, "runtime": 15},
-     "resources.eval.cpus: 1 is less than threads (2)"),
+    (
+        "resources",
+        "eval",
+        {"gpus": 0, "cpus": 1, "mem_mb": 2000, "runtime": 15},
+        "resources.eval.cpus: 1 is less than threads (2)",
+    ),
 ]
-ENGINE_RUNS = {"dvc": ["dvc", "repro", "eval@base"],
-               "snakemake": ["snakemake", "--cores", "1", "metrics/eval/base.json"]}
+ENGINE_RUNS = {
+    "dvc": ["dvc", "repro", "eval@base"],
+    "snakemake": ["snakemake", "--cores", "1", "metrics/eval/base.json"],
+}
 
 
 @pytest.mark.slow
@@ -206,8 +242,10 @@ def stop(*pids: int) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-ENGINE_TRAINS = {"dvc": ["dvc", "repro", "prep_sft"],
-                 "snakemake": ["snakemake", "--cores", "1", "models/prep_sft/model"]}
+ENGINE_TRAINS = {
+    "dvc": ["dvc", "repro", "prep_sft"],
+    "snakemake": ["snakemake", "--cores", "1", "models/prep_sft/model"],
+}
 
 
 @pytest.mark.slow
@@ -216,8 +254,9 @@ def test_a_trainer_stops_when_the_engine_that_started_it_is_killed(repo, engine)
     """kill -9 of `dvc repro` / `snakemake` while prep_sft trains (hundreds of epochs: minutes of work left):
     the trainer exits within seconds instead of running on beside the next run."""
     set_param(repo, "prep_sft", "epochs", 400)
-    engine_proc = subprocess.Popen(ENGINE_TRAINS[engine], cwd=repo, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, start_new_session=True)
+    engine_proc = subprocess.Popen(
+        ENGINE_TRAINS[engine], cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     trainer = None
     try:
         trainer = trainer_pid(repo, "models/prep_sft", engine_proc)
@@ -242,9 +281,17 @@ def test_a_trainer_started_by_hand_outlives_its_shell(repo):
     """No engine among its ancestors, no watchdog: killing the shell that started it stops nothing (as with
     `nohup`), since only the death of a `dvc` or `snakemake` ancestor ends a stage."""
     set_param(repo, "prep_sft", "epochs", 400)
-    shell = subprocess.Popen(["bash", "-c", "gsm8k train-sft --stage prep --base-model models/base/model "
-                              "--output-dir models/prep_sft > /dev/null 2>&1; echo finished"],
-                             cwd=repo, stdout=subprocess.DEVNULL, start_new_session=True)
+    shell = subprocess.Popen(
+        [
+            "bash",
+            "-c",
+            "gsm8k train-sft --stage prep --base-model models/base/model "
+            "--output-dir models/prep_sft > /dev/null 2>&1; echo finished",
+        ],
+        cwd=repo,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     trainer = None
     try:
         trainer = trainer_pid(repo, "models/prep_sft", shell)
@@ -264,8 +311,14 @@ def test_the_same_stage_through_a_second_engine_refuses_and_the_first_finishes_i
     """Snakemake trains prep_sft; while it does (frozen with SIGSTOP, so the overlap is certain), `dvc repro
     prep_sft` starts the same stage: it must fail with the one-line error naming the folder and Snakemake's
     trainer, and leave that trainer's checkpoints alone, so Snakemake's run then finishes as if alone."""
-    smk = subprocess.Popen(ENGINE_TRAINS["snakemake"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, start_new_session=True)
+    smk = subprocess.Popen(
+        ENGINE_TRAINS["snakemake"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     trainer = None
     try:
         trainer = trainer_pid(repo, "models/prep_sft", smk)
@@ -274,7 +327,7 @@ def test_the_same_stage_through_a_second_engine_refuses_and_the_first_finishes_i
         os.kill(trainer, signal.SIGCONT)
         console = proc.stdout + proc.stderr
         assert proc.returncode != 0, console
-        assert f"models/prep_sft: " in console and f"pid {trainer}" in console, console
+        assert "models/prep_sft: " in console and f"pid {trainer}" in console, console
         out, _ = smk.communicate(timeout=600)
         assert smk.returncode == 0, out
     finally:

@@ -15,8 +15,7 @@ import pytest
 import yaml
 
 from conftest import run, test_params
-from gsm8k_pipeline import harness
-from gsm8k_pipeline.errors import PipelineError
+from gsm8k_pipeline import PipelineError, harness
 from gsm8k_pipeline.task import read_jsonl
 
 N_TEST = test_params()["data"]["synthetic"]["n_test"]
@@ -43,11 +42,24 @@ def checkout(tmp_path_factory):
 def evaluate(root: Path, model: str, output_file: str, *extra: str) -> dict:
     """`gsm8k evaluate` as the DAG runs it, offline (as Hugging Face's libraries understand it) and with an
     empty Hugging Face cache: only local files can work."""
-    cmd = ["gsm8k", "evaluate", "--model-path", model, "--output-dir", "metrics/eval", "--output-file", output_file,
-           *extra]
-    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True,
-                          env=os.environ | {"HF_HOME": str(root / "hf_home"), "HF_HUB_OFFLINE": "1",
-                                            "HF_DATASETS_OFFLINE": "1"})
+    cmd = [
+        "gsm8k",
+        "evaluate",
+        "--model-path",
+        model,
+        "--output-dir",
+        "metrics/eval",
+        "--output-file",
+        output_file,
+        *extra,
+    ]
+    proc = subprocess.run(
+        cmd,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=os.environ | {"HF_HOME": str(root / "hf_home"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((root / "metrics/eval" / output_file).read_text())
 
@@ -71,7 +83,8 @@ def test_the_local_task_is_lm_evals_gsm8k_on_the_local_files(tmp_path):
     (tmp_path / "tasks").mkdir()
     (tmp_path / "tasks" / f"{harness.TASK}.yaml").write_text(yaml.safe_dump(config))
     task = TaskManager(include_path=str(tmp_path / "tasks"), include_defaults=False).load([harness.TASK])["tasks"][
-        harness.TASK]
+        harness.TASK
+    ]
     assert [d["question"] for d in task.test_docs()] == ["Q0: 1 + 0?", "Q1: 1 + 1?", "Q2: 1 + 2?"]
     assert [d["question"] for d in task.fewshot_docs()] == ["Q3: 1 + 3?", "Q4: 1 + 4?"]
     assert task.doc_to_text(rows[0]) == "Question: Q0: 1 + 0?\nAnswer:"
@@ -93,8 +106,9 @@ def test_the_config_digest_is_the_same_wherever_the_files_are(tmp_path):
             (folder / f"{split}.jsonl").write_text(row)
         config = harness.task_config(folder / "test.jsonl", folder / "train.jsonl")
         (folder / "tasks" / f"{harness.TASK}.yaml").write_text(yaml.safe_dump(config))
-        task = TaskManager(include_path=str(folder / "tasks"), include_defaults=False).load([harness.TASK])[
-            "tasks"][harness.TASK]
+        task = TaskManager(include_path=str(folder / "tasks"), include_defaults=False).load([harness.TASK])["tasks"][
+            harness.TASK
+        ]
         digests.append(harness.config_digest(task.dump_config()))
     assert digests[0] == digests[1]
     task.set_config(key="num_fewshot", value=3)
@@ -143,7 +157,7 @@ def test_a_model_not_selected_gets_no_harness_run(checkout):
 
 @pytest.fixture(scope="module")
 def loaded(checkout):
-    from gsm8k_pipeline.generation import load_for_inference
+    from gsm8k_pipeline.loading import load_for_inference
 
     return load_for_inference(checkout / "models/base/model")
 
@@ -191,8 +205,10 @@ def test_an_adapter_model_runs_through_evaluate(checkout, tmp_path):
 
     base = build(checkout / "models/hub_base")
     adapter = checkout / "models/grpo/8/s0/model"
-    peft = get_peft_model(AutoModelForCausalLM.from_pretrained(base),
-                          LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base),
+        LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
+    )
     peft.save_pretrained(adapter)
     AutoTokenizer.from_pretrained(base).save_pretrained(adapter)
     record_base(adapter, base)
@@ -210,18 +226,44 @@ def test_the_leaderboard_shows_lm_evals_numbers_beside_ours(tmp_path):
     from test_leaderboard import PARAMS, plant
 
     config = plant(tmp_path, lambda model_id: [1, 0, 1, 1])  # our accuracy 75 % everywhere
-    variant = {"apply_chat_template": False, "fewshot_as_multiturn": False, "num_fewshot_requested": 5,
-               "num_fewshot_used": 1, "note": "5-shot prompts do not fit", "max_prompt_tokens": 290,
-               "strict_match": {"accuracy": 0.0, "stderr": 0.0}, "flexible_extract": {"accuracy": 0.5, "stderr": 0.25},
-               "n": 4, "task_hash": "ab" * 32, "config_digest": "cd" * 8, "example_response": "x", "seconds": 9.5}
-    chat = variant | {"apply_chat_template": True, "fewshot_as_multiturn": True, "note": None,
-                      "strict_match": {"accuracy": 0.25, "stderr": None}}
+    variant = {
+        "apply_chat_template": False,
+        "fewshot_as_multiturn": False,
+        "num_fewshot_requested": 5,
+        "num_fewshot_used": 1,
+        "note": "5-shot prompts do not fit",
+        "max_prompt_tokens": 290,
+        "strict_match": {"accuracy": 0.0, "stderr": 0.0},
+        "flexible_extract": {"accuracy": 0.5, "stderr": 0.25},
+        "n": 4,
+        "task_hash": "ab" * 32,
+        "config_digest": "cd" * 8,
+        "example_response": "x",
+        "seconds": 9.5,
+    }
+    chat = variant | {
+        "apply_chat_template": True,
+        "fewshot_as_multiturn": True,
+        "note": None,
+        "strict_match": {"accuracy": 0.25, "stderr": None},
+    }
     path = config.eval_dir / "prep_sft.json"
-    path.write_text(json.dumps(json.loads(path.read_text()) | {"lm_eval": {
-        "version": "0.4.13", "task_version": 3.0, "variants": {"chat": chat, "fewshot": variant}, "seconds": 20.0}}))
+    path.write_text(
+        json.dumps(
+            json.loads(path.read_text())
+            | {
+                "lm_eval": {
+                    "version": "0.4.13",
+                    "task_version": 3.0,
+                    "variants": {"chat": chat, "fewshot": variant},
+                    "seconds": 20.0,
+                }
+            }
+        )
+    )
     main(PARAMS, config)
     board = (config.out_dir / "LEADERBOARD.md").read_text()
-    section = board[board.index("## lm-evaluation-harness"):]
+    section = board[board.index("## lm-evaluation-harness") :]
     assert "| prep_sft | 75.0 % | fewshot | 1 (5) | 0.0 ± 0.0 | 50.0 ± 25.0 | 4 |" in section
     assert "| prep_sft | 75.0 % | chat | 1 (5) | 25.0 | 50.0 ± 25.0 | 4 |" in section
     assert section.index("| fewshot |") < section.index("| chat |")  # lm-eval's standard protocol first
@@ -230,6 +272,12 @@ def test_the_leaderboard_shows_lm_evals_numbers_beside_ours(tmp_path):
     out = json.loads((config.out_dir / "all.json").read_text())
     assert list(out["lm_eval"]) == ["prep_sft"]
     assert out["lm_eval"]["prep_sft"]["variants"]["fewshot"] == {
-        "apply_chat_template": False, "num_fewshot_requested": 5, "num_fewshot_used": 1,
-        "strict_match": {"accuracy": 0.0, "stderr": 0.0}, "flexible_extract": {"accuracy": 0.5, "stderr": 0.25},
-        "n": 4, "task_hash": "ab" * 32, "config_digest": "cd" * 8}  # no timings: they differ run to run
+        "apply_chat_template": False,
+        "num_fewshot_requested": 5,
+        "num_fewshot_used": 1,
+        "strict_match": {"accuracy": 0.0, "stderr": 0.0},
+        "flexible_extract": {"accuracy": 0.5, "stderr": 0.25},
+        "n": 4,
+        "task_hash": "ab" * 32,
+        "config_digest": "cd" * 8,
+    }  # no timings: they differ run to run

@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from conftest import test_params
-from gsm8k_pipeline.errors import PipelineError
+from gsm8k_pipeline import PipelineError
 from gsm8k_pipeline.formatting import FORMAT_TOKENS, prompt_messages
 from hub import build
 
@@ -30,7 +30,8 @@ def test_the_fixture_is_hub_shaped(fixture_model):
     assert all(tag not in tok.get_vocab() for tag in FORMAT_TOKENS)
     assert tok.apply_chat_template(prompt_messages("Q?", None), tokenize=False, add_generation_prompt=True) == (
         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nQ?<|im_end|>\n"
-        "<|im_start|>assistant\n")
+        "<|im_start|>assistant\n"
+    )
     gen = GenerationConfig.from_pretrained(path)
     assert (gen.do_sample, gen.top_k, gen.repetition_penalty) == (True, 20, 1.1)
     with safe_open(str(path / "model.safetensors"), "pt") as f:
@@ -57,7 +58,8 @@ def argmax_decode(model, tokenizer, prompt: str, max_new_tokens: int) -> str:
 def test_eval_decoding_is_the_plain_greedy_decode(fixture_model, tmp_path):
     from transformers import GenerationConfig
 
-    from gsm8k_pipeline.generation import generate, load_for_inference, render_prompts
+    from gsm8k_pipeline.generation import generate, render_prompts
+    from gsm8k_pipeline.loading import load_for_inference
 
     # A stronger penalty than the hub's 1.1, so that the checkpoint's decoding visibly differs from greedy
     # on a random model (whose argmax margins 1.1 rarely flips).
@@ -75,7 +77,7 @@ def test_eval_decoding_is_the_plain_greedy_decode(fixture_model, tmp_path):
     checkpoint = GenerationConfig.from_pretrained(path)
     checkpoint.update(do_sample=False, max_new_tokens=12)
     penalised = model.generate(**enc, generation_config=checkpoint)
-    assert tok.decode(penalised[0, enc["input_ids"].shape[1]:], skip_special_tokens=True) != batched[0]
+    assert tok.decode(penalised[0, enc["input_ids"].shape[1] :], skip_special_tokens=True) != batched[0]
 
 
 def train_stage(tmp_path, base, out, params, stage="prep"):
@@ -96,9 +98,11 @@ def lora_run(fixture_model, tmp_path_factory):
     atomic_write_jsonl(tmp / "train.jsonl", generate_splits(40, 4, 1)[0])
     base = tmp / "models/base/model"
     shutil.copytree(fixture_model[0], base)
-    params = test_params(lora={"enabled": True, "r": 4, "alpha": 8},
-                         prep_sft={"batch_size": 8, "learning_rate": 1e-2},
-                         full_sft={"batch_size": 8, "learning_rate": 1e-2})
+    params = test_params(
+        lora={"enabled": True, "r": 4, "alpha": 8},
+        prep_sft={"batch_size": 8, "learning_rate": 1e-2},
+        full_sft={"batch_size": 8, "learning_rate": 1e-2},
+    )
     prep = train_stage(tmp, base, tmp / "models/prep_sft", params)
     full = train_stage(tmp, prep, tmp / "models/full_sft", params, stage="full")
     return tmp, base, prep, full
@@ -118,13 +122,13 @@ def test_one_step_lora_stages_train(lora_run):
     a, b = adapter_weights(prep), adapter_weights(full)
     lora_b = [k for k in a if "lora_B" in k]
     assert lora_b and all(a[k].abs().sum() > 0 for k in lora_b)  # PEFT starts B at zero: it moved
-    assert any(not torch.equal(a[k], b[k]) for k in a)              # full_sft trained prep's adapter further
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # full_sft trained prep's adapter further
     steps = pd.read_csv(prep.parent / "train_log.csv").dropna(subset=["loss"])
     assert len(steps) == 1 and (steps["grad_norm"] > 0).all()
 
 
 def test_adapters_load_from_any_directory_and_refuse_another_base(lora_run, tmp_path, monkeypatch):
-    from gsm8k_pipeline.generation import load_for_inference
+    from gsm8k_pipeline.loading import load_for_inference
 
     root, base, _, full = lora_run
     monkeypatch.chdir(tmp_path)  # not the checkout: PEFT's relative base path would not resolve here
@@ -135,7 +139,10 @@ def test_adapters_load_from_any_directory_and_refuse_another_base(lora_run, tmp_
     shutil.copytree(root / "models", other / "models")
     build(other / "models/base/model.new", pad=True)
     (other / "models/base/model.new/config.json").write_text(
-        (other / "models/base/model.new/config.json").read_text().replace('"rms_norm_eps": 1e-06', '"rms_norm_eps": 1e-05'))
+        (other / "models/base/model.new/config.json")
+        .read_text()
+        .replace('"rms_norm_eps": 1e-06', '"rms_norm_eps": 1e-05')
+    )
     shutil.rmtree(other / "models/base/model")
     (other / "models/base/model.new").rename(other / "models/base/model")
     with pytest.raises(PipelineError, match="adapter trained on base sha256 .* holds a different model"):
@@ -144,7 +151,6 @@ def test_adapters_load_from_any_directory_and_refuse_another_base(lora_run, tmp_
 
 def test_full_fine_tuning_keeps_float32_weights(fixture_model, tmp_path):
     """A bf16 checkpoint is trained in float32 master weights: a small step changes most weights."""
-    import torch
     from safetensors.torch import load_file
 
     from gsm8k_pipeline.fileio import atomic_write_jsonl

@@ -26,8 +26,15 @@ def test_model_ids_cover_every_run():
 
 
 def test_records_carry_method_budget_and_seed():
-    metrics = {"model_id": "grpo_16_s2", "accuracy": 0.5, "accuracy_ci95": [0.2, 0.8], "thinking_proportion": 1.0,
-               "answer_proportion": 1.0, "n": 10, "generation": {}}
+    metrics = {
+        "model_id": "grpo_16_s2",
+        "accuracy": 0.5,
+        "accuracy_ci95": [0.2, 0.8],
+        "thinking_proportion": 1.0,
+        "answer_proportion": 1.0,
+        "n": 10,
+        "generation": {},
+    }
     r = record(metrics, PARAMS, "abc")
     assert (r["method"], r["budget"], r["seed"]) == ("grpo", 16, 2)
     assert record(metrics | {"model_id": "prep_sft"}, PARAMS, None)["seed"] is None
@@ -42,15 +49,30 @@ def plant(tmp_path, accuracy_of) -> LeaderboardConfig:
         (config.eval_dir / model_id).mkdir(parents=True)
         pd.DataFrame({"correct": correct}).to_csv(config.eval_dir / model_id / "debug.csv", index=False)
         k, n = sum(correct), len(correct)
-        (config.eval_dir / f"{model_id}.json").write_text(json.dumps({
-            "model_id": model_id, "accuracy": k / n, "accuracy_ci95": list(wilson_interval(k, n)), "n": n,
-            "thinking_proportion": 1.0, "answer_proportion": 1.0, "generation": {}}))
+        (config.eval_dir / f"{model_id}.json").write_text(
+            json.dumps(
+                {
+                    "model_id": model_id,
+                    "accuracy": k / n,
+                    "accuracy_ci95": list(wilson_interval(k, n)),
+                    "n": n,
+                    "thinking_proportion": 1.0,
+                    "answer_proportion": 1.0,
+                    "generation": {},
+                }
+            )
+        )
     for b in PARAMS["budgets"]:
         for s in PARAMS["seeds"]:
             log = config.models_dir / "grpo" / str(b) / f"s{s}" / "train_log.csv"
             log.parent.mkdir(parents=True)
-            pd.DataFrame({"step": range(1, 9), "epoch": [0.25 * i for i in range(1, 9)],
-                          "reward": [1.0 + 0.1 * i for i in range(8)]}).to_csv(log, index=False)
+            pd.DataFrame(
+                {
+                    "step": range(1, 9),
+                    "epoch": [0.25 * i for i in range(1, 9)],
+                    "reward": [1.0 + 0.1 * i for i in range(8)],
+                }
+            ).to_csv(log, index=False)
     return config
 
 
@@ -64,15 +86,18 @@ def test_the_answer_names_a_clear_winner_and_says_when_the_data_cant_tell(tmp_pa
     main(PARAMS, config)
     board = (config.out_dir / "LEADERBOARD.md").read_text()
     assert board.index("## Answer") < board.index("## Methods by budget") < board.index("## Every model")
-    answer = board[board.index("## Answer"): board.index("## Methods by budget")]
+    answer = board[board.index("## Answer") : board.index("## Methods by budget")]
     assert "at budget 8, grpo − full_sft = +50.0 (95 % CI +36.7 to +63.3, p = 0.0002): grpo is better" in answer
     assert "sft_from_traces − full_sft = +0.0 (95 % CI +0.0 to +0.0, p = 1): the data can't tell" in answer
     out = json.loads((config.out_dir / "all.json").read_text())
     assert out["groups"]["grpo_8"]["per_seed"] == [1.0, 1.0, 1.0]
     assert out["comparisons"]["grpo_vs_full_sft_16"]["ci95"][0] > 0.3
     # Two epochs of four steps: the first epoch's mean reward against the last's, on the same problems.
-    assert out["grpo_reward"]["grpo_8_s0"] == {"first": pytest.approx(1.15), "last": pytest.approx(1.55),
-                                               "compared": "first vs last epoch (same problems)"}
+    assert out["grpo_reward"]["grpo_8_s0"] == {
+        "first": pytest.approx(1.15),
+        "last": pytest.approx(1.55),
+        "compared": "first vs last epoch (same problems)",
+    }
     assert len(out["models"]) == 2 + 3 * 2 * 3
     for png in ("accuracy_vs_budget.png", "grpo_reward.png"):
         assert (config.out_dir / png).read_bytes()[:4] == b"\x89PNG"
@@ -93,11 +118,20 @@ def test_boosters_table_compares_each_group_with_greedy_on_the_same_runs(tmp_pat
         debug.to_csv(config.eval_dir / model_id / "debug.csv", index=False)
         path = config.eval_dir / f"{model_id}.json"
         metrics = json.loads(path.read_text())
-        metrics["boosters"] = {name: {"accuracy": debug[f"correct:{name}"].mean()}
-                               for name in ("calculator", "maj@4", "pass@4")}
+        metrics["boosters"] = {
+            name: {"accuracy": debug[f"correct:{name}"].mean()} for name in ("calculator", "maj@4", "pass@4")
+        }
         path.write_text(json.dumps(metrics))
-        (config.eval_dir / model_id / "timings.json").write_text(json.dumps({"seconds": 2.0, "boosters": {
-            name: {"seconds": s} for name, s in (("calculator", 3.0), ("maj@4", 8.0), ("pass@4", 8.0))}}))
+        (config.eval_dir / model_id / "timings.json").write_text(
+            json.dumps(
+                {
+                    "seconds": 2.0,
+                    "boosters": {
+                        name: {"seconds": s} for name, s in (("calculator", 3.0), ("maj@4", 8.0), ("pass@4", 8.0))
+                    },
+                }
+            )
+        )
     main(PARAMS, config)
     out = json.loads((config.out_dir / "all.json").read_text())
     grpo = out["boosters"]["grpo_8"]

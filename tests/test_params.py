@@ -1,4 +1,5 @@
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -7,7 +8,7 @@ from conftest import REPO, test_params
 from gsm8k_pipeline import params
 
 
-def write(tmp_path, data) -> "Path":
+def write(tmp_path, data) -> Path:
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -27,7 +28,9 @@ def test_unknown_key_is_named(tmp_path):
 def test_wrong_type_is_named(tmp_path):
     bad = test_params()
     bad["eval"]["batch_size"] = "thirty-two"
-    with pytest.raises(params.ParamsError, match=r"params.yaml: eval.batch_size: 'thirty-two' is not of type 'integer'"):
+    with pytest.raises(
+        params.ParamsError, match=r"params.yaml: eval.batch_size: 'thirty-two' is not of type 'integer'"
+    ):
         params.load(write(tmp_path, bad))
 
 
@@ -41,8 +44,9 @@ def test_cli_fails_before_work_naming_the_key(tmp_path):
     bad = test_params()
     bad["data"]["synthetic"]["n_train"] = -3
     path = write(tmp_path, bad)
-    proc = subprocess.run(["gsm8k", "download", "--params", str(path), "--out-dir", str(tmp_path / "out")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["gsm8k", "download", "--params", str(path), "--out-dir", str(tmp_path / "out")], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert "data.synthetic.n_train" in proc.stderr
     assert not (tmp_path / "out").exists()
@@ -63,19 +67,34 @@ def test_precedence_command_line_then_environment_then_params(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(test_params(prep_sft={"samples": 10})))
     resolve = lambda env={}, cli=None: params.resolve(path, cli, environ=env)  # noqa: E731
-    assert resolve()["prep_sft"]["samples"] == 10                                  # params.yaml
-    assert resolve({"PREP_TRAIN_SAMPLES": "20"})["prep_sft"]["samples"] == 20      # environment beats params
+    assert resolve()["prep_sft"]["samples"] == 10  # params.yaml
+    assert resolve({"PREP_TRAIN_SAMPLES": "20"})["prep_sft"]["samples"] == 20  # environment beats params
     assert resolve({"PREP_TRAIN_SAMPLES": "20"}, {"prep_sft.samples": 5})["prep_sft"]["samples"] == 5  # CLI beats both
     assert resolve({"TRAIN_SAMPLES": "8", "OUTPUT_DIR": "out"})["run"] == {"samples": 8, "output_dir": "out"}
     assert resolve()["run"] == {"samples": None, "output_dir": None}
 
 
-@pytest.mark.parametrize("env, cli, message", [
-    ({"EVAL_SAMPLES": "seven"}, None, "eval.samples: 'seven' is not of type 'integer', 'null' (set by environment variable EVAL_SAMPLES)"),
-    ({"NUM_GENERATIONS": "1"}, None, "grpo.num_generations: 1 is less than the minimum of 2 (set by environment variable NUM_GENERATIONS)"),
-    ({}, {"run.samples": 0}, "run.samples: 0 is less than the minimum of 1 (set by the command line)"),
-    ({}, {"traces.temperature": -1.0}, "traces.temperature: -1.0 is less than or equal to the minimum of 0 (set by the command line)"),
-])
+@pytest.mark.parametrize(
+    "env, cli, message",
+    [
+        (
+            {"EVAL_SAMPLES": "seven"},
+            None,
+            "eval.samples: 'seven' is not of type 'integer', 'null' (set by environment variable EVAL_SAMPLES)",
+        ),
+        (
+            {"NUM_GENERATIONS": "1"},
+            None,
+            "grpo.num_generations: 1 is less than the minimum of 2 (set by environment variable NUM_GENERATIONS)",
+        ),
+        ({}, {"run.samples": 0}, "run.samples: 0 is less than the minimum of 1 (set by the command line)"),
+        (
+            {},
+            {"traces.temperature": -1.0},
+            "traces.temperature: -1.0 is less than or equal to the minimum of 0 (set by the command line)",
+        ),
+    ],
+)
 def test_overrides_are_validated_like_the_file(tmp_path, env, cli, message):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(test_params()))
@@ -102,18 +121,29 @@ def test_duplicate_keys_and_bad_bytes_are_one_line_errors(tmp_path):
     assert proc.returncode == 2 and "not UTF-8" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("section, key, value, message", [
-    # The fault probe's findings: each passed check-params, then trained to inf weights or crashed.
-    ("prep_sft", "learning_rate", float("nan"), "prep_sft.learning_rate: nan is not a finite number"),
-    ("full_sft", "learning_rate", 1e308, "full_sft.learning_rate: 1e+308 is greater than the maximum of 1"),
-    ("eval", "max_new_tokens", 1e30, "eval.max_new_tokens: 1e+30 is greater than the maximum of 32768"),
-    ("grpo", "rewards", {"correctness": float("-inf")}, "grpo.rewards.correctness: -inf is not a finite number"),
-    ("data", "synthetic", {"min_steps": 4, "max_steps": 2},
-     "data.synthetic.min_steps (4) is greater than data.synthetic.max_steps (2)"),
-    ("train", "save_steps", 5, "train.save_steps (5) is not a multiple of train.logging_steps (2)"),
-    ("eval", "boosters", {"samples_per_problem": 2, "k": 3},
-     "eval.boosters.k (3) exceeds eval.boosters.samples_per_problem (2)"),
-])
+@pytest.mark.parametrize(
+    "section, key, value, message",
+    [
+        # The fault probe's findings: each passed check-params, then trained to inf weights or crashed.
+        ("prep_sft", "learning_rate", float("nan"), "prep_sft.learning_rate: nan is not a finite number"),
+        ("full_sft", "learning_rate", 1e308, "full_sft.learning_rate: 1e+308 is greater than the maximum of 1"),
+        ("eval", "max_new_tokens", 1e30, "eval.max_new_tokens: 1e+30 is greater than the maximum of 32768"),
+        ("grpo", "rewards", {"correctness": float("-inf")}, "grpo.rewards.correctness: -inf is not a finite number"),
+        (
+            "data",
+            "synthetic",
+            {"min_steps": 4, "max_steps": 2},
+            "data.synthetic.min_steps (4) is greater than data.synthetic.max_steps (2)",
+        ),
+        ("train", "save_steps", 5, "train.save_steps (5) is not a multiple of train.logging_steps (2)"),
+        (
+            "eval",
+            "boosters",
+            {"samples_per_problem": 2, "k": 3},
+            "eval.boosters.k (3) exceeds eval.boosters.samples_per_problem (2)",
+        ),
+    ],
+)
 def test_check_params_refuses_what_would_fail_later_in_one_line(tmp_path, section, key, value, message):
     bad = test_params(train={"logging_steps": 2, "save_steps": 4})
     bad[section][key] = bad[section][key] | value if isinstance(value, dict) else value
@@ -123,10 +153,21 @@ def test_check_params_refuses_what_would_fail_later_in_one_line(tmp_path, sectio
     assert proc.stderr.startswith(f"gsm8k check-params: error: {path}: {message}")
 
 
-@pytest.mark.parametrize("env, cli, message", [
-    ({"EVAL_SAMPLES": ".inf"}, None, "eval.samples: inf is not a finite number (set by environment variable EVAL_SAMPLES)"),
-    ({}, {"traces.temperature": float("nan")}, "traces.temperature: nan is not a finite number (set by the command line)"),
-])
+@pytest.mark.parametrize(
+    "env, cli, message",
+    [
+        (
+            {"EVAL_SAMPLES": ".inf"},
+            None,
+            "eval.samples: inf is not a finite number (set by environment variable EVAL_SAMPLES)",
+        ),
+        (
+            {},
+            {"traces.temperature": float("nan")},
+            "traces.temperature: nan is not a finite number (set by the command line)",
+        ),
+    ],
+)
 def test_non_finite_overrides_name_their_origin(tmp_path, env, cli, message):
     path = write(tmp_path, test_params())
     with pytest.raises(params.ParamsError) as err:
@@ -144,8 +185,11 @@ def test_snakemake_refuses_duplicate_keys_like_gsm8k(tmp_path, configfile):
     name = configfile[1] if configfile else "params.yaml"
     text = (repo / "params.yaml").read_text() if not configfile else "eval:\n  samples: 4\n"
     (repo / name).write_text(text + "eval:\n  samples: 5\n")  # `eval` twice, each valid
-    expected = subprocess.run(["gsm8k", "check-params", "--params", name], cwd=repo, capture_output=True,
-                              text=True).stderr.strip().removeprefix("gsm8k check-params: error: ")
+    expected = (
+        subprocess.run(["gsm8k", "check-params", "--params", name], cwd=repo, capture_output=True, text=True)
+        .stderr.strip()
+        .removeprefix("gsm8k check-params: error: ")
+    )
     assert expected.startswith(f"{name}: not valid YAML: duplicate key 'eval'")
     proc = subprocess.run(["snakemake", "-n", "--cores", "1", *configfile], cwd=repo, capture_output=True, text=True)
     assert proc.returncode == 1

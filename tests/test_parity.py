@@ -7,7 +7,7 @@ import yaml
 
 from conftest import REPO, make_checkout, test_params
 from engines import dvc_stages, snakemake_jobs
-from gsm8k_pipeline import dag
+from gsm8k_pipeline import STAGES, dag
 
 
 def assert_same_dag(repo):
@@ -33,11 +33,19 @@ def test_budgets_and_seeds_expand_the_same_way(tmp_path, budgets, seeds):
     jobs = assert_same_dag(repo)
     for b in budgets:
         for s in seeds:
-            assert {f"full_sft@{b}-{s}", f"grpo@{b}-{s}", f"traces@{b}-{s}", f"sft_from_traces@{b}-{s}",
-                    f"eval_budget@full_sft-{b}-{s}", f"eval_budget@grpo-{b}-{s}",
-                    f"eval_budget@sft_from_traces-{b}-{s}"} <= set(jobs)
+            assert {
+                f"full_sft@{b}-{s}",
+                f"grpo@{b}-{s}",
+                f"traces@{b}-{s}",
+                f"sft_from_traces@{b}-{s}",
+                f"eval_budget@full_sft-{b}-{s}",
+                f"eval_budget@grpo-{b}-{s}",
+                f"eval_budget@sft_from_traces-{b}-{s}",
+            } <= set(jobs)
             assert f"--seed {s}" in jobs[f"grpo@{b}-{s}"]["cmd"]
-    assert len(jobs) == 7 + 7 * len(budgets) * len(seeds)  # 7 shared: check_params, download … prep_sft, their evals, leaderboard
+    assert len(jobs) == 7 + 7 * len(budgets) * len(
+        seeds
+    )  # 7 shared: check_params, download … prep_sft, their evals, leaderboard
 
 
 def test_every_stage_declares_the_code_its_command_runs():
@@ -48,8 +56,10 @@ def test_every_stage_declares_the_code_its_command_runs():
         command = stage["cmd"].split()[1]
         declared = {p for p in stage["inputs"] if p.startswith("src/")}
         expected = set(dag.code_deps(command, REPO))
-        assert declared == expected, (f"dvc.yaml {name}: code deps should be {sorted(expected)}; "
-                                      "`uv run python -m gsm8k_pipeline.dag` rewrites them")
+        assert declared == expected, (
+            f"dvc.yaml {name}: code deps should be {sorted(expected)}; "
+            "`uv run python -m gsm8k_pipeline.dag` rewrites them"
+        )
 
 
 def test_code_deps_follow_imports(tmp_path):
@@ -57,11 +67,31 @@ def test_code_deps_follow_imports(tmp_path):
     repo = make_checkout(tmp_path / "repo", test_params())
     before = set(dag.code_deps("leaderboard", repo))
     assert "src/gsm8k_pipeline/grader.py" not in before
-    module = repo / "src/gsm8k_pipeline/leaderboard.py"
-    module.write_text(module.read_text() + "\n\ndef _late():\n    from .grader import grade  # noqa: F401\n")
-    assert set(dag.code_deps("leaderboard", repo)) == before | {"src/gsm8k_pipeline/grader.py"}
-    # Non-stage commands (grade, workspace...) are imported only when asked for: no stage depends on them.
-    assert not any("workspace" in p for c in ("download", "evaluate") for p in dag.code_deps(c, repo))
+    module = repo / "src/gsm8k_pipeline/leaderboard/__init__.py"
+    module.write_text(module.read_text() + "\n\ndef _late():\n    from ..grader import grade  # noqa: F401\n")
+    assert set(dag.code_deps("leaderboard", repo)) == before | {
+        f"src/gsm8k_pipeline/{m}.py" for m in ("grader", "arithmetic", "task")
+    }  # grader and its imports
+    # Non-stage commands (grade, params, workspace...) are imported only when asked for: no stage depends on
+    # them, nor on the planning code (dag.py) or another stage's command module.
+    for command in {s.command for s in STAGES.values()}:
+        deps = dag.code_deps(command, repo)
+        assert not [p for p in deps if "workspace" in p or p.endswith(("/dag.py", "cli/grade.py", "cli/params.py"))]
+        assert [p for p in deps if "/cli/" in p] == [
+            "src/gsm8k_pipeline/cli/__init__.py",
+            f"src/gsm8k_pipeline/cli/{command.replace('-', '_')}.py",
+        ]
+
+
+def test_every_stage_shares_at_most_four_files():
+    """The files every stage imports (an edit to one reruns the whole DAG): the README lists them and why."""
+    closures = [set(dag.code_deps(command, REPO)) for command in {s.command for s in STAGES.values()}]
+    assert sorted(set.intersection(*closures)) == [
+        "src/gsm8k_pipeline/__init__.py",
+        "src/gsm8k_pipeline/cli/__init__.py",
+        "src/gsm8k_pipeline/fileio.py",
+        "src/gsm8k_pipeline/params.py",
+    ]
 
 
 def test_sync_puts_back_dropped_code_deps(tmp_path):

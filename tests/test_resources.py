@@ -10,9 +10,17 @@ import yaml
 
 from conftest import REPO, make_checkout, run, test_params
 from gsm8k_pipeline import params
+from gsm8k_pipeline.cli.params import load
 
-KIND = {"prep_sft": "train", "full_sft": "train", "grpo": "train", "sft_from_traces": "train",
-        "traces": "generate", "eval": "eval", "eval_budget": "eval"}
+KIND = {
+    "prep_sft": "train",
+    "full_sft": "train",
+    "grpo": "train",
+    "sft_from_traces": "train",
+    "traces": "generate",
+    "eval": "eval",
+    "eval_budget": "eval",
+}
 
 
 def planned_resources(repo, *args) -> dict[str, dict[str, str]]:
@@ -30,14 +38,17 @@ def planned_resources(repo, *args) -> dict[str, dict[str, str]]:
 @pytest.mark.parametrize("config", ["params.yaml", "configs/gpu.yaml"])
 def test_each_stage_declares_the_resources_of_its_kind(tmp_path, config):
     repo = make_checkout(tmp_path / "repo", yaml.safe_load((REPO / "params.yaml").read_text()))
-    declared = yaml.safe_load((REPO / config).read_text())["resources"]
+    declared = (params.load(REPO / config) if config == "params.yaml" else load(REPO / config))["resources"]
     planned = planned_resources(repo, "--configfile", config)
     assert set(KIND) <= set(planned)
     for rule, kind in KIND.items():
         r = declared[kind]
         assert {k: planned[rule][k] for k in ("mem_mb", "runtime", "cpus_per_task", "gpu")} == {
-            "mem_mb": str(r["mem_mb"]), "runtime": str(r["runtime"]), "cpus_per_task": str(r["cpus"]),
-            "gpu": str(r["gpus"])}, rule
+            "mem_mb": str(r["mem_mb"]),
+            "runtime": str(r["runtime"]),
+            "cpus_per_task": str(r["cpus"]),
+            "gpu": str(r["gpus"]),
+        }, rule
     if config == "configs/gpu.yaml":
         assert all(declared[kind]["gpus"] == 1 for kind in ("train", "generate", "eval"))
 

@@ -20,7 +20,12 @@ def test_a_perfect_completion_earns_every_reward():
 
 def test_wrong_answer_keeps_format_rewards_only():
     wrong = GOOD.replace("<SOLUTION>7", "<SOLUTION>8")
-    assert (format_exact(wrong), format_approx(wrong), correctness(wrong, "7"), number_match(wrong, "7")) == (1, 1, 0, 0)
+    assert (format_exact(wrong), format_approx(wrong), correctness(wrong, "7"), number_match(wrong, "7")) == (
+        1,
+        1,
+        0,
+        0,
+    )
 
 
 @pytest.mark.parametrize("k", [2, 3, 10])

@@ -14,13 +14,25 @@ from conftest import make_checkout, run, test_params
 from engines import dvc_stale, snakemake_plan
 
 OUTPUT_DIRS = ("data", "models", "metrics")
-EVAL_FILES = [f"metrics/eval/{m}.json" for m in ("base", "prep_sft", "full_sft_8_s0", "grpo_8_s0", "sft_from_traces_8_s0")]
+EVAL_FILES = [
+    f"metrics/eval/{m}.json" for m in ("base", "prep_sft", "full_sft_8_s0", "grpo_8_s0", "sft_from_traces_8_s0")
+]
 # What git (not DVC) must hold after a run: the lock, the `cache: false` metrics/plots, DVC's .gitignores.
 GIT_RESULTS = {
-    "dvc.lock", "metrics/all.json", "metrics/LEADERBOARD.md", "metrics/accuracy_vs_budget.csv",
-    "metrics/accuracy_vs_budget.png", "metrics/grpo_reward.png", *EVAL_FILES,
-    "data/gsm8k/.gitignore", "data/traces/.gitignore", "models/base/.gitignore", "models/prep_sft/.gitignore",
-    "models/full_sft/8/s0/.gitignore", "models/grpo/8/s0/.gitignore", "models/sft_from_traces/8/s0/.gitignore",
+    "dvc.lock",
+    "metrics/all.json",
+    "metrics/LEADERBOARD.md",
+    "metrics/accuracy_vs_budget.csv",
+    "metrics/accuracy_vs_budget.png",
+    "metrics/grpo_reward.png",
+    *EVAL_FILES,
+    "data/gsm8k/.gitignore",
+    "data/traces/.gitignore",
+    "models/base/.gitignore",
+    "models/prep_sft/.gitignore",
+    "models/full_sft/8/s0/.gitignore",
+    "models/grpo/8/s0/.gitignore",
+    "models/sft_from_traces/8/s0/.gitignore",
     *(f.removesuffix(".json") + "/.gitignore" for f in EVAL_FILES),
 }
 TOUCH = ["snakemake", "--cores", "1", "--touch"]
@@ -29,7 +41,8 @@ TOUCH = ["snakemake", "--cores", "1", "--touch"]
 def files_under(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes()
-        for d in OUTPUT_DIRS for p in sorted((root / d).rglob("*"))
+        for d in OUTPUT_DIRS
+        for p in sorted((root / d).rglob("*"))
         if p.is_file() and p.name != ".snakemake_timestamp"  # Snakemake's marker in directory() outputs
     }
 
@@ -86,8 +99,11 @@ def test_run_results_are_committed_to_git_and_the_rest_pushed(origin):
     tracked = git_files(repo)
     assert GIT_RESULTS <= tracked, GIT_RESULTS - tracked
     # Outputs are DVC's; models/pretrained/README.md (where local base models go) is the checkout's own file.
-    assert not [f for f in tracked if f.startswith(("data/", "models/")) and not f.endswith(".gitignore")
-                and f != "models/pretrained/README.md"]
+    assert not [
+        f
+        for f in tracked
+        if f.startswith(("data/", "models/")) and not f.endswith(".gitignore") and f != "models/pretrained/README.md"
+    ]
     assert run(["git", "status", "--porcelain"], repo).stdout == ""
     assert dvc_stale(repo) == set()
     assert json.loads(run(["dvc", "status", "--cloud", "--json"], repo).stdout or "{}") == {}
@@ -96,8 +112,12 @@ def test_run_results_are_committed_to_git_and_the_rest_pushed(origin):
 
 def test_clone_and_pull_gives_identical_files(origin, clone):
     original, pulled = files_under(origin[0]), files_under(clone)
-    assert {"models/grpo/8/s0/model/model.safetensors", "data/traces/grpo_8_s0.jsonl", "metrics/all.json",
-            "metrics/eval/base/debug.csv"} <= set(original)
+    assert {
+        "models/grpo/8/s0/model/model.safetensors",
+        "data/traces/grpo_8_s0.jsonl",
+        "metrics/all.json",
+        "metrics/eval/base/debug.csv",
+    } <= set(original)
     assert set(pulled) == set(original)
     assert [k for k in original if original[k] != pulled[k]] == []
     assert dvc_stale(clone) == set()
@@ -135,8 +155,19 @@ def test_snakemake_touch_makes_a_pulled_clone_up_to_date(origin, clone):
     run(TOUCH + ["--forceall", "metrics/all.json"], clone)
     assert snakemake_plan(clone, "metrics/all.json") == set()
     assert files_under(clone) == before
-    rules = {"check_params", "download", "base_model", "prep_sft", "full_sft", "grpo", "traces", "sft_from_traces", "eval",
-             "eval_budget", "leaderboard"}
+    rules = {
+        "check_params",
+        "download",
+        "base_model",
+        "prep_sft",
+        "full_sft",
+        "grpo",
+        "traces",
+        "sft_from_traces",
+        "eval",
+        "eval_budget",
+        "leaderboard",
+    }
     assert snakemake_metadata_rules(clone) == rules
     set_param(clone, "data.synthetic.n_test", 25)
     plan = snakemake_plan(clone, "metrics/all.json")
@@ -152,9 +183,13 @@ def test_dvc_metrics_diff_shows_a_params_branch(origin):
     ran = [line for line in run(["dvc", "repro"], repo).stdout.splitlines() if line.startswith("Running stage")]
     assert {line.split("'")[1] for line in ran} == {
         "check_params",  # params.yaml changed: checked again first, rerunning nothing through it
-        "eval@base", "eval@prep_sft", "eval_budget@full_sft-8-0", "eval_budget@grpo-8-0",
+        "eval@base",
+        "eval@prep_sft",
+        "eval_budget@full_sft-8-0",
+        "eval_budget@grpo-8-0",
         "eval_budget@sft_from_traces-8-0",
-        "leaderboard"}
+        "leaderboard",
+    }
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "eval.samples: 6"], repo)
 

@@ -25,20 +25,29 @@ from engines import snakemake_plan
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(bool(slurm.missing()), reason=f"SLURM/munge binaries missing ({', '.join(slurm.missing())}); "
-                       "apt-get install -y slurmctld slurmd slurm-client munge (.ci/run does this)"),
+    pytest.mark.skipif(
+        bool(slurm.missing()),
+        reason=f"SLURM/munge binaries missing ({', '.join(slurm.missing())}); "
+        "apt-get install -y slurmctld slurmd slurm-client munge (.ci/run does this)",
+    ),
 ]
 
 TARGET = "metrics/eval/prep_sft.json"
 SUBMIT = ["snakemake", "--profile", "profiles/slurm"]  # the README's command
 # Distinct per kind, so each job's request shows which kind it was given; cpus = threads = the node's 2.
-RESOURCES = {"train": {"gpus": 0, "cpus": 2, "mem_mb": 2500, "runtime": 20},
-             "generate": {"gpus": 0, "cpus": 2, "mem_mb": 1800, "runtime": 10},
-             "eval": {"gpus": 0, "cpus": 2, "mem_mb": 1500, "runtime": 10}}
+RESOURCES = {
+    "train": {"gpus": 0, "cpus": 2, "mem_mb": 2500, "runtime": 20},
+    "generate": {"gpus": 0, "cpus": 2, "mem_mb": 1800, "runtime": 10},
+    "eval": {"gpus": 0, "cpus": 2, "mem_mb": 1500, "runtime": 10},
+}
 # rule -> (NumCPUs, MinMemoryNode, TimeLimit) in SLURM's record. download and base_model declare no
 # resources: the profile's default-resources, and CPUs from their threads (1, and `threads` for base_model).
-EXPECTED = {"download": ("1", "2000M", "00:30:00"), "base_model": ("2", "2000M", "00:30:00"),
-            "prep_sft": ("2", "2500M", "00:20:00"), "eval": ("2", "1500M", "00:10:00")}
+EXPECTED = {
+    "download": ("1", "2000M", "00:30:00"),
+    "base_model": ("2", "2000M", "00:30:00"),
+    "prep_sft": ("2", "2500M", "00:20:00"),
+    "eval": ("2", "1500M", "00:10:00"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +68,11 @@ def _stage_processes(checkout: Path) -> list[int]:
     pids = []
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and os.readlink(proc / "cwd") == str(checkout) \
-                    and os.path.basename((proc / "cmdline").read_bytes().split(b"\0")[1]) == b"gsm8k":
+            if (
+                proc.name.isdigit()
+                and os.readlink(proc / "cwd") == str(checkout)
+                and os.path.basename((proc / "cmdline").read_bytes().split(b"\0")[1]) == b"gsm8k"
+            ):
                 pids.append(int(proc.name))
         except (OSError, IndexError):  # gone, or not ours to read
             continue
@@ -128,8 +140,12 @@ def test_dag_through_slurm_matches_local_with_declared_resources(cluster, tmp_pa
         assert (job["NumCPUs"], job["MinMemoryNode"], job["TimeLimit"]) == expected, rule
 
     a, b = outputs(on_slurm), outputs(local)
-    assert set(a) == set(b) and {TARGET, "models/prep_sft/model/model.safetensors",
-                                 "metrics/eval/prep_sft/summary.txt", "models/prep_sft/train_log.csv"} <= set(a)
+    assert set(a) == set(b) and {
+        TARGET,
+        "models/prep_sft/model/model.safetensors",
+        "metrics/eval/prep_sft/summary.txt",
+        "models/prep_sft/train_log.csv",
+    } <= set(a)
     assert [k for k in a if a[k] != b[k]] == []  # all but the timings files (conftest.outputs)
 
     # Recorded in DVC afterwards (README): dvc commit, then dvc status has nothing to run.
@@ -154,8 +170,10 @@ def test_dag_through_slurm_matches_local_with_declared_resources(cluster, tmp_pa
 
 def test_failing_stage_fails_the_workflow_with_its_error_on_the_console(cluster, tmp_path):
     bad = tmp_path / "bad"
-    run(["gsm8k", "download", "--params", "params.yaml", "--out-dir", str(bad)],
-        make_checkout(tmp_path / "gen", test_params()))
+    run(
+        ["gsm8k", "download", "--params", "params.yaml", "--out-dir", str(bad)],
+        make_checkout(tmp_path / "gen", test_params()),
+    )
     lines = (bad / "train.jsonl").read_text().splitlines()
     lines[199] = json.dumps({"question": "q", "answer": "no marker"})
     (bad / "train.jsonl").write_text("\n".join(lines) + "\n")

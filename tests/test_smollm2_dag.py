@@ -22,8 +22,12 @@ PARAMS = dict(
     precision="float32",
     prompt={"system": "Be extremely brief: at most five words."},
     base_model=SMOLLM2,
-    eval={"samples": 4, "batch_size": 4, "max_new_tokens": 32,
-          "boosters": {"calculator": False, "samples_per_problem": 0}},
+    eval={
+        "samples": 4,
+        "batch_size": 4,
+        "max_new_tokens": 32,
+        "boosters": {"calculator": False, "samples_per_problem": 0},
+    },
     lm_eval={"models": []},
     budgets=[2],
     seeds=[0],
@@ -54,8 +58,10 @@ def test_smollm2_dag_in_both_engines(tmp_path, shared_gsm8k):
     commands = {"snakemake": ["snakemake", "--cores", "1", "metrics/all.json"], "dvc": ["dvc", "repro"]}
     repos = {engine: make_checkout(tmp_path / engine, params) for engine in commands}
     started = time.perf_counter()
-    procs = {e: subprocess.Popen(cmd, cwd=repos[e], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for e, cmd in commands.items()}
+    procs = {
+        e: subprocess.Popen(cmd, cwd=repos[e], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for e, cmd in commands.items()
+    }
     for engine, proc in procs.items():
         out = proc.communicate(timeout=900)[0]
         assert proc.returncode == 0, f"{engine}:\n{out}"

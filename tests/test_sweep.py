@@ -25,8 +25,14 @@ def test_queued_sweep_runs_each_value_and_exp_show_compares_them(tmp_path):
     try:
         # The workers it starts outlive it and keep its stdout: to a file, or reading it would wait for them.
         with open(tmp_path / "queue-start.log", "w") as log:
-            subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=repo, stdout=log, stderr=subprocess.STDOUT,
-                           timeout=60, check=True)
+            subprocess.run(
+                ["dvc", "queue", "start", "-j", "2"],
+                cwd=repo,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=60,
+                check=True,
+            )
         deadline = time.monotonic() + 600
         while True:
             status = run(["dvc", "queue", "status"], repo, timeout=60).stdout

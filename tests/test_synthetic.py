@@ -15,8 +15,7 @@ import pytest
 from gsm8k_pipeline import synthetic
 from gsm8k_pipeline.synthetic import generate_problem, generate_splits
 
-DEFAULTS = {"min_steps": 1, "max_steps": 4, "max_operand": 20, "max_value": 1000,
-            "ops": ("+", "-", "*", "/")}
+DEFAULTS = {"min_steps": 1, "max_steps": 4, "max_operand": 20, "max_value": 1000, "ops": ("+", "-", "*", "/")}
 KNOB_SETTINGS = [
     {},
     {"min_steps": 3, "max_steps": 4, "max_operand": 50, "max_value": 200},
@@ -30,12 +29,14 @@ _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, as
 
 def safe_eval(expr: str):
     """Evaluate `expr` if it is only integer literals and + - * /; anything else fails."""
+
     def walk(node):
         if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
             return _OPS[type(node.op)](walk(node.left), walk(node.right))
         if isinstance(node, ast.Constant) and type(node.value) is int:
             return node.value
         raise AssertionError(f"unexpected syntax in annotation {expr!r}")
+
     return walk(ast.parse(expr, mode="eval").body)
 
 
@@ -87,7 +88,10 @@ def test_splits_are_valid_too():
 def test_deterministic_per_seed():
     assert generate_splits(200, 20, seed=7) == generate_splits(200, 20, seed=7)
     assert generate_splits(200, 20, seed=7) != generate_splits(200, 20, seed=8)
-    rows = lambda seed: [generate_problem(random.Random(seed), **DEFAULTS) for _ in range(3)]
+
+    def rows(seed):
+        return [generate_problem(random.Random(seed), **DEFAULTS) for _ in range(3)]
+
     assert rows(1) == rows(1)
 
 
@@ -131,20 +135,24 @@ def test_impossible_request_fails_fast():
 def test_exhausted_space_raises(monkeypatch):
     # A generator with only 3 possible questions passes the upfront bound; the bounded
     # draw loop must still give up with a clear error instead of spinning forever.
-    monkeypatch.setattr(synthetic, "generate_problem",
-                        lambda rng, **k: {"question": f"q{rng.randrange(3)}", "answer": "#### 1"})
+    monkeypatch.setattr(
+        synthetic, "generate_problem", lambda rng, **k: {"question": f"q{rng.randrange(3)}", "answer": "#### 1"}
+    )
     with pytest.raises(ValueError, match="only 3 of 5 unique problems"):
         generate_splits(5, 0, seed=0)
 
 
-@pytest.mark.parametrize("knobs, message", [
-    ({"ops": ("%",)}, "ops must be"),
-    ({"ops": ()}, "ops must be"),
-    ({"min_steps": 3, "max_steps": 2}, "min_steps"),
-    ({"min_steps": 0}, "min_steps"),
-    ({"max_operand": 0}, "max_operand"),
-    ({"ops": ("*",), "max_value": 1}, "step problem fits"),  # 1*2 already exceeds it
-])
+@pytest.mark.parametrize(
+    "knobs, message",
+    [
+        ({"ops": ("%",)}, "ops must be"),
+        ({"ops": ()}, "ops must be"),
+        ({"min_steps": 3, "max_steps": 2}, "min_steps"),
+        ({"min_steps": 0}, "min_steps"),
+        ({"max_operand": 0}, "max_operand"),
+        ({"ops": ("*",), "max_value": 1}, "step problem fits"),  # 1*2 already exceeds it
+    ],
+)
 def test_bad_knobs_are_rejected(knobs, message):
     with pytest.raises(ValueError, match=message):
         generate_splits(5, 5, seed=0, **knobs)

@@ -35,8 +35,8 @@ def test_sft_trains_on_the_completion_only_and_in_the_eval_prompt_format(repo, m
 
     from gsm8k_pipeline.formatting import prompt_messages, to_target
     from gsm8k_pipeline.generation import render_prompts
+    from gsm8k_pipeline.loading import load_trainable
     from gsm8k_pipeline.train_sft import SFTStageConfig, examples
-    from gsm8k_pipeline.training import load_trainable
 
     monkeypatch.chdir(repo)
     params = params_of(repo)
@@ -45,11 +45,27 @@ def test_sft_trains_on_the_completion_only_and_in_the_eval_prompt_format(repo, m
     model, tokenizer, _ = load_trainable(config.base_model, params)
     from datasets import Dataset
 
-    dataset = Dataset.from_list([{"prompt": prompt_messages(r["question"], None),
-                                  "completion": [{"role": "assistant", "content": r["target"]}]} for r in rows[:4]])
-    trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=dataset,
-                         args=SFTConfig(output_dir=str(repo / "unused"), bf16=False, report_to=[],
-                                        per_device_train_batch_size=4, completion_only_loss=True))
+    dataset = Dataset.from_list(
+        [
+            {
+                "prompt": prompt_messages(r["question"], None),
+                "completion": [{"role": "assistant", "content": r["target"]}],
+            }
+            for r in rows[:4]
+        ]
+    )
+    trainer = SFTTrainer(
+        model=model,
+        processing_class=tokenizer,
+        train_dataset=dataset,
+        args=SFTConfig(
+            output_dir=str(repo / "unused"),
+            bf16=False,
+            report_to=[],
+            per_device_train_batch_size=4,
+            completion_only_loss=True,
+        ),
+    )
     batch = next(iter(trainer.get_train_dataloader()))
     prompts = render_prompts(tokenizer, [prompt_messages(r["question"], None) for r in rows[:4]])
     expected = {(p, r["target"] + tokenizer.eos_token) for p, r in zip(prompts, rows[:4])}
@@ -60,7 +76,9 @@ def test_sft_trains_on_the_completion_only_and_in_the_eval_prompt_format(repo, m
         prompt = tokenizer.decode([t for t in ids[:first] if t != tokenizer.pad_token_id])
         seen.add((prompt, tokenizer.decode([t for t, lab in zip(ids, labels) if lab != -100])))
     assert seen == expected  # the batch is shuffled, so compare as sets
-    assert rows[0]["target"] == to_target(json.loads((repo / "data/gsm8k/train.jsonl").read_text().splitlines()[0])["answer"])
+    assert rows[0]["target"] == to_target(
+        json.loads((repo / "data/gsm8k/train.jsonl").read_text().splitlines()[0])["answer"]
+    )
 
 
 def wait_for_checkpoint(folder, proc, timeout=300):
@@ -84,8 +102,9 @@ def test_killed_training_resumes_from_its_last_checkpoint(tmp_path, engine):
     else:
         start = ["snakemake", "--cores", "1", "models/prep_sft/model"]
         again = start + ["--rerun-incomplete"]
-    proc = subprocess.Popen(start, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        start, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     wait_for_checkpoint(repo / "models/prep_sft/checkpoints", proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -110,13 +129,25 @@ def test_same_params_and_seed_give_identical_eval_metrics(repo):
         # One model path for both (summary.txt names it), as in the DAG, where each model has one place.
         (repo / "trained").unlink(missing_ok=True)
         (repo / "trained").symlink_to(out / "model")
-        run(["gsm8k", "evaluate", "--model-path", "trained", "--output-dir", str(out / "eval"),
-             "--output-file", "prep.json"], repo)
+        run(
+            [
+                "gsm8k",
+                "evaluate",
+                "--model-path",
+                "trained",
+                "--output-dir",
+                str(out / "eval"),
+                "--output-file",
+                "prep.json",
+            ],
+            repo,
+        )
     assert json.loads((repo / "determinism0/eval/prep.json").read_text())["boosters"]  # sampled ones too
     # Byte for byte: wall time, the one thing allowed to differ, is in the timings file (conftest.outputs).
     assert outputs(repo / "determinism0", "eval") == outputs(repo / "determinism1", "eval")
-    assert (repo / "determinism0/model/model.safetensors").read_bytes() == \
-           (repo / "determinism1/model/model.safetensors").read_bytes()
+    assert (repo / "determinism0/model/model.safetensors").read_bytes() == (
+        repo / "determinism1/model/model.safetensors"
+    ).read_bytes()
 
 
 def test_grpo_trains_and_logs_rewards(repo):
@@ -133,8 +164,20 @@ def test_use_vllm_fails_clearly_on_cpu(repo, tmp_path):
     params = params_of(repo)
     params["grpo"]["use_vllm"] = True
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    proc = subprocess.run(["gsm8k", "train-grpo", "--params", str(tmp_path / "params.yaml"),
-                           "--output-dir", str(tmp_path / "out"), "--samples", "4"],
-                          cwd=repo, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            "gsm8k",
+            "train-grpo",
+            "--params",
+            str(tmp_path / "params.yaml"),
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--samples",
+            "4",
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode != 0
     assert "grpo.use_vllm is true but" in proc.stderr

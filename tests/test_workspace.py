@@ -13,23 +13,22 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from conftest import REPO
-from sshd import Sshd
-
+from gsm8k_pipeline.results import Invalid, check_consistent, validate_record
 from gsm8k_pipeline.stats import wilson_interval
 from gsm8k_pipeline.workspace import AlreadyExists, WorkspaceError, redact_url
 from gsm8k_pipeline.workspace.artifacts import put
 from gsm8k_pipeline.workspace.board import ID_RE, list_messages, normalize_id, parse_since, post, slugify
 from gsm8k_pipeline.workspace.layout import init
-from gsm8k_pipeline.results import Invalid, check_consistent, validate_record
 from gsm8k_pipeline.workspace.publish import cell, publish
 from gsm8k_pipeline.workspace.store import open_store
-from gsm8k_pipeline.workspace.stress import post_storm
+from sshd import Sshd
+from support.stress import post_storm
 
 SECRET = "s3cr3t-Pa55word"
 
@@ -97,8 +96,14 @@ def gsm8k(capsys, *argv) -> tuple[int, str, str]:
 
 def gsm8k_proc(env: dict, *argv, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """The real `gsm8k` command, in a subprocess."""
-    return subprocess.run([str(Path(sys.executable).parent / "gsm8k"), *map(str, argv)], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "gsm8k"), *map(str, argv)],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def snapshot(root: Path) -> dict:
@@ -119,16 +124,36 @@ def record(model_id: str, acc: float, n: int = 200, **extra) -> dict:
 
     sane = isinstance(n, int) and not isinstance(acc, bool) and 0 <= acc <= 1  # hostile cases break the rest
     ci = list(wilson_interval(round(acc * n), n)) if sane else [0, 1]
-    metrics = {"model_id": model_id, "accuracy": acc, "accuracy_ci95": ci, "thinking_proportion": 1.0,
-               "answer_proportion": 1.0, "n": n, "generation": {"max_new_tokens": 12}}
+    metrics = {
+        "model_id": model_id,
+        "accuracy": acc,
+        "accuracy_ci95": ci,
+        "thinking_proportion": 1.0,
+        "answer_proportion": 1.0,
+        "n": n,
+        "generation": {"max_new_tokens": 12},
+    }
     r = results.record(metrics, {"base_model": {"name": "tiny"}}, None)
     r.update(extra)
     return r
 
 
+# The Answer's differences as metrics/all.json holds them (leaderboard.aggregate); publish shares them.
+COMPARISONS = {
+    "grpo_vs_full_sft_8": {
+        "first": "grpo",
+        "second": "full_sft",
+        "budget": 8,
+        "difference": 0.05,
+        "ci95": [-0.1, 0.2],
+        "p_value": 0.5,
+    }
+}
+
+
 def write_metrics(path: Path, accs: dict[str, float]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"models": {m: record(m, a) for m, a in accs.items()}, "mcnemar": {}}))
+    path.write_text(json.dumps({"models": {m: record(m, a) for m, a in accs.items()}, "comparisons": COMPARISONS}))
     return path
 
 
@@ -142,9 +167,14 @@ def write_results(ws: Backend, agent: str, name: str, content) -> Path:
 
 
 def results_doc(agent: str, models: list, **extra) -> dict:
-    doc = {"format": "gsm8k-results/1", "agent_id": agent, "published_at": "2025-01-02T03:04:05.000000Z",
-           "provenance": {"git_commit": "abc123", "git_dirty": False, "params_digest": "p" * 16,
-                          "dvc_lock_sha256": None}, "models": models, "mcnemar": []}
+    doc = {
+        "format": "gsm8k-results/1",
+        "agent_id": agent,
+        "published_at": "2025-01-02T03:04:05.000000Z",
+        "provenance": {"git_commit": "abc123", "git_dirty": False, "params_digest": "p" * 16, "dvc_lock_sha256": None},
+        "models": models,
+        "comparisons": {},
+    }
     doc.update(extra)
     return doc
 
@@ -173,10 +203,10 @@ def test_message_names_sort_and_parse():
     for bad in ("../../etc/passwd", name + "/..", name.replace("a_b-c", "A"), "", name + "x"):
         with pytest.raises(WorkspaceError):
             normalize_id(bad)
-    now = datetime(2025, 1, 2, 12, tzinfo=timezone.utc)
-    assert parse_since("2h", now) == datetime(2025, 1, 2, 10, tzinfo=timezone.utc)
-    assert parse_since("2025-01-01", now) == datetime(2025, 1, 1, tzinfo=timezone.utc)
-    assert parse_since("2025-01-01T05:00+02:00", now) == datetime(2025, 1, 1, 3, tzinfo=timezone.utc)
+    now = datetime(2025, 1, 2, 12, tzinfo=UTC)
+    assert parse_since("2h", now) == datetime(2025, 1, 2, 10, tzinfo=UTC)
+    assert parse_since("2025-01-01", now) == datetime(2025, 1, 1, tzinfo=UTC)
+    assert parse_since("2025-01-01T05:00+02:00", now) == datetime(2025, 1, 1, 3, tzinfo=UTC)
     with pytest.raises(WorkspaceError):
         parse_since("yesterday", now)
 
@@ -188,7 +218,7 @@ def test_redaction():
 
 
 def test_cell_escaping():
-    text = cell('<img src=x onerror=alert(1)>|x\n| 1 | [a](http://e) **b**')
+    text = cell("<img src=x onerror=alert(1)>|x\n| 1 | [a](http://e) **b**")
     assert "<" not in text and ">" not in text and "\n" not in text
     assert re.search(r"(?<!\\)\|", text) is None
     assert r"\[a\]\(http" in text and r"\*\*b\*\*" in text
@@ -200,8 +230,12 @@ def test_cell_escaping():
 def test_init_lays_out_and_never_overwrites(backend, capsys):
     code, out, err = gsm8k(capsys, "workspace", "init", backend.url)
     assert code == 0, err
-    for rel in ("README.md", "message_board/README.md", "LEADERBOARD.md",
-                *(f"artifacts/{k}/README.md" for k in ("scripts", "results", "checkpoints", "data"))):
+    for rel in (
+        "README.md",
+        "message_board/README.md",
+        "LEADERBOARD.md",
+        *(f"artifacts/{k}/README.md" for k in ("scripts", "results", "checkpoints", "data")),
+    ):
         assert (backend.root / rel).is_file(), rel
     readme = (backend.root / "README.md").read_text()
     assert "Conventions" in readme and "gsm8k board post" in readme and "gsm8k publish" in readme
@@ -213,8 +247,25 @@ def test_init_lays_out_and_never_overwrites(backend, capsys):
 
 # --- 4. conventions enforced ---------------------------------------------------------------------------
 
-BAD_IDS = ["../x", "A", "", "a" * 65, "ünï", "Alice", "-x", "_x", "x y", "x.y", "x/y", "x\n", "ａ", "k\u212a", "..",
-           "x\x00", "$(id)"]
+BAD_IDS = [
+    "../x",
+    "A",
+    "",
+    "a" * 65,
+    "ünï",
+    "Alice",
+    "-x",
+    "_x",
+    "x y",
+    "x.y",
+    "x/y",
+    "x\n",
+    "ａ",
+    "k\u212a",
+    "..",
+    "x\x00",
+    "$(id)",
+]
 
 
 def test_bad_agent_ids_are_refused_and_write_nothing(ws, tmp_path, capsys, monkeypatch):
@@ -223,10 +274,23 @@ def test_bad_agent_ids_are_refused_and_write_nothing(ws, tmp_path, capsys, monke
     metrics = write_metrics(tmp_path / "all.json", {"grpo_8": 0.5})
     before = snapshot(ws.root)
     for bad in BAD_IDS:
-        for argv in (["board", "post", "--workspace", ws.url, f"--agent-id={bad}", "--type", "claim", "--title", "t",
-                      "--body", "b"],
-                     ["artifacts", "put", "--workspace", ws.url, f"--agent-id={bad}", script, "scripts/"],
-                     ["publish", "--workspace", ws.url, f"--agent-id={bad}", "--metrics", metrics]):
+        for argv in (
+            [
+                "board",
+                "post",
+                "--workspace",
+                ws.url,
+                f"--agent-id={bad}",
+                "--type",
+                "claim",
+                "--title",
+                "t",
+                "--body",
+                "b",
+            ],
+            ["artifacts", "put", "--workspace", ws.url, f"--agent-id={bad}", script, "scripts/"],
+            ["publish", "--workspace", ws.url, f"--agent-id={bad}", "--metrics", metrics],
+        ):
             code, out, err = gsm8k(capsys, *argv)
             assert code == 2, (bad, argv[0])
             assert "agent id" in err and err.count("\n") == 1, err
@@ -235,7 +299,9 @@ def test_bad_agent_ids_are_refused_and_write_nothing(ws, tmp_path, capsys, monke
             continue  # no environment variable can hold a NUL
         # ... and through the environment variable
         monkeypatch.setenv("GSM8K_AGENT_ID", bad)
-        code, _, err = gsm8k(capsys, "board", "post", "--workspace", ws.url, "--type", "claim", "--title", "t", "--body", "b")
+        code, _, err = gsm8k(
+            capsys, "board", "post", "--workspace", ws.url, "--type", "claim", "--title", "t", "--body", "b"
+        )
         assert code == 2 and "agent id" in err
         monkeypatch.delenv("GSM8K_AGENT_ID")
     # reading filters refuse them too
@@ -245,13 +311,39 @@ def test_bad_agent_ids_are_refused_and_write_nothing(ws, tmp_path, capsys, monke
     # a bad id does not even create a workspace that doesn't exist yet
     fresh = ws.root.parent / "fresh"
     url = ws.url.replace(str(ws.root), str(fresh))
-    code, _, _ = gsm8k(capsys, "board", "post", "--workspace", url, "--agent-id", "../x", "--type", "claim",
-                       "--title", "t", "--body", "b")
+    code, _, _ = gsm8k(
+        capsys,
+        "board",
+        "post",
+        "--workspace",
+        url,
+        "--agent-id",
+        "../x",
+        "--type",
+        "claim",
+        "--title",
+        "t",
+        "--body",
+        "b",
+    )
     assert code == 2 and not fresh.exists()
     # the edges of the valid range
     for good in ("a" * 64, "0", "a_b-c9"):
-        code, out, err = gsm8k(capsys, "board", "post", "--workspace", ws.url, "--agent-id", good, "--type", "claim",
-                               "--title", "ok", "--body", "b")
+        code, out, err = gsm8k(
+            capsys,
+            "board",
+            "post",
+            "--workspace",
+            ws.url,
+            "--agent-id",
+            good,
+            "--type",
+            "claim",
+            "--title",
+            "ok",
+            "--body",
+            "b",
+        )
         assert code == 0, err
         assert f".{good}.claim.ok." in out
 
@@ -271,8 +363,9 @@ def test_nothing_is_ever_overwritten(ws, tmp_path, capsys):
     # --new-version picks the next free name, every time
     for k in (2, 3):
         script.write_text(f"v{k}\n")
-        code, out, err = gsm8k(capsys, "artifacts", "put", *common, "--agent-id", "alice", script, "scripts/",
-                               "--new-version")
+        code, out, err = gsm8k(
+            capsys, "artifacts", "put", *common, "--agent-id", "alice", script, "scripts/", "--new-version"
+        )
         assert code == 0 and out.strip() == f"artifacts/scripts/alice/train.v{k}.py", err
         assert (ws.root / f"artifacts/scripts/alice/train.v{k}.py").read_text() == f"v{k}\n"
     assert alice_file.read_text() == "v1\n"
@@ -282,8 +375,14 @@ def test_nothing_is_ever_overwritten(ws, tmp_path, capsys):
     assert code == 0 and out.strip() == "artifacts/scripts/bob/train.py"
     assert alice_file.read_text() == "v1\n"
     # ... and no name reaches into someone else's folder
-    for target in ("scripts/../alice/train.py", "scripts/alice/train.py", "../scripts/", "scripts/.hidden",
-                   "models/", "scripts/a b"):
+    for target in (
+        "scripts/../alice/train.py",
+        "scripts/alice/train.py",
+        "../scripts/",
+        "scripts/.hidden",
+        "models/",
+        "scripts/a b",
+    ):
         code, _, err = gsm8k(capsys, "artifacts", "put", *common, "--agent-id", "bob", script, target)
         assert code == 2, target
     odd = tmp_path / "my script.py"
@@ -310,7 +409,9 @@ def test_nothing_is_ever_overwritten(ws, tmp_path, capsys):
     assert not (ws.root / "artifacts/checkpoints/alice/ckpt/.cache").exists()
     code, _, err = gsm8k(capsys, "artifacts", "put", *common, "--agent-id", "alice", ck, "checkpoints/")
     assert code == 2 and "already exists" in err
-    code, out, _ = gsm8k(capsys, "artifacts", "put", *common, "--agent-id", "alice", ck, "checkpoints/", "--new-version")
+    code, out, _ = gsm8k(
+        capsys, "artifacts", "put", *common, "--agent-id", "alice", ck, "checkpoints/", "--new-version"
+    )
     assert code == 0 and out.splitlines()[0] == "artifacts/checkpoints/alice/ckpt.v2"
     # list and get (never overwriting a local file either)
     code, out, _ = gsm8k(capsys, "artifacts", "list", *common, "--agent", "alice")
@@ -345,8 +446,10 @@ def test_concurrent_puts_of_one_name_never_overwrite(ws, tmp_path):
         files.append(f)
     for new_version in (False, True):
         queue = ctx.Queue()
-        procs = [ctx.Process(target=_put_worker, args=(ws.url, ws.options, "same", str(f), new_version, queue))
-                 for f in files]
+        procs = [
+            ctx.Process(target=_put_worker, args=(ws.url, ws.options, "same", str(f), new_version, queue))
+            for f in files
+        ]
         for p in procs:
             p.start()
         results = [queue.get(timeout=120) for _ in procs]
@@ -434,8 +537,13 @@ def test_hostile_result_files_are_skipped_and_escaped(ws, tmp_path, capsys):
     for name, content in hostile.items():
         write_results(ws, "mallory", name, content)
     # path-traversal-looking and injection ids are just text: shown escaped, never used as paths
-    injection = ['../../../etc/passwd', '<img src=x onerror=alert(1)>', 'a|b\n| 1 | 100 % | pwned |',
-                 '[click](http://evil) **x**', '<script>alert(1)</script>']
+    injection = [
+        "../../../etc/passwd",
+        "<img src=x onerror=alert(1)>",
+        "a|b\n| 1 | 100 % | pwned |",
+        "[click](http://evil) **x**",
+        "<script>alert(1)</script>",
+    ]
     write_results(ws, "mallory", "ok.json", results_doc("mallory", [record(i, 0.3) for i in injection]))
     os.mkfifo(ws.root / "artifacts/results/mallory/fifo.json")  # would hang a naive reader
     (ws.root / "artifacts/results/mallory/link.json").symlink_to("/etc/passwd")
@@ -465,12 +573,15 @@ def test_hostile_result_files_are_skipped_and_escaped(ws, tmp_path, capsys):
     assert len(table_rows((ws.root / "LEADERBOARD.md").read_text())) == 4 + len(injection)
 
 
-@pytest.mark.parametrize(("accuracy", "ci95", "n", "reason"), [
-    (0.7, [0.2, 0.9], 1, "not a whole number of correct answers out of n = 1"),
-    (0.6, [0.5, 0.7], 200, "not the 95 % Wilson interval of 120/200"),
-    (1.0, [1.0, 1.0], 10**6 + 1, r"n is not an integer in \[1, 1000000\]"),
-    (1 / 3, [0.0, 1.0], 3, "not the 95 % Wilson interval of 1/3"),
-])
+@pytest.mark.parametrize(
+    ("accuracy", "ci95", "n", "reason"),
+    [
+        (0.7, [0.2, 0.9], 1, "not a whole number of correct answers out of n = 1"),
+        (0.6, [0.5, 0.7], 200, "not the 95 % Wilson interval of 120/200"),
+        (1.0, [1.0, 1.0], 10**6 + 1, r"n is not an integer in \[1, 1000000\]"),
+        (1 / 3, [0.0, 1.0], 3, "not the 95 % Wilson interval of 1/3"),
+    ],
+)
 def test_check_consistent_refuses_impossible_results(accuracy, ci95, n, reason):
     with pytest.raises(Invalid, match=reason):
         validate_record({"id": "x", "accuracy": accuracy, "accuracy_ci95": ci95, "n": n})
@@ -483,17 +594,32 @@ def test_check_consistent_accepts_what_evaluate_writes():
 
 def test_leaderboard_ranks_every_agent_and_dedups_republished_runs(ws, tmp_path):
     with ws.store() as store:
-        r1 = publish(store, "alice", metrics=write_metrics(tmp_path / "a.json", {"grpo_8": 0.4, "full_sft_8": 0.8}),
-                     params=REPO / "params.yaml", dvc_lock=tmp_path / "none.lock")
+        r1 = publish(
+            store,
+            "alice",
+            metrics=write_metrics(tmp_path / "a.json", {"grpo_8": 0.4, "full_sft_8": 0.8}),
+            params=REPO / "params.yaml",
+            dvc_lock=tmp_path / "none.lock",
+        )
         assert any("dvc_lock_sha256 is null" in w for w in r1.warnings)
-        publish(store, "bob", metrics=write_metrics(tmp_path / "b.json", {"grpo_8": 0.6}),
-                params=REPO / "params.yaml", dvc_lock=REPO / "dvc.yaml")
-        report = publish(store, "alice", metrics=tmp_path / "a.json", params=REPO / "params.yaml",
-                         dvc_lock=tmp_path / "none.lock").leaderboard  # the same run again
-    assert [(r["agent_id"], r["id"]) for r in report.rows] == [("alice", "full_sft_8"), ("bob", "grpo_8"),
-                                                               ("alice", "grpo_8")]
+        publish(
+            store,
+            "bob",
+            metrics=write_metrics(tmp_path / "b.json", {"grpo_8": 0.6}),
+            params=REPO / "params.yaml",
+            dvc_lock=REPO / "dvc.yaml",
+        )
+        report = publish(
+            store, "alice", metrics=tmp_path / "a.json", params=REPO / "params.yaml", dvc_lock=tmp_path / "none.lock"
+        ).leaderboard  # the same run again
+    assert [(r["agent_id"], r["id"]) for r in report.rows] == [
+        ("alice", "full_sft_8"),
+        ("bob", "grpo_8"),
+        ("alice", "grpo_8"),
+    ]
     assert report.files == 3 and not report.skipped
     doc = json.loads((ws.root / r1.path).read_text())
+    assert doc["comparisons"] == COMPARISONS and "mcnemar" not in doc  # the Answer's, as all.json has them
     commit = doc["provenance"]["git_commit"]
     assert doc["agent_id"] == "alice" and (commit is None or re.fullmatch(r"[0-9a-f]{40}", commit))
     assert set(doc["provenance"]) == {"git_commit", "git_dirty", "params_digest", "dvc_lock_sha256"}
@@ -515,8 +641,9 @@ def test_hostile_message_files_are_skipped(ws, capsys):
     (board / "notes.txt").write_text("hi")
     (board / "..weird.md").write_text("hidden")
     os.mkfifo(board / f"{stem}6.md")
-    (board / f"{stem}7.md").write_text(f"---\nid: {stem}7\nagent_id: mallory\ntype: claim\n"
-                                       "title: \"\\e[31mred\\e[0m\"\n---\nbody \x1b[2J\n")
+    (board / f"{stem}7.md").write_text(
+        f'---\nid: {stem}7\nagent_id: mallory\ntype: claim\ntitle: "\\e[31mred\\e[0m"\n---\nbody \x1b[2J\n'
+    )
     nested = "[" * 30_000 + "]" * 30_000  # segfaults libyaml if parsed
     (board / f"{stem}8.md").write_text(f"---\nid: {stem}8\nagent_id: mallory\ntype: claim\ntitle: {nested}\n---\n")
     month13 = stem.replace("20250101", "20251301") + "9"
@@ -538,8 +665,23 @@ def test_hostile_message_files_are_skipped(ws, capsys):
     assert code == 2 and "malformed" in err
     code, _, err = gsm8k(capsys, "board", "read", "--workspace", ws.url, "../../etc/passwd")
     assert code == 2 and "not a message id" in err
-    code, _, err = gsm8k(capsys, "board", "post", "--workspace", ws.url, "--agent-id", "bob", "--type", "result",
-                         "--title", "t", "--body", "b", "--reply-to", f"{stem}9")
+    code, _, err = gsm8k(
+        capsys,
+        "board",
+        "post",
+        "--workspace",
+        ws.url,
+        "--agent-id",
+        "bob",
+        "--type",
+        "result",
+        "--title",
+        "t",
+        "--body",
+        "b",
+        "--reply-to",
+        f"{stem}9",
+    )
     assert code == 2 and "no such message" in err
 
 
@@ -548,12 +690,36 @@ def test_board_and_artifact_options(ws, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("GSM8K_WORKSPACE", ws.url)
     plan = tmp_path / "plan.md"
     plan.write_text("# Plan\n\n- step 1\n")
-    code, question, err = gsm8k(capsys, "board", "post", "--agent-id", "alice", "--type", "question",
-                                "--title", "Which lr?", "--body-file", plan)
+    code, question, err = gsm8k(
+        capsys,
+        "board",
+        "post",
+        "--agent-id",
+        "alice",
+        "--type",
+        "question",
+        "--title",
+        "Which lr?",
+        "--body-file",
+        plan,
+    )
     assert code == 0, err
     question = question.strip()
-    code, answer, err = gsm8k(capsys, "board", "post", "--agent-id", "bob", "--type", "result", "--title", "2e-5",
-                              "--body", "measured", "--reply-to", f"message_board/{question}.md")
+    code, answer, err = gsm8k(
+        capsys,
+        "board",
+        "post",
+        "--agent-id",
+        "bob",
+        "--type",
+        "result",
+        "--title",
+        "2e-5",
+        "--body",
+        "measured",
+        "--reply-to",
+        f"message_board/{question}.md",
+    )
     assert code == 0, err
     code, out, _ = gsm8k(capsys, "board", "list", "--json", "--agent", "bob", "--since", "1h")
     [listed] = json.loads(out)
@@ -566,8 +732,9 @@ def test_board_and_artifact_options(ws, tmp_path, capsys, monkeypatch):
     assert json.loads(out)["body"] == "# Plan\n\n- step 1\n"
     code, _, err = gsm8k(capsys, "board", "list", "--since", "99999999999w")
     assert code == 2 and "--since" in err
-    code, _, err = gsm8k(capsys, "board", "post", "--agent-id", "bob", "--type", "claim", "--title", "t",
-                         "--body", "bad \udcff bytes")
+    code, _, err = gsm8k(
+        capsys, "board", "post", "--agent-id", "bob", "--type", "claim", "--title", "t", "--body", "bad \udcff bytes"
+    )
     assert code == 2 and "UTF-8" in err
     code, out, err = gsm8k(capsys, "artifacts", "put", "--agent-id", "bob", plan, "data/plan-copy.md")
     assert code == 0 and out.strip() == "artifacts/data/bob/plan-copy.md", err
@@ -579,8 +746,21 @@ def test_board_and_artifact_options(ws, tmp_path, capsys, monkeypatch):
     assert code == 0 and (tmp_path / "plan-copy.md").read_text() == plan.read_text(), err
     # a mistyped URL is refused rather than quietly starting a second workspace
     typo = ws.url.replace(str(ws.root), str(ws.root) + "-typo")
-    code, _, err = gsm8k(capsys, "board", "post", "--workspace", typo, "--agent-id", "bob", "--type", "claim",
-                         "--title", "t", "--body", "b")
+    code, _, err = gsm8k(
+        capsys,
+        "board",
+        "post",
+        "--workspace",
+        typo,
+        "--agent-id",
+        "bob",
+        "--type",
+        "claim",
+        "--title",
+        "t",
+        "--body",
+        "b",
+    )
     assert code == 2 and "not a workspace" in err and not Path(str(ws.root) + "-typo").exists()
 
 
@@ -638,8 +818,9 @@ def test_collaborate_from_zero_with_the_real_cli(backend, tmp_path):
         return proc
 
     run("workspace", "init", url)
-    proposal = run("board", "post", "--type", "experiment-proposal", "--title", "GRPO with 8 generations",
-                   "--body", "Plan: ...").stdout.strip()
+    proposal = run(
+        "board", "post", "--type", "experiment-proposal", "--title", "GRPO with 8 generations", "--body", "Plan: ..."
+    ).stdout.strip()
     assert ID_RE.fullmatch(proposal)
     script = tmp_path / "run.sh"
     script.write_text("uv run snakemake --cores 1 metrics/all.json\n")
@@ -650,8 +831,13 @@ def test_collaborate_from_zero_with_the_real_cli(backend, tmp_path):
     listing = run("board", "list").stdout
     assert proposal in listing and "GRPO with 8 generations" in listing
     # a wrong port: the error names the workspace without its password
-    bad = run("board", "list", "--workspace", url.replace(f":{backend.server.port}/", ":1/") if backend.server
-              else str(tmp_path / "missing"), ok=False)
+    bad = run(
+        "board",
+        "list",
+        "--workspace",
+        url.replace(f":{backend.server.port}/", ":1/") if backend.server else str(tmp_path / "missing"),
+        ok=False,
+    )
     assert "error" in bad.stderr and bad.stderr.count("\n") == 1
 
     board = (backend.root / "LEADERBOARD.md").read_text()
@@ -673,9 +859,13 @@ def test_collaborate_from_zero_with_the_real_cli(backend, tmp_path):
 def test_unreachable_and_unsupported_backends_fail_clearly(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HOME", str(tmp_path))  # no saved HF token, no AWS config, no ssh keys
-    for url, expected in [("s3://bucket/ws", "s3fs"), ("hf://buckets/someone/ws", "hf://buckets/someone/ws: cannot"),
-                          ("hf://someone/model", "must be buckets"), ("gs://bucket/ws", "unsupported"),
-                          (f"sftp://bob:{SECRET}@127.0.0.1:1/ws", "sftp://bob:***@127.0.0.1:1/ws")]:
+    for url, expected in [
+        ("s3://bucket/ws", "s3fs"),
+        ("hf://buckets/someone/ws", "hf://buckets/someone/ws: cannot"),
+        ("hf://someone/model", "must be buckets"),
+        ("gs://bucket/ws", "unsupported"),
+        (f"sftp://bob:{SECRET}@127.0.0.1:1/ws", "sftp://bob:***@127.0.0.1:1/ws"),
+    ]:
         code, out, err = gsm8k(capsys, "workspace", "init", url)
         assert code == 2 and expected in err and err.count("\n") == 1, err
         assert SECRET not in out + err
@@ -711,8 +901,13 @@ def test_an_interrupted_directory_upload_stays_invisible(ws, tmp_path, capsys):
     src = _tree(tmp_path / "big", 400)
     env = dict(ws.env, GSM8K_WORKSPACE=ws.url, GSM8K_AGENT_ID="alice")
     claimed = ws.root / "artifacts/checkpoints/alice/big"
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "gsm8k"), "artifacts", "put", str(src),
-                             "checkpoints/"], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gsm8k"), "artifacts", "put", str(src), "checkpoints/"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while not (claimed.is_dir() and any(p.name.endswith(".bin") for p in os.scandir(claimed))):
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
@@ -733,8 +928,9 @@ def test_an_interrupted_directory_upload_stays_invisible(ws, tmp_path, capsys):
     assert not (tmp_path / "got").exists() and not (tmp_path / "one").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
 
-    code, out, err = gsm8k(capsys, "artifacts", "put", *common, "--agent-id", "alice", src, "checkpoints/",
-                           "--new-version")
+    code, out, err = gsm8k(
+        capsys, "artifacts", "put", *common, "--agent-id", "alice", src, "checkpoints/", "--new-version"
+    )
     assert code == 0 and out.splitlines()[0] == "artifacts/checkpoints/alice/big.v2", err
     code, out, err = gsm8k(capsys, "artifacts", "list", *common)
     assert len([line for line in out.splitlines() if line.startswith("checkpoints/alice/big.v2/")]) == 400
@@ -816,7 +1012,10 @@ def test_uploads_keep_file_modes_never_group_or_other_writable(ws, tmp_path, cap
     common = ["--workspace", ws.url, "--agent-id", "alice"]
     assert gsm8k(capsys, "artifacts", "put", *common, src, "scripts/")[0] == 0
     assert gsm8k(capsys, "artifacts", "put", *common, src / "group.txt", "scripts/")[0] == 0
-    got = {p.name: p.stat().st_mode & 0o777 for p in (ws.root / "artifacts/scripts/alice/m").iterdir()
-           if not p.name.startswith(".")}
+    got = {
+        p.name: p.stat().st_mode & 0o777
+        for p in (ws.root / "artifacts/scripts/alice/m").iterdir()
+        if not p.name.startswith(".")
+    }
     assert got == {**modes, "open.txt": 0o644}
     assert (ws.root / "artifacts/scripts/alice/group.txt").stat().st_mode & 0o777 == 0o640

@@ -17,10 +17,14 @@ def _record_hash(data: bytes) -> str:
 def build(folder: Path, name: str, version: str, files: dict[str, bytes], requires: list[str] = ()) -> Path:
     """A py3-none-any wheel of `files` (path in the wheel -> bytes), with `requires` as Requires-Dist."""
     dist = f"{name.replace('-', '_')}-{version}"
-    meta = "".join([f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-                    *(f"Requires-Dist: {r}\n" for r in requires)]).encode()
-    contents = {**files, f"{dist}.dist-info/METADATA": meta,
-                f"{dist}.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    meta = "".join(
+        [f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", *(f"Requires-Dist: {r}\n" for r in requires)]
+    ).encode()
+    contents = {
+        **files,
+        f"{dist}.dist-info/METADATA": meta,
+        f"{dist}.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
     record = "".join(f"{path},{_record_hash(data)},{len(data)}\n" for path, data in contents.items())
     record += f"{dist}.dist-info/RECORD,,\n"
     folder.mkdir(parents=True, exist_ok=True)

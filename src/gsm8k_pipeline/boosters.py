@@ -49,15 +49,28 @@ def _summary(scores: list[float], seconds: float) -> dict:
     n = len(scores)
     if all(s in (0, 1) for s in scores):
         k = int(sum(scores))
-        return {"accuracy": k / n if n else 0.0, "correct": k, "n": n,
-                "accuracy_ci95": list(wilson_interval(k, n)), "interval": "wilson", "seconds": round(seconds, 3)}
+        return {
+            "accuracy": k / n if n else 0.0,
+            "correct": k,
+            "n": n,
+            "accuracy_ci95": list(wilson_interval(k, n)),
+            "interval": "wilson",
+            "seconds": round(seconds, 3),
+        }
     boot = bootstrap_accuracy([scores])
-    return {"accuracy": boot["mean"], "correct": None, "n": n, "accuracy_ci95": [round(x, 6) for x in boot["ci95"]],
-            "interval": "bootstrap", "seconds": round(seconds, 3)}
+    return {
+        "accuracy": boot["mean"],
+        "correct": None,
+        "n": n,
+        "accuracy_ci95": [round(x, 6) for x in boot["ci95"]],
+        "interval": "bootstrap",
+        "seconds": round(seconds, 3),
+    }
 
 
-def run(model, tokenizer, prompts: list[str], golds: list[str], ev: dict, desc: str,
-        record: list | None = None) -> tuple[dict, dict]:
+def run(
+    model, tokenizer, prompts: list[str], golds: list[str], ev: dict, desc: str, record: list | None = None
+) -> tuple[dict, dict]:
     """(metrics["boosters"], per-problem columns for debug.csv) for the boosters params eval.boosters asks for.
     `record`: gets each generation pass's timing (generation.generate)."""
     from .calculator import Calculator
@@ -75,15 +88,26 @@ def run(model, tokenizer, prompts: list[str], golds: list[str], ev: dict, desc: 
         graded = [grade(c[0], g) for c, g in zip(out, golds, strict=True)]
         columns["extracted:calculator"] = [e for e, _ in graded]
         columns["correct:calculator"] = [float(ok) for _, ok in graded]
-        metrics["calculator"] = {**_summary(columns["correct:calculator"], seconds),
-                                 "calculator_calls": calc.calls,
-                                 "generation": {**decoding(False, 1.0), "calculator": True}}
+        metrics["calculator"] = {
+            **_summary(columns["correct:calculator"], seconds),
+            "calculator_calls": calc.calls,
+            "generation": {**decoding(False, 1.0), "calculator": True},
+        }
     n, k = b["samples_per_problem"], b["k"]
     if n:
         calc = Calculator(tokenizer) if b["sampled_calculator"] else None
         started = time.perf_counter()
-        out = generate(model, tokenizer, prompts, **common, do_sample=True, temperature=b["temperature"],
-                       num_return_sequences=n, processor=calc, desc=f"{desc} {n} samples")
+        out = generate(
+            model,
+            tokenizer,
+            prompts,
+            **common,
+            do_sample=True,
+            temperature=b["temperature"],
+            num_return_sequences=n,
+            processor=calc,
+            desc=f"{desc} {n} samples",
+        )
         seconds = time.perf_counter() - started
         answers = [[extract_answer(c) for c in cs] for cs in out]
         right = [[ok for _, ok in (grade(c, g) for c in cs)] for cs, g in zip(out, golds, strict=True)]
@@ -92,9 +116,14 @@ def run(model, tokenizer, prompts: list[str], golds: list[str], ev: dict, desc: 
         if k > 1:
             columns[f"correct:pass@{k}"] = [pass_at_k(n, sum(r), k) for r in right]
         columns["answers:sampled"] = ["|".join("" if a is None else a for a in ans) for ans in answers]
-        sampled = {"generation": {**decoding(True, b["temperature"]), "calculator": b["sampled_calculator"],
-                                  "samples_per_problem": n},
-                   "calculator_calls": calc.calls if calc else None}
-        for name in protocols(b)[1 if b["calculator"] else 0:]:
+        sampled = {
+            "generation": {
+                **decoding(True, b["temperature"]),
+                "calculator": b["sampled_calculator"],
+                "samples_per_problem": n,
+            },
+            "calculator_calls": calc.calls if calc else None,
+        }
+        for name in protocols(b)[1 if b["calculator"] else 0 :]:
             metrics[name] = {**_summary(columns[f"correct:{name}"], seconds), **sampled}
     return metrics, columns

@@ -2,10 +2,10 @@
 computes `expr` and writes `result>>` for it, as the annotations in GSM8K's solutions read
 (`12+5=<<12+5=17>>17`).
 
-`calculate` is the evaluator. A model's text is untrusted input, so it is never `eval`ed: a hand-written
-parser accepts only ASCII digits, `+ - * /`, unary signs and parentheses, with bounded length, nesting and
-magnitude, and computes exactly (Fraction). Anything else — `**`, names, non-ASCII digits, division by
-zero — gives None, and nothing is written for the model.
+`calculate` is the evaluator. A model's text is untrusted input, so it is never `eval`ed: it accepts only
+ASCII digits, `+ - * /`, unary signs and parentheses, with bounded length, nesting and magnitude, and
+computes exactly (arithmetic.evaluate, the grader's evaluator too, with the calculator's limits). Anything
+else — `**`, names, non-ASCII digits, division by zero — gives None, and nothing is written for the model.
 
 `Calculator` runs it inside `model.generate`, batched (generation.generate(processor=Calculator(tokenizer))): a transformers LogitsProcessor that checks
 each step, vectorised, which rows just emitted a token ending in "="; only those rows are decoded, and a
@@ -19,10 +19,12 @@ import re
 from collections import deque
 from fractions import Fraction
 
-MAX_CHARS = 100          # longest expression evaluated (GSM8K's longest annotations are ~60 characters)
-MAX_DEPTH = 10           # deepest parenthesis nesting
-MAX_MAGNITUDE = 10**15   # largest |value| of any number or intermediate result (numerator and denominator)
-MAX_DECIMALS = 4         # a non-integer result is written rounded to this many decimals
+from .arithmetic import Limits, evaluate
+
+MAX_CHARS = 100  # longest expression evaluated (GSM8K's longest annotations are ~60 characters)
+MAX_DEPTH = 10  # deepest parenthesis nesting
+MAX_MAGNITUDE = 10**15  # largest |value| of any number or intermediate result (numerator and denominator)
+MAX_DECIMALS = 4  # a non-integer result is written rounded to this many decimals
 
 # One token: an ASCII number (digits, optional decimals) or an operator. [0-9], not \d: \d matches
 # Arabic-Indic, full-width and other Unicode digits.
@@ -31,82 +33,19 @@ _TOKEN_RE = re.compile(r"\s*(?:(?P<num>[0-9]+(?:\.[0-9]+)?|\.[0-9]+)|(?P<op>[-+*
 _CALL_RE = re.compile(r"<<([^<>=\n]{1," + str(MAX_CHARS) + r"})=\Z")
 
 
-class _Refused(Exception):
-    """The expression is outside what the calculator computes."""
+LIMITS = Limits(max_depth=MAX_DEPTH, max_magnitude=MAX_MAGNITUDE)
 
 
-def _check(value: Fraction) -> Fraction:
-    if abs(value.numerator) > MAX_MAGNITUDE or value.denominator > MAX_MAGNITUDE:
-        raise _Refused
-    return value
-
-
-def _tokens(expr: str) -> list:
+def _tokens(expr: str) -> list | None:
+    """ASCII numbers (as Fractions) and operators, or None for any other character."""
     tokens, pos, end = [], 0, len(expr.rstrip())
     while pos < end:
         m = _TOKEN_RE.match(expr, pos)
         if m is None:
-            raise _Refused
-        tokens.append(_check(Fraction(m["num"])) if m["num"] else m["op"])
+            return None
+        tokens.append(Fraction(m["num"]) if m["num"] else m["op"])
         pos = m.end()
-    return tokens + [None]  # end marker: every lookahead is in range
-
-
-def _parse(tokens: list) -> Fraction:
-    """Recursive descent over sum := product (('+'|'-') product)*, product := factor (('*'|'/') factor)*,
-    factor := ('+'|'-') factor | '(' sum ')' | number. Depth is bounded by MAX_DEPTH and the length by
-    MAX_CHARS, so recursion stays shallow."""
-    pos = 0
-
-    def sum_(depth: int) -> Fraction:
-        nonlocal pos
-        value = product(depth)
-        while tokens[pos] in ("+", "-"):
-            op = tokens[pos]
-            pos += 1
-            rhs = product(depth)
-            value = _check(value + rhs if op == "+" else value - rhs)
-        return value
-
-    def product(depth: int) -> Fraction:
-        nonlocal pos
-        value = factor(depth)
-        while tokens[pos] in ("*", "/"):
-            op = tokens[pos]
-            pos += 1
-            rhs = factor(depth)
-            if op == "/" and rhs == 0:
-                raise _Refused
-            value = _check(value * rhs if op == "*" else value / rhs)
-        return value
-
-    def factor(depth: int) -> Fraction:
-        nonlocal pos
-        token = tokens[pos]
-        if token in ("+", "-"):
-            pos += 1
-            if depth + 1 > 2 * MAX_DEPTH:  # "- - - - 1" nests like parentheses do
-                raise _Refused
-            value = factor(depth + 1)
-            return value if token == "+" else -value
-        if token == "(":
-            if depth + 1 > MAX_DEPTH:
-                raise _Refused
-            pos += 1
-            value = sum_(depth + 1)
-            if tokens[pos] != ")":
-                raise _Refused
-            pos += 1
-            return value
-        if isinstance(token, Fraction):
-            pos += 1
-            return token
-        raise _Refused
-
-    value = sum_(0)
-    if tokens[pos] is not None:  # trailing tokens, e.g. "2 3" or "1)"
-        raise _Refused
-    return value
+    return tokens
 
 
 def format_result(value: Fraction) -> str:
@@ -124,19 +63,19 @@ def calculate(expr: str) -> str | None:
     """The value of `expr` formatted for the model, or None when the calculator refuses it."""
     if len(expr) > MAX_CHARS or not expr.isascii():
         return None
-    try:
-        return format_result(_parse(_tokens(expr)))
-    except _Refused:
-        return None
+    tokens = _tokens(expr)
+    value = None if tokens is None else evaluate(tokens, LIMITS)
+    return None if value is None else format_result(value)
 
 
 def call_in(text: str) -> str | None:
     """The result to write after `text` when it ends in a calculator call `<<expr=`, else None."""
-    m = _CALL_RE.search(text[-(MAX_CHARS + 3):])
+    m = _CALL_RE.search(text[-(MAX_CHARS + 3) :])
     return calculate(m.group(1)) if m else None
 
 
 # --- inside model.generate ------------------------------------------------------------------------
+
 
 def _ids_ending_in_equals(tokenizer) -> list[int]:
     """Vocab ids whose text ends in "=": only after one of these can a call `<<expr=` be complete."""
@@ -174,7 +113,7 @@ def make_processor(tokenizer, eq_ids: list[int]):
         def __init__(self):
             self.eq_ids = None  # a tensor on the inputs' device, made at the first step
             self.queues: dict[int, deque] = {}  # row -> forced token ids still to write
-            self.calls = 0                      # results written, over the whole batch
+            self.calls = 0  # results written, over the whole batch
 
         def __call__(self, input_ids, scores):
             import torch
@@ -183,7 +122,7 @@ def make_processor(tokenizer, eq_ids: list[int]):
                 self.eq_ids = torch.tensor(eq_ids, dtype=input_ids.dtype, device=input_ids.device)
             # Vectorised: only rows whose last token ends in "=" can have just finished `<<expr=`.
             for row in torch.isin(input_ids[:, -1], self.eq_ids).nonzero().flatten().tolist():
-                result = call_in(tokenizer.decode(input_ids[row, -self.TAIL:]))
+                result = call_in(tokenizer.decode(input_ids[row, -self.TAIL :]))
                 if result is not None:
                     self.queues[row] = deque(tokenizer.encode(result + ">>", add_special_tokens=False))
                     self.calls += 1

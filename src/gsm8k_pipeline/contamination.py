@@ -2,7 +2,8 @@
 
 `download` counts them (stats.json) and warns, or refuses when `data.contamination` is `refuse`; every eval
 records how many of the problems it scored are among them (its metrics' `contamination`), and the
-leaderboard shows the count at the top of LEADERBOARD.md and in metrics/all.json when it is not zero.
+leaderboard shows the count at the top of LEADERBOARD.md and in metrics/all.json when it is not zero
+(leaderboard/sections.py: the leaderboard's text is not download's code).
 
 Questions are compared after NFKC normalisation, case folding and collapsing whitespace: a copy that only
 differs in spacing or capitals is still a copy. Punctuation and numbers are kept: "3 apples" and "4 apples"
@@ -19,7 +20,7 @@ import logging
 import unicodedata
 from pathlib import Path
 
-from .errors import PipelineError
+from . import PipelineError
 
 log = logging.getLogger(__name__)
 NORMALISATION = "NFKC, case-folded, whitespace collapsed"
@@ -34,13 +35,19 @@ def overlap(train: list[dict], test: list[dict]) -> dict:
     first_train_row: dict[str, int] = {}
     for i, row in enumerate(train, 1):
         first_train_row.setdefault(normalise(row["question"]), i)
-    rows = [(i, first_train_row[q]) for i, r in enumerate(test, 1) if (q := normalise(r["question"])) in first_train_row]
+    rows = [
+        (i, first_train_row[q]) for i, r in enumerate(test, 1) if (q := normalise(r["question"])) in first_train_row
+    ]
     example = None
     if rows:
         test_row, train_row = rows[0]
         example = {"test_row": test_row, "train_row": train_row, "question": test[test_row - 1]["question"][:200]}
-    return {"test_rows_in_train": [i for i, _ in rows], "test_rows": len(test), "example": example,
-            "normalisation": NORMALISATION}
+    return {
+        "test_rows_in_train": [i for i, _ in rows],
+        "test_rows": len(test),
+        "example": example,
+        "normalisation": NORMALISATION,
+    }
 
 
 def describe(found: dict) -> str:
@@ -48,9 +55,11 @@ def describe(found: dict) -> str:
     k, n, ex = len(found["test_rows_in_train"]), found["test_rows"], found["example"]
     question = " ".join(ex["question"].split())
     question = question if len(question) <= 80 else question[:79] + "…"
-    return (f"{k} of {n} test questions ({100 * k / n:.1f} %) also appear in the train split "
-            f"(compared {found['normalisation']}), e.g. test row {ex['test_row']} = train row {ex['train_row']}: "
-            f"{question!r}")
+    return (
+        f"{k} of {n} test questions ({100 * k / n:.1f} %) also appear in the train split "
+        f"(compared {found['normalisation']}), e.g. test row {ex['test_row']} = train row {ex['train_row']}: "
+        f"{question!r}"
+    )
 
 
 def check(found: dict, mode: str) -> None:
@@ -58,10 +67,15 @@ def check(found: dict, mode: str) -> None:
     if not found["test_rows_in_train"]:
         return
     if mode == "refuse":
-        raise PipelineError(f"data.contamination is refuse: {describe(found)}. Remove them from the source, "
-                            "or set data.contamination: warn to go on and have every eval count them")
-    log.warning("contamination: %s; every eval's metrics and the leaderboard count them "
-                "(data.contamination: refuse fails the download instead)", describe(found))
+        raise PipelineError(
+            f"data.contamination is refuse: {describe(found)}. Remove them from the source, "
+            "or set data.contamination: warn to go on and have every eval count them"
+        )
+    log.warning(
+        "contamination: %s; every eval's metrics and the leaderboard count them "
+        "(data.contamination: refuse fails the download instead)",
+        describe(found),
+    )
 
 
 def for_eval(test_file: Path, evaluated: int) -> dict | None:
@@ -76,42 +90,14 @@ def for_eval(test_file: Path, evaluated: int) -> dict | None:
         return None
     sha256 = hashlib.sha256(test_file.read_bytes()).hexdigest()
     if sha256 != stats[split]["sha256"]:
-        raise PipelineError(f"{stats_path} describes another {test_file.name} (sha256 {stats[split]['sha256'][:12]}…, "
-                            f"the file has {sha256[:12]}…): rerun the download stage")
+        raise PipelineError(
+            f"{stats_path} describes another {test_file.name} (sha256 {stats[split]['sha256'][:12]}…, "
+            f"the file has {sha256[:12]}…): rerun the download stage"
+        )
     rows = stats["contamination"]["test_rows_in_train"]
-    return {"evaluated_in_train": sum(r <= evaluated for r in rows), "evaluated": evaluated,
-            "split_in_train": len(rows), "split_rows": stats["contamination"]["test_rows"]}
-
-
-def summary(records: list[dict]) -> dict:
-    """The leaderboard's view, from every model's record (its eval's `contamination`, None if unknown):
-    the worst case over models, and each model's count."""
-    known = [r for r in records if r.get("contamination") is not None]
-    worst = max((r["contamination"] for r in known), key=lambda c: (c["evaluated_in_train"], c["split_in_train"]),
-                default={"evaluated_in_train": None, "evaluated": None, "split_in_train": None, "split_rows": None})
-    return {**worst, "normalisation": NORMALISATION,
-            "by_model": {r["id"]: None if r.get("contamination") is None else r["contamination"]["evaluated_in_train"]
-                         for r in records}}
-
-
-def is_loud(s: dict) -> bool:
-    return bool(s["evaluated_in_train"] or s["split_in_train"])
-
-
-def render(s: dict) -> list[str]:
-    """Markdown (also valid reStructuredText) lines: a bold warning when test questions repeat train ones,
-    else a one-line all-clear; and the models whose evals could not tell."""
-    unknown = sorted(m for m, k in s["by_model"].items() if k is None)
-    lines = []
-    if is_loud(s):
-        k, n = s["evaluated_in_train"], s["evaluated"]
-        lines.append(f"**Contamination: {k} of the {n} test problems scored ({100 * k / n:.1f} %) also appear in "
-                     f"the train split** ({s['split_in_train']} of {s['split_rows']} in the whole test split; "
-                     f"questions compared {s['normalisation']}). Every accuracy here counts them; "
-                     "`data.contamination: refuse` makes the download fail instead.")
-    elif s["evaluated"] is not None:
-        lines.append(f"Contamination: none of the {s['evaluated']} test problems scored (nor of the "
-                     f"{s['split_rows']} in the test split) appears in the train split.")
-    if unknown:
-        lines.append(f"Contamination unknown (eval metrics without the count) for: {', '.join(unknown)}.")
-    return [line for pair in zip(lines, [""] * len(lines)) for line in pair]
+    return {
+        "evaluated_in_train": sum(r <= evaluated for r in rows),
+        "evaluated": evaluated,
+        "split_in_train": len(rows),
+        "split_rows": stats["contamination"]["test_rows"],
+    }

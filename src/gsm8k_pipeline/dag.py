@@ -1,14 +1,12 @@
-"""What each stage of the DAG runs and reads, declared once for both engines.
+"""Planning: what the engines need to know about the code, computed when the DAG is planned or dvc.yaml is
+regenerated, never while a stage runs (so editing this file reruns nothing).
 
-- `METHODS`: the budgeted training methods; the Snakefile imports it, dvc.yaml reads it as a `vars` file
-  (DVC parses module-level literals of a .py file), the leaderboard imports it.
-- `STAGES`: stage -> the `gsm8k` command it runs and the params.yaml sections it reads. The Snakefile
-  takes the sections from here, the CLI hands a command only those, dvc.yaml spells them out
-  (`python -m gsm8k_pipeline.dag` rewrites its lists), and tests/test_parity.py checks the engines agree.
-- `code_deps(command)`: the source files a command really executes — the import closure of the CLI and
-  of the command's handler, found by reading the code (no import, so planning stays fast). The Snakefile
-  declares exactly these as inputs, and the parity test holds dvc.yaml's deps to the same list, so an
-  edit to any module reruns exactly the stages that import it.
+- `code_deps(command)`: the source files `gsm8k <command>` really executes — the import closure of the
+  dispatcher (cli/__init__.py) and of the command's own module, found by reading the code (no import, so
+  planning stays fast). The Snakefile declares exactly these as inputs, and the parity test holds dvc.yaml's
+  deps to the same list, so an edit to any module reruns exactly the stages that import it.
+- `sync_dvc_yaml()`: rewrites dvc.yaml's code deps and params lists from `code_deps` and the stage table
+  (gsm8k_pipeline.STAGES): `python -m gsm8k_pipeline.dag` after moving code or adding an import.
 
 Standard library only: the Snakefile imports this module at parse time.
 """
@@ -18,52 +16,15 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from . import STAGES
+from .cli import module_of
+
 PACKAGE = "gsm8k_pipeline"
 SRC = Path("src") / PACKAGE
-
-METHODS = ["full_sft", "grpo", "sft_from_traces"]
-# Sections that say where and how jobs are scheduled, not what they compute: no stage reads them, so
-# changing them reruns nothing (the leaderboard's "every section" leaves them out too).
-SCHEDULING = ["resources"]
 
 # Snakemake's stand-in for DVC's content hash of a directory dependency: base_model's param of this name is
 # the selected local model folder's sha256, while dvc.yaml declares models/pretrained as a dependency.
 CONTENT_PARAM = "base_model_content"
-
-# The torch stages read `threads`: the thread count changes float sums, hence the results. Those that run
-# a model read its `precision`; base_model writes the weights of a dequantised GGUF model in it.
-_TORCH = ["seed", "threads", "prompt"]
-_MODEL = [*_TORCH, "precision"]
-_TRAIN = [*_MODEL, "lora", "train"]
-# stage -> (command, params sections it reads). The leaderboard's None means every section but SCHEDULING:
-# it records a digest of them all as provenance.
-STAGES: dict[str, tuple[str, list[str] | None]] = {
-    # Validates the whole params file before any other stage runs; it depends on params.yaml as a file, so
-    # any edit reruns it, and it hands no section to a stage (dvc.yaml, workflow/rules/common.smk).
-    "check_params": ("check-params", []),
-    "download": ("download", ["data"]),
-    "base_model": ("base-model", [*_MODEL, "base_model"]),
-    "prep_sft": ("train-sft", [*_TRAIN, "prep_sft"]),
-    "full_sft": ("train-sft", [*_TRAIN, "full_sft"]),
-    "grpo": ("train-grpo", [*_TRAIN, "grpo"]),
-    "traces": ("generate-traces", [*_MODEL, "traces"]),
-    "sft_from_traces": ("train-sft", [*_TRAIN, "full_sft"]),
-    "eval": ("evaluate", [*_MODEL, "eval", "lm_eval"]),
-    "eval_budget": ("evaluate", [*_MODEL, "eval", "lm_eval"]),
-    "leaderboard": ("leaderboard", None),
-}
-
-
-def result_sections(params: dict) -> list[str]:
-    """The sections that make results: not where and how jobs are scheduled (SCHEDULING), nor what one
-    command was asked to do (`run`)."""
-    return [k for k in params if k not in SCHEDULING and k != "run"]
-
-
-def stage_params(stage: str, params: dict) -> dict:
-    """The params.yaml sections `stage` reads, from a loaded params dict."""
-    sections = STAGES[stage][1]
-    return {k: params[k] for k in (sections if sections is not None else result_sections(params))}
 
 
 def _module_file(root: Path, dotted: str) -> Path | None:
@@ -116,25 +77,17 @@ def _closure(root: Path, modules: set[str], files: set[Path]) -> set[Path]:
 
 
 def code_deps(command: str, root: Path | str = ".") -> list[str]:
-    """Source files (relative to root) that `gsm8k <command>` executes: cli.py's module-level imports and
-    shared helpers, plus the imports of the command's own handler `_cmd_<command>`, closed transitively.
-    Other handlers' imports are left out: argparse runs only the chosen command's handler."""
+    """Source files (relative to root) that `gsm8k <command>` executes: the package's __init__, the
+    dispatcher and the command's module, closed transitively over their imports (those inside functions
+    too). The dispatcher imports only the command asked for, so other commands' modules are left out."""
     root = Path(root)
-    cli = root / SRC / "cli.py"
-    tree = ast.parse(cli.read_text(), str(cli))
-    handler = "_cmd_" + command.replace("-", "_")
-    functions = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
-    if handler not in {f.name for f in functions}:
-        raise KeyError(f"{cli}: no handler {handler} for command {command!r}")
-    shared = [n for n in tree.body if not (isinstance(n, ast.FunctionDef) and n.name.startswith("_cmd_"))]
-    own = [f for f in functions if f.name == handler]
-    files = _closure(root, {PACKAGE} | _imports(root, cli, shared + own), files={cli})
+    files = _closure(root, {PACKAGE, f"{PACKAGE}.cli", module_of(command)}, files=set())
     return sorted(str(p.relative_to(root)) for p in files)
 
 
 def sync_dvc_yaml(path: Path | str = "dvc.yaml", root: Path | str = ".") -> bool:
     """Rewrite every stage's code deps in dvc.yaml (its `- src/gsm8k_pipeline/...` lines) to code_deps of
-    the stage's command, and its params list to STAGES; True if anything changed. Text in, text out:
+    the stage's command, and its params list to the stage table; True if anything changed. Text in, text out:
     comments stay."""
     path = Path(path)
     lines = path.read_text().splitlines(keepends=True)
@@ -144,13 +97,13 @@ def sync_dvc_yaml(path: Path | str = "dvc.yaml", root: Path | str = ".") -> bool
         line = lines[i]
         if line.startswith("  ") and not line.startswith("   ") and line.rstrip().endswith(":"):
             stage, command = line.strip()[:-1], None  # a new stage
-        if line.strip() == "params:" and STAGES.get(stage, (None, None))[1] is not None:
+        if line.strip() == "params:" and stage in STAGES and STAGES[stage].sections is not None:
             indent = line[: len(line) - len(line.lstrip())]
             out.append(line)
             i += 1
             while i < len(lines) and lines[i].startswith(indent + "  - "):
                 i += 1
-            out += [f"{indent}  - {section}\n" for section in STAGES[stage][1]]
+            out += [f"{indent}  - {section}\n" for section in STAGES[stage].sections]
             continue
         words = line.replace("cmd:", " ").split()
         if command is None and len(words) >= 2 and words[0] == "gsm8k":

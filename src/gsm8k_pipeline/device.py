@@ -8,7 +8,7 @@ loads the weights in that dtype on a GPU, and in float32 on the CPU.
 
 from __future__ import annotations
 
-from .errors import PipelineError
+from . import PipelineError
 
 PRECISIONS = ("float32", "bf16", "fp16")
 
@@ -28,8 +28,9 @@ def check_precision(precision: str) -> str:
     if precision == "float32":
         return precision
     if not torch.cuda.is_available():
-        raise PipelineError(f"precision: {precision} needs a CUDA GPU and none is visible; "
-                            f"set precision: float32 on CPU")
+        raise PipelineError(
+            f"precision: {precision} needs a CUDA GPU and none is visible; set precision: float32 on CPU"
+        )
     if precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise PipelineError("precision: bf16 is not supported by this GPU; use fp16 or float32")
     return precision

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import contamination
-from .errors import PipelineError
 from .fileio import atomic_write_json, atomic_write_jsonl
 from .task import DataError, read_jsonl, validate_row
 
 SPLITS = ("train", "test")
 HF_DATASET = "openai/gsm8k"
+
+
 @dataclass(frozen=True)
 class DownloadConfig:
     out_dir: Path = Path("data/gsm8k")
@@ -40,10 +41,7 @@ def _from_hub(revision: str) -> dict[str, list[dict]]:
             f"Hugging Face hub: {type(exc).__name__}: {exc}. Offline? Set data.source to "
             f"local:PATH (a folder with train.jsonl and test.jsonl) or synthetic in params.yaml."
         ) from exc
-    return {
-        s: [validate_row(r, f"{HF_DATASET}@{revision}:{s}:{i}") for i, r in enumerate(ds[s], 1)]
-        for s in SPLITS
-    }
+    return {s: [validate_row(r, f"{HF_DATASET}@{revision}:{s}:{i}") for i, r in enumerate(ds[s], 1)] for s in SPLITS}
 
 
 def _from_synthetic(knobs: dict) -> dict[str, list[dict]]:
@@ -90,8 +88,11 @@ def main(params: dict, config: DownloadConfig = DownloadConfig()) -> dict:
     data = load_source(params["data"])
     found = contamination.overlap(data["train"], data["test"])
     contamination.check(found, params["data"]["contamination"])  # refuse: fails before anything is written
-    stats = {"source": params["data"]["source"], "contamination": found,
-             "train_test_question_overlap": len(found["test_rows_in_train"])}
+    stats = {
+        "source": params["data"]["source"],
+        "contamination": found,
+        "train_test_question_overlap": len(found["test_rows_in_train"]),
+    }
     for split, rows in data.items():
         path = out / f"{split}.jsonl"
         atomic_write_jsonl(path, rows)

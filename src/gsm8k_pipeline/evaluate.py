@@ -31,23 +31,25 @@ class EvalConfig:
 
 def score(rows: list[dict], completions: list[str]) -> list[dict]:
     """One debug record per problem."""
-    from .task import gold
     from .formatting import has_answer, has_thinking
     from .grader import grade
+    from .task import gold
 
     records = []
     for i, (row, completion) in enumerate(zip(rows, completions, strict=True)):
         extracted, correct = grade(completion, row["answer"])
-        records.append({
-            "id": i,
-            "question": row["question"],
-            "gold": gold(row["answer"]),
-            "completion": completion,
-            "extracted": extracted,
-            "correct": correct,
-            "has_thinking": has_thinking(completion),
-            "has_answer": has_answer(completion),
-        })
+        records.append(
+            {
+                "id": i,
+                "question": row["question"],
+                "gold": gold(row["answer"]),
+                "completion": completion,
+                "extracted": extracted,
+                "correct": correct,
+                "has_thinking": has_thinking(completion),
+                "has_answer": has_answer(completion),
+            }
+        )
     return records
 
 
@@ -96,14 +98,23 @@ def pass_timings(passes: list[dict]) -> dict:
     return {"warmup_seconds": passes[0]["warmup_seconds"] if passes else None, "passes": passes}
 
 
-def add_boosters(metrics: dict, records: list[dict], model, tokenizer, prompts: list[str], ev: dict,
-                 model_id: str, passes: list | None = None) -> None:
+def add_boosters(
+    metrics: dict,
+    records: list[dict],
+    model,
+    tokenizer,
+    prompts: list[str],
+    ev: dict,
+    model_id: str,
+    passes: list | None = None,
+) -> None:
     """Test-time boosters (boosters.py, params eval.boosters) on the same problems: metrics gain
     `boosters` (one entry per protocol), each debug record its per-problem `correct:<protocol>` columns."""
     from . import boosters
 
-    found, columns = boosters.run(model, tokenizer, prompts, [r["gold"] for r in records], ev, f"eval {model_id}",
-                                  record=passes)
+    found, columns = boosters.run(
+        model, tokenizer, prompts, [r["gold"] for r in records], ev, f"eval {model_id}", record=passes
+    )
     metrics["boosters"] = found
     for name, values in columns.items():
         for record, value in zip(records, values, strict=True):
@@ -123,10 +134,12 @@ def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
     import pandas as pd
     import torch
 
-    from .task import read_jsonl
-    from .formatting import prompt_messages
     from .device import device
-    from .generation import decoding, generate, load_for_inference, render_prompts
+    from .formatting import prompt_messages
+    from .generation import decoding, generate, render_prompts
+    from .loading import load_for_inference
+    from .task import read_jsonl
+
     ev = params["eval"]
     rows = read_jsonl(config.test_file)[: ev["samples"]]
     settings = {
@@ -150,9 +163,15 @@ def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
     started = time.perf_counter()
     load_seconds = started - loading
     completions = generate(
-        model, tokenizer, prompts,
-        batch_size=ev["batch_size"], max_new_tokens=ev["max_new_tokens"],
-        do_sample=ev["do_sample"], temperature=ev["temperature"], desc=f"eval {config.model_id}", record=passes,
+        model,
+        tokenizer,
+        prompts,
+        batch_size=ev["batch_size"],
+        max_new_tokens=ev["max_new_tokens"],
+        do_sample=ev["do_sample"],
+        temperature=ev["temperature"],
+        desc=f"eval {config.model_id}",
+        record=passes,
     )
     seconds = time.perf_counter() - started
 

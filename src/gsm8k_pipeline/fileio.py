@@ -7,8 +7,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 
 def _umask() -> int:
@@ -64,8 +64,11 @@ _ENGINE_FILES = {MANIFEST, ".snakemake_timestamp"}
 
 
 def _files(folder: Path) -> dict[str, int]:
-    return {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.relative_to(folder).as_posix() not in _ENGINE_FILES}
+    return {
+        p.relative_to(folder).as_posix(): p.stat().st_size
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.relative_to(folder).as_posix() not in _ENGINE_FILES
+    }
 
 
 def write_manifest(folder: str | os.PathLike) -> None:

@@ -7,7 +7,7 @@ import math
 
 from transformers import TrainerCallback
 
-from .errors import PipelineError
+from . import PipelineError
 
 # What the Trainer logs that must be finite; other metrics (e.g. a reward's std over one group) may
 # legitimately be NaN.

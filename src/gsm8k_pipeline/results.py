@@ -8,10 +8,9 @@ sharing). One module, so the two sides cannot drift apart.
 from __future__ import annotations
 
 import math
-import re
 
-# <method>_<budget>_s<seed>: one training run of the DAG (base and prep_sft have neither budget nor seed).
-_RUN_RE = re.compile(r"(?P<method>[a-z_]+?)_(?P<budget>\d+)(?:_s(?P<seed>\d+))?")
+from . import RunId
+
 MAX_N = 10**6  # problems in one eval: GSM8K's test split has 1,319; a larger n is implausible
 
 
@@ -20,12 +19,12 @@ def record(metrics: dict, params: dict, commit: str | None) -> dict:
     from .params import digest
 
     model_id = metrics["model_id"]
-    match = _RUN_RE.fullmatch(model_id)
+    run = RunId.parse(model_id)  # None for base and prep_sft: no budget, no seed
     return {
         "id": model_id,
-        "method": match["method"] if match else model_id,
-        "budget": int(match["budget"]) if match else None,
-        "seed": int(match["seed"]) if match and match["seed"] is not None else None,
+        "method": run.method if run else model_id,
+        "budget": run.budget if run else None,
+        "seed": run.seed if run else None,
         "base_model": params["base_model"]["name"],
         "accuracy": metrics["accuracy"],
         "accuracy_ci95": metrics["accuracy_ci95"],
@@ -113,5 +112,3 @@ def validate_record(r) -> dict:
         "params_digest": text(r.get("params_digest"), "params_digest", 128),
         "git_commit": text(r.get("git_commit"), "git_commit", 128),
     }
-
-

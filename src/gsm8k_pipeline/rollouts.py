@@ -53,7 +53,7 @@ class Rollouts:
         from transformers import AutoModelForCausalLM
 
         from .device import inference_dtype
-        from .generation import plain_generation_config
+        from .loading import plain_generation_config
 
         weights = merged_weights(policy)
         if self.model is None:
@@ -80,15 +80,31 @@ class Rollouts:
         synced = time.perf_counter()
         tok = self.tokenizer
         # As TRL renders prompts for its own generation (GRPOTrainer._tokenize_prompts, no tools).
-        prompt_ids = tok.apply_chat_template(prompts, add_generation_prompt=True, tokenize=True,
-                                             return_dict=True)["input_ids"]
-        out = generate_ids(model, prompt_ids, batch_size=len(prompt_ids), max_new_tokens=self.max_new_tokens,
-                           pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, do_sample=True,
-                           temperature=self.temperature, fast=True, prompt_length=self.prompt_length,
-                           desc="grpo rollouts")
+        prompt_ids = tok.apply_chat_template(prompts, add_generation_prompt=True, tokenize=True, return_dict=True)[
+            "input_ids"
+        ]
+        out = generate_ids(
+            model,
+            prompt_ids,
+            batch_size=len(prompt_ids),
+            max_new_tokens=self.max_new_tokens,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+            do_sample=True,
+            temperature=self.temperature,
+            fast=True,
+            prompt_length=self.prompt_length,
+            desc="grpo rollouts",
+        )
         # Up to and including the first EOS, as TRL keeps it: the model is trained to stop.
         completions = [ids[: ids.index(tok.eos_token_id) + 1] if tok.eos_token_id in ids else ids for [ids] in out]
         now = time.perf_counter()
-        self.timings.append({"seconds": now - synced, "refresh_seconds": synced - started,
-                             "sequences": len(completions), "new_tokens": sum(map(len, completions))})
+        self.timings.append(
+            {
+                "seconds": now - synced,
+                "refresh_seconds": synced - started,
+                "sequences": len(completions),
+                "new_tokens": sum(map(len, completions)),
+            }
+        )
         return {"prompt_ids": prompt_ids, "completion_ids": completions, "logprobs": None}

@@ -57,8 +57,11 @@ def bootstrap_accuracy(correct, draws: int = 10_000, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     seeds, problems = correct.shape
     means = _resampled_means(correct, _weights(rng, seeds, draws), _weights(rng, problems, draws))
-    return {"mean": float(correct.mean()), "ci95": _percentiles(means),
-            "per_seed": [float(v) for v in correct.mean(axis=1)]}
+    return {
+        "mean": float(correct.mean()),
+        "ci95": _percentiles(means),
+        "per_seed": [float(v) for v in correct.mean(axis=1)],
+    }
 
 
 def bootstrap_difference(first, second, draws: int = 10_000, seed: int = 0) -> dict:
@@ -71,11 +74,15 @@ def bootstrap_difference(first, second, draws: int = 10_000, seed: int = 0) -> d
         raise ValueError(f"paired by problem, but {first.shape[1]} vs {second.shape[1]} problems")
     rng = np.random.default_rng(seed)
     problem_w = _weights(rng, first.shape[1], draws)
-    diffs = (_resampled_means(first, _weights(rng, first.shape[0], draws), problem_w)
-             - _resampled_means(second, _weights(rng, second.shape[0], draws), problem_w))
+    diffs = _resampled_means(first, _weights(rng, first.shape[0], draws), problem_w) - _resampled_means(
+        second, _weights(rng, second.shape[0], draws), problem_w
+    )
     tail = min((diffs <= 0).sum(), (diffs >= 0).sum())
-    return {"difference": float(first.mean() - second.mean()), "ci95": _percentiles(diffs),
-            "p_value": float(min(1.0, 2 * (tail + 1) / (draws + 1)))}
+    return {
+        "difference": float(first.mean() - second.mean()),
+        "ci95": _percentiles(diffs),
+        "p_value": float(min(1.0, 2 * (tail + 1) / (draws + 1))),
+    }
 
 
 def bootstrap_same_runs(first, second, draws: int = 10_000, seed: int = 0) -> dict:
@@ -91,5 +98,8 @@ def bootstrap_same_runs(first, second, draws: int = 10_000, seed: int = 0) -> di
     diff = first - second
     diffs = _resampled_means(diff, _weights(rng, diff.shape[0], draws), _weights(rng, diff.shape[1], draws))
     tail = min((diffs <= 0).sum(), (diffs >= 0).sum())
-    return {"difference": float(diff.mean()), "ci95": _percentiles(diffs),
-            "p_value": float(min(1.0, 2 * (tail + 1) / (draws + 1)))}
+    return {
+        "difference": float(diff.mean()),
+        "ci95": _percentiles(diffs),
+        "p_value": float(min(1.0, 2 * (tail + 1) / (draws + 1))),
+    }

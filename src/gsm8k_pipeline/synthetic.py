@@ -32,19 +32,74 @@ from __future__ import annotations
 import random
 
 NAMES = (
-    "Mia", "Tom", "Ava", "Liam", "Noah", "Emma", "Olivia", "Ethan", "Lucas", "Sophia",
-    "Isabella", "James", "Amelia", "Benjamin", "Harper", "Mason", "Ella", "Logan", "Chloe",
-    "Jack", "Lily", "Owen", "Grace", "Leo", "Zoe", "Ryan", "Nora", "Sam", "Ruby", "Max",
-    "Maya", "Ben", "Alice", "Omar", "Priya", "Carlos", "Hana", "Kofi", "Elena", "Yuki",
+    "Mia",
+    "Tom",
+    "Ava",
+    "Liam",
+    "Noah",
+    "Emma",
+    "Olivia",
+    "Ethan",
+    "Lucas",
+    "Sophia",
+    "Isabella",
+    "James",
+    "Amelia",
+    "Benjamin",
+    "Harper",
+    "Mason",
+    "Ella",
+    "Logan",
+    "Chloe",
+    "Jack",
+    "Lily",
+    "Owen",
+    "Grace",
+    "Leo",
+    "Zoe",
+    "Ryan",
+    "Nora",
+    "Sam",
+    "Ruby",
+    "Max",
+    "Maya",
+    "Ben",
+    "Alice",
+    "Omar",
+    "Priya",
+    "Carlos",
+    "Hana",
+    "Kofi",
+    "Elena",
+    "Yuki",
 )
 ITEMS = (  # (singular, plural)
-    ("apple", "apples"), ("marble", "marbles"), ("sticker", "stickers"), ("pencil", "pencils"),
-    ("cookie", "cookies"), ("book", "books"), ("card", "cards"), ("shell", "shells"),
-    ("stamp", "stamps"), ("balloon", "balloons"), ("crayon", "crayons"), ("bead", "beads"),
-    ("candy", "candies"), ("orange", "oranges"), ("ribbon", "ribbons"), ("button", "buttons"),
-    ("toy car", "toy cars"), ("feather", "feathers"), ("cupcake", "cupcakes"),
-    ("eraser", "erasers"), ("notebook", "notebooks"), ("flower", "flowers"),
-    ("banana", "bananas"), ("muffin", "muffins"), ("puzzle", "puzzles"), ("rock", "rocks"),
+    ("apple", "apples"),
+    ("marble", "marbles"),
+    ("sticker", "stickers"),
+    ("pencil", "pencils"),
+    ("cookie", "cookies"),
+    ("book", "books"),
+    ("card", "cards"),
+    ("shell", "shells"),
+    ("stamp", "stamps"),
+    ("balloon", "balloons"),
+    ("crayon", "crayons"),
+    ("bead", "beads"),
+    ("candy", "candies"),
+    ("orange", "oranges"),
+    ("ribbon", "ribbons"),
+    ("button", "buttons"),
+    ("toy car", "toy cars"),
+    ("feather", "feathers"),
+    ("cupcake", "cupcakes"),
+    ("eraser", "erasers"),
+    ("notebook", "notebooks"),
+    ("flower", "flowers"),
+    ("banana", "bananas"),
+    ("muffin", "muffins"),
+    ("puzzle", "puzzles"),
+    ("rock", "rocks"),
 )
 # Friends are a few fixed phrases, not names: names would multiply the question space by
 # 40 per step, which makes an over-large request impossible to reject quickly (_capacity).
@@ -74,14 +129,12 @@ STEPS = {
     ),
     "*": (
         ("{name} trades each {item} for {n} new {items}.", "trading each for {n}"),
-        ("{name} gets enough {items} to have {n} times as many as before.",
-         "getting {n} times as many"),
+        ("{name} gets enough {items} to have {n} times as many as before.", "getting {n} times as many"),
         ("{name} swaps every {item} for a pack of {n} {items}.", "swapping each for {n}"),
     ),
     "/": (
         ("{name} and {others} share the {items} equally.", "sharing equally among {n}"),
-        ("{name} splits the {items} into {n} equal groups and keeps one group.",
-         "keeping 1 of {n} equal groups"),
+        ("{name} splits the {items} into {n} equal groups and keeps one group.", "keeping 1 of {n} equal groups"),
         ("{name} keeps only 1 out of every {n} {items}.", "keeping 1 of every {n}"),
     ),
 }
@@ -127,9 +180,15 @@ def _check_knobs(min_steps, max_steps, max_operand, max_value, ops) -> tuple[str
     return ops
 
 
-def generate_problem(rng: random.Random, *, min_steps: int = 1, max_steps: int = 4,
-                     max_operand: int = 20, max_value: int = 1000,
-                     ops=("+", "-", "*", "/")) -> dict:
+def generate_problem(
+    rng: random.Random,
+    *,
+    min_steps: int = 1,
+    max_steps: int = 4,
+    max_operand: int = 20,
+    max_value: int = 1000,
+    ops=("+", "-", "*", "/"),
+) -> dict:
     """One {"question", "answer"} row drawn from `rng`; see the module docstring for knobs."""
     ops = _check_knobs(min_steps, max_steps, max_operand, max_value, ops)
     n_steps = rng.randint(min_steps, max_steps)
@@ -146,33 +205,39 @@ def generate_problem(rng: random.Random, *, min_steps: int = 1, max_steps: int =
             n = rng.choice(_operands(op, value, max_operand, max_value))
             template, gerund = rng.choice(STEPS[op])
             sentence = template.format(
-                name=name, friend=rng.choice(FRIENDS), n=n, item=item[0], items=item[1],
-                count=_count(n, item), count_more=_count(n, item, more=True),
-                others=_count(n - 1, ("friend", "friends")))
+                name=name,
+                friend=rng.choice(FRIENDS),
+                n=n,
+                item=item[0],
+                items=item[1],
+                count=_count(n, item),
+                count_more=_count(n, item, more=True),
+                others=_count(n - 1, ("friend", "friends")),
+            )
             sentences.append((rng.choice(CONNECTORS) if i else "") + sentence)
             result = _APPLY[op](value, n)
             expr = f"{value}{op}{n}"
-            lines.append(f"After {gerund.format(n=n)}, {name} has "
-                         f"{expr}=<<{expr}={result}>>{_count(result, item)}.")
+            lines.append(f"After {gerund.format(n=n)}, {name} has {expr}=<<{expr}={result}>>{_count(result, item)}.")
             value = result
         else:
             sentences.append(rng.choice(QUESTIONS).format(items=item[1], name=name))
             return {"question": " ".join(sentences), "answer": "\n".join(lines + [f"#### {value}"])}
-    raise ValueError(f"no {n_steps}-step problem fits max_operand={max_operand}, "
-                     f"max_value={max_value}, ops={ops}")
+    raise ValueError(f"no {n_steps}-step problem fits max_operand={max_operand}, max_value={max_value}, ops={ops}")
 
 
 def _capacity(min_steps, max_steps, max_operand, max_value, ops) -> int:
     """An upper bound on the number of distinct questions (every template times every value
     a slot may take), so a request that can never be met fails at once, not after millions
     of draws."""
-    per_op = {"+": max_operand, "-": max_operand,
-              "*": len(_small_range(max_operand)), "/": len(_small_range(max_operand))}
-    step = sum(per_op[op] * sum(len(FRIENDS) if "{friend}" in t else 1 for t, _ in STEPS[op])
-               for op in ops)
+    per_op = {
+        "+": max_operand,
+        "-": max_operand,
+        "*": len(_small_range(max_operand)),
+        "/": len(_small_range(max_operand)),
+    }
+    step = sum(per_op[op] * sum(len(FRIENDS) if "{friend}" in t else 1 for t, _ in STEPS[op]) for op in ops)
     start = len(NAMES) * len(ITEMS) * len(STARTS) * min(max_operand, max_value) * len(QUESTIONS)
-    return start * sum(step * (step * len(CONNECTORS)) ** (s - 1)
-                       for s in range(min_steps, max_steps + 1))
+    return start * sum(step * (step * len(CONNECTORS)) ** (s - 1) for s in range(min_steps, max_steps + 1))
 
 
 def _unique(rng: random.Random, n: int, exclude: set[str], knobs: dict) -> list[dict]:
@@ -186,8 +251,10 @@ def _unique(rng: random.Random, n: int, exclude: set[str], knobs: dict) -> list[
             seen.add(row["question"])
             rows.append(row)
     if len(rows) < n:
-        raise ValueError(f"only {len(rows)} of {n} unique problems found; the knobs {knobs} "
-                         f"allow too few distinct questions (raise max_operand/max_steps or add ops)")
+        raise ValueError(
+            f"only {len(rows)} of {n} unique problems found; the knobs {knobs} "
+            f"allow too few distinct questions (raise max_operand/max_steps or add ops)"
+        )
     return rows
 
 
@@ -198,14 +265,14 @@ def generate_splits(n_train: int, n_test: int, seed: int, **knobs) -> tuple[list
     (evaluations across train sizes compare on identical problems); train then skips every
     test question. String seeds are hashed with SHA-512 by `random`, not with `hash()`.
     """
-    knobs = {"min_steps": 1, "max_steps": 4, "max_operand": 20, "max_value": 1000,
-             "ops": ("+", "-", "*", "/"), **knobs}
+    knobs = {"min_steps": 1, "max_steps": 4, "max_operand": 20, "max_value": 1000, "ops": ("+", "-", "*", "/"), **knobs}
     knobs["ops"] = _check_knobs(**knobs)
     capacity = _capacity(**knobs)
     if n_train + n_test > capacity:
-        raise ValueError(f"{n_train} train + {n_test} test unique problems requested, but the "
-                         f"knobs {knobs} allow at most {capacity} distinct questions")
+        raise ValueError(
+            f"{n_train} train + {n_test} test unique problems requested, but the "
+            f"knobs {knobs} allow at most {capacity} distinct questions"
+        )
     test = _unique(random.Random(f"gsm8k-synthetic:{seed}:test"), n_test, set(), knobs)
-    train = _unique(random.Random(f"gsm8k-synthetic:{seed}:train"), n_train,
-                    {r["question"] for r in test}, knobs)
+    train = _unique(random.Random(f"gsm8k-synthetic:{seed}:train"), n_train, {r["question"] for r in test}, knobs)
     return train, test

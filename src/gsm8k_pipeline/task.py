@@ -9,7 +9,7 @@ import json
 import re
 from pathlib import Path
 
-from .errors import PipelineError
+from . import PipelineError
 
 # A GSM8K gold: an integer, optionally with thousands commas, optionally negative or decimal.
 GOLD_RE = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
@@ -39,11 +39,13 @@ def validate_row(row, where: str) -> dict:
             raise DataError(f"{where}: {key!r} must be a non-empty string")
     for key, limit in (("question", MAX_QUESTION_CHARS), ("answer", MAX_ANSWER_CHARS)):
         if len(row[key]) > limit:
-            raise DataError(f"{where}: {key!r} has {len(row[key]):,} characters, more than the limit of "
-                            f"{limit:,} (task.MAX_{key.upper()}_CHARS; real GSM8K's longest is under 1,300)")
+            raise DataError(
+                f"{where}: {key!r} has {len(row[key]):,} characters, more than the limit of "
+                f"{limit:,} (task.MAX_{key.upper()}_CHARS; real GSM8K's longest is under 1,300)"
+            )
     if row["answer"].count("####") != 1:
         raise DataError(f"{where}: answer must contain exactly one '####' line")
-    gold = row["answer"].rsplit("####", 1)[1].strip()
+    gold = split_answer(row["answer"])[1]
     if not GOLD_RE.fullmatch(gold):
         raise DataError(f"{where}: gold answer after '####' is not a number: {gold[:40]!r}")
     return {"question": row["question"], "answer": row["answer"]}
@@ -97,5 +99,13 @@ def read_traces(path: Path) -> list[dict]:
     return _records(path, validate_trace)
 
 
+def split_answer(answer: str) -> tuple[str, str]:
+    """(reasoning, gold as written) of a GSM8K answer `reasoning\n#### N`: the one reading of the format
+    (validate_row, gold, formatting.to_target, grader.gold_number). A valid row has exactly one '####'."""
+    reasoning, _, final = answer.partition("####")
+    return reasoning.strip(), final.strip()
+
+
 def gold(answer: str) -> str:
-    return answer.rsplit("####", 1)[1].strip().replace(",", "")
+    """A valid row's gold answer without thousands commas ("1,200" -> "1200")."""
+    return split_answer(answer)[1].replace(",", "")

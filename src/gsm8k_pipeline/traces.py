@@ -12,7 +12,6 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import PipelineError
 from .fileio import atomic_write_json, atomic_write_jsonl
 
 
@@ -21,7 +20,6 @@ class TracesConfig:
     grpo_model: Path
     output_dir: Path = Path("data/traces")
     output_file: str = "traces.jsonl"
-    dataset_split: str = "train"
 
 
 def first_success(completions: list[str], gold: str) -> int | None:
@@ -34,30 +32,35 @@ def first_success(completions: list[str], gold: str) -> int | None:
 def main(params: dict, config: TracesConfig) -> dict:
     import torch
 
-    from .task import gold, read_jsonl
-    from .formatting import prompt_messages, to_target
     from .calculator import Calculator
     from .device import device
-    from .generation import decoding, generate, load_for_inference, render_prompts
+    from .formatting import prompt_messages, to_target
+    from .generation import decoding, generate, render_prompts
+    from .loading import load_for_inference
+    from .task import gold, read_jsonl
 
-    if config.dataset_split != "train":
-        raise PipelineError(f"--dataset-split {config.dataset_split}: traces are training data; "
-                            f"generating them from another split than train would train on it")
     knobs = params["traces"]
     out_path = config.output_dir / config.output_file
     stats_path = out_path.with_name(out_path.name + ".stats.json")
     for stale in (out_path, stats_path):  # a failed run must not leave an older result looking current
         stale.unlink(missing_ok=True)
 
-    rows = read_jsonl(Path("data/gsm8k") / f"{config.dataset_split}.jsonl")[: params["run"]["samples"]]
+    rows = read_jsonl(Path("data/gsm8k/train.jsonl"))[: params["run"]["samples"]]
     torch.manual_seed(params["seed"])
     model, tokenizer = load_for_inference(config.grpo_model, params["precision"])
     prompts = render_prompts(tokenizer, [prompt_messages(r["question"], params["prompt"]["system"]) for r in rows])
     calc = Calculator(tokenizer) if knobs["calculator"] else None
     samples = generate(
-        model, tokenizer, prompts, batch_size=knobs["batch_size"], max_new_tokens=knobs["max_new_tokens"],
-        do_sample=True, temperature=knobs["temperature"], num_return_sequences=knobs["max_attempts"],
-        processor=calc, desc="traces",
+        model,
+        tokenizer,
+        prompts,
+        batch_size=knobs["batch_size"],
+        max_new_tokens=knobs["max_new_tokens"],
+        do_sample=True,
+        temperature=knobs["temperature"],
+        num_return_sequences=knobs["max_attempts"],
+        processor=calc,
+        desc="traces",
     )
     traces, attempts = [], []
     for row, completions in zip(rows, samples, strict=True):
@@ -81,9 +84,13 @@ def main(params: dict, config: TracesConfig) -> dict:
         # Calculator mode (params traces.calculator): results after `<<expr=` written by the calculator.
         "calculator": knobs["calculator"],
         "calculator_calls": calc.calls if calc else None,
-        "generation": {**decoding(True, knobs["temperature"]), "max_new_tokens": knobs["max_new_tokens"],
-                       "calculator": knobs["calculator"],
-                       "device": device(), "precision": params["precision"]},
+        "generation": {
+            **decoding(True, knobs["temperature"]),
+            "max_new_tokens": knobs["max_new_tokens"],
+            "calculator": knobs["calculator"],
+            "device": device(),
+            "precision": params["precision"],
+        },
         "grpo_model": str(config.grpo_model),
     }
     atomic_write_jsonl(out_path, traces)

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import PipelineError
+from . import PipelineError
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,6 @@ def check_vllm(use_vllm: bool) -> None:
 
     import torch
 
-
     if importlib.util.find_spec("vllm") is None:
         raise PipelineError("grpo.use_vllm is true but vLLM is not installed (`uv pip install vllm` on a GPU machine)")
     if not torch.cuda.is_available():
@@ -40,10 +39,19 @@ def fast_rollouts(params: dict, tokenizer, prompts: list):
     from .rollouts import Rollouts
 
     # The longest prompt of the run: every step's prompts pad to it, so one decoding graph serves them all.
-    longest = max(len(ids) for ids in tokenizer.apply_chat_template(prompts, add_generation_prompt=True,
-                                                                    tokenize=True, return_dict=True)["input_ids"])
-    return Rollouts(tokenizer, precision=params["precision"], max_new_tokens=params["grpo"]["max_completion_length"],
-                    temperature=params["grpo"]["temperature"], prompt_length=longest)
+    longest = max(
+        len(ids)
+        for ids in tokenizer.apply_chat_template(prompts, add_generation_prompt=True, tokenize=True, return_dict=True)[
+            "input_ids"
+        ]
+    )
+    return Rollouts(
+        tokenizer,
+        precision=params["precision"],
+        max_new_tokens=params["grpo"]["max_completion_length"],
+        temperature=params["grpo"]["temperature"],
+        prompt_length=longest,
+    )
 
 
 def main(params: dict, config: GRPOStageConfig) -> None:
@@ -51,10 +59,11 @@ def main(params: dict, config: GRPOStageConfig) -> None:
     from trl import GRPOConfig, GRPOTrainer
 
     from .adapters import base_folder
-    from .task import gold, read_jsonl
     from .formatting import prompt_messages
+    from .loading import load_trainable
     from .rewards import reward_funcs
-    from .training import StageDirs, fingerprint, load_trainable, prepare_checkpoints, run, trainer_args
+    from .task import gold, read_jsonl
+    from .training import StageDirs, fingerprint, prepare_checkpoints, run, trainer_args
 
     section = params["grpo"]
     check_vllm(section["use_vllm"])
@@ -69,8 +78,18 @@ def main(params: dict, config: GRPOStageConfig) -> None:
     dataset = Dataset.from_list([{"prompt": p, "answer": gold(r["answer"])} for p, r in zip(prompts, rows)])
     names = list(section["rewards"])
     dirs = StageDirs(config.output_dir)
-    run_id = fingerprint("grpo", str(config.base_model), rows, section, num_generations, params["lora"],
-                         params["train"], params["precision"], params["seed"], system)
+    run_id = fingerprint(
+        "grpo",
+        str(config.base_model),
+        rows,
+        section,
+        num_generations,
+        params["lora"],
+        params["train"],
+        params["precision"],
+        params["seed"],
+        system,
+    )
     resume_from = prepare_checkpoints(dirs, run_id)
     model, tokenizer, peft_config = load_trainable(config.base_model, params)
     args = GRPOConfig(
@@ -95,8 +114,14 @@ def main(params: dict, config: GRPOStageConfig) -> None:
         # vLLM, whose SamplingParams has no such key.
         generation_kwargs=None if section["use_vllm"] else {"use_cache": True},
     )
-    trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs(names), args=args, train_dataset=dataset,
-                          processing_class=tokenizer, peft_config=peft_config,
-                          rollout_func=fast_rollouts(params, tokenizer, prompts))
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=reward_funcs(names),
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        rollout_func=fast_rollouts(params, tokenizer, prompts),
+    )
     print(f"grpo: {len(rows)} problems x {num_generations} generations, rewards {names}", flush=True)
     run(trainer, dirs, resume_from, "grpo", base=base_folder(config.base_model))

@@ -2,7 +2,7 @@
 
 - prep: format learning on the first prep_sft.samples train problems, from the base model;
 - full: the first `budget` train problems (run.samples), from prep_sft;
-- traces: a traces file (data/traces/grpo_B.jsonl), from prep_sft, with full_sft's settings so the
+- traces: a traces file (data/traces/grpo_<budget>_s<seed>.jsonl), from prep_sft, with full_sft's settings so the
   two SFT variants differ only in their targets.
 """
 
@@ -12,14 +12,14 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import PipelineError
+from . import PipelineError
 
 STAGES = ("prep", "full")
 
 
 @dataclass(frozen=True)
 class SFTStageConfig:
-    stage: str                      # prep | full
+    stage: str  # prep | full
     output_dir: Path
     base_model: Path
     train_file: Path = Path("data/gsm8k/train.jsonl")
@@ -28,8 +28,8 @@ class SFTStageConfig:
 
 def examples(config: SFTStageConfig, params: dict) -> list[dict]:
     """(question, target) pairs in the output format."""
-    from .task import read_jsonl, read_traces
     from .formatting import to_target
+    from .task import read_jsonl, read_traces
 
     if config.traces_file is not None:
         pairs = [(r["question"], r["completion"]) for r in read_traces(config.traces_file)]
@@ -47,21 +47,36 @@ def main(params: dict, config: SFTStageConfig) -> None:
 
     from .adapters import base_folder
     from .formatting import prompt_messages
-    from .training import StageDirs, fingerprint, load_trainable, prepare_checkpoints, run, trainer_args
+    from .loading import load_trainable
+    from .training import StageDirs, fingerprint, prepare_checkpoints, run, trainer_args
 
     if config.stage not in STAGES:
         raise PipelineError(f"--stage must be one of {STAGES}, not {config.stage!r}")
     section = params["prep_sft" if config.stage == "prep" else "full_sft"]
     rows = examples(config, params)
     system = params["prompt"]["system"]
-    dataset = Dataset.from_list([
-        {"prompt": prompt_messages(r["question"], system),
-         "completion": [{"role": "assistant", "content": r["target"]}]}
-        for r in rows
-    ])
+    dataset = Dataset.from_list(
+        [
+            {
+                "prompt": prompt_messages(r["question"], system),
+                "completion": [{"role": "assistant", "content": r["target"]}],
+            }
+            for r in rows
+        ]
+    )
     dirs = StageDirs(config.output_dir)
-    run_id = fingerprint("sft", config.stage, str(config.base_model), rows, section, params["lora"],
-                         params["train"], params["precision"], params["seed"], system)
+    run_id = fingerprint(
+        "sft",
+        config.stage,
+        str(config.base_model),
+        rows,
+        section,
+        params["lora"],
+        params["train"],
+        params["precision"],
+        params["seed"],
+        system,
+    )
     resume_from = prepare_checkpoints(dirs, run_id)
     model, tokenizer, peft_config = load_trainable(config.base_model, params)
     args = SFTConfig(
@@ -72,8 +87,9 @@ def main(params: dict, config: SFTStageConfig) -> None:
         max_length=section["max_length"],
         completion_only_loss=True,
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=peft_config)
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
+    )
     print(f"sft {config.stage}: {len(rows)} examples from {config.traces_file or config.train_file}", flush=True)
     stage = "prep_sft" if config.stage == "prep" else "sft_from_traces" if config.traces_file else "full_sft"
     run(trainer, dirs, resume_from, stage, base=base_folder(config.base_model))

@@ -61,62 +61,6 @@ def prepare_checkpoints(dirs: StageDirs, run_id: str) -> str | None:
     return str(max(complete, key=lambda p: int(p.name.split("-")[1])))
 
 
-def load_trainable(model_path: Path, params: dict):
-    """(model, tokenizer, peft_config) to train from `model_path`, in float32 master weights whatever the
-    checkpoint's dtype (bf16/fp16 compute comes from the Trainer's autocast: params `precision`).
-
-    With LoRA on: a dir holding an adapter (e.g. prep_sft's) keeps training that adapter, so every saved
-    adapter applies to the base model directly; full weights get a new adapter from params.lora.
-    """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from .adapters import is_adapter, load_adapter_model
-    from .device import check_precision
-    from .errors import PipelineError
-    from .generation import ensure_pad_token, plain_generation_config
-
-    check_precision(params["precision"])  # before minutes of loading, not in the Trainer's traceback
-    if not model_path.is_dir():
-        raise PipelineError(f"{model_path}: no such model directory")
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    ensure_pad_token(tokenizer)
-    lora = params["lora"]
-    peft_config = None
-    if is_adapter(model_path):
-        model = load_adapter_model(model_path, dtype=torch.float32, is_trainable=lora["enabled"])
-        if not lora["enabled"]:
-            model = model.merge_and_unload()
-    else:
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-        if lora["enabled"]:
-            from peft import LoraConfig
-
-            check_lora_targets(model, lora["target_modules"], model_path)
-
-            peft_config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
-                                     target_modules=lora["target_modules"], task_type="CAUSAL_LM")
-    # The checkpoint's sampling/penalty settings must not leak into GRPO's sampling or the saved model.
-    model.generation_config = plain_generation_config(tokenizer)
-    return model, tokenizer, peft_config
-
-
-def check_lora_targets(model, targets: list[str], model_path: Path) -> None:
-    """Every lora.target_modules entry must name modules of the model, as PEFT matches them (a module's
-    full name or a dotted suffix of it): PEFT fails with a traceback when none match, and silently skips
-    the ones that don't when others do."""
-    import torch
-
-    from .errors import PipelineError
-
-    names = [name for name, _ in model.named_modules()]
-    missing = [t for t in targets if not any(n == t or n.endswith(f".{t}") for n in names)]
-    if missing:
-        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
-        raise PipelineError(f"lora.target_modules: {', '.join(map(repr, missing))} match no module of "
-                            f"{model_path} (its linear modules: {', '.join(linear)})")
-
-
 def warmup_steps(total_steps: int) -> int:
     """5 % warmup, in whole steps, and none for a run too short to have any: rounding 5 % of 1 step up to
     a whole step would make its only step's learning rate 0."""

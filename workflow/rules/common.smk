@@ -1,7 +1,9 @@
-# Shared by all rules. What each rule runs and reads comes from src/gsm8k_pipeline/dag.py, the one place
-# both engines' declarations are checked against (tests/test_parity.py):
+# Shared by all rules. What each rule runs, reads and writes comes from the stage table (STAGES in
+# src/gsm8k_pipeline/__init__.py), the one place both engines' declarations are checked against
+# (tests/test_parity.py), and its code from the planning module src/gsm8k_pipeline/dag.py:
 # - `code(command)`: the source files the command really executes (its import closure), as inputs;
 # - `stage_params(stage)`: the params.yaml sections the stage reads, as params;
+# - `outputs(stage)`: the stage's outputs, model folders as directory();
 # Every rule that runs torch declares `threads: config["threads"]` for scheduling; the command itself sets
 # torch's threads from the params, since Snakemake would set OMP_NUM_THREADS to the job's (possibly scaled
 # down) threads, DVC to nothing, and the thread count changes float sums and so the trained weights.
@@ -13,14 +15,13 @@ from pathlib import Path
 
 import yaml
 
-# This checkout's dag.py, not whichever copy of the package happens to be installed.
+# This checkout's package, not whichever copy of it happens to be installed.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from gsm8k_pipeline import base_model, contamination, dag, fileio  # noqa: E402  (stdlib only: fast to import)
+import gsm8k_pipeline  # noqa: E402
+from gsm8k_pipeline import STAGES, METHODS, RunId, base_model, contamination, dag, fileio  # noqa: E402  (stdlib only)
 from snakemake.exceptions import WorkflowError  # noqa: E402
 from snakemake.logging import logger  # noqa: E402
 
-
-METHODS = dag.METHODS
 
 
 wildcard_constraints:
@@ -50,7 +51,12 @@ def code(command):
 
 
 def stage_params(stage):
-    return dag.stage_params(stage, config)
+    return gsm8k_pipeline.stage_params(stage, config)
+
+
+def outputs(stage):
+    """The stage's outputs from the stage table, its model folder (if any) as a directory()."""
+    return {name: directory(path) if name == "model" else path for name, path in STAGES[stage].outputs.items()}
 
 
 # Every rule's input `checked`: the check_params job runs first. Snakemake has validated the params at parse
@@ -91,7 +97,7 @@ def base_model_content():
     base_model: Snakemake sees only the mtime of a directory input, not edits to the files in it, so the
     content hash is what reruns base_model after a local folder changes (DVC hashes the folder itself).
     Hashes of unchanged folders are kept in .snakemake/, so planning doesn't reread the weights."""
-    from gsm8k_pipeline.errors import PipelineError
+    from gsm8k_pipeline import PipelineError
 
     try:
         return base_model.identity(config["base_model"], Path(" + ".join(map(str, workflow.configfiles))),

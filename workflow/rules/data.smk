@@ -3,9 +3,7 @@ rule download:
         checked=CHECKED,
         code=code("download"),
     output:
-        train="data/gsm8k/train.jsonl",
-        test="data/gsm8k/test.jsonl",
-        stats="data/gsm8k/stats.json",
+        **outputs("download"),
     params:
         **stage_params("download"),
     log:

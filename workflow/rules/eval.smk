@@ -12,10 +12,7 @@ rule eval:
         checked=CHECKED,
         code=code("evaluate"),
     output:
-        metrics="metrics/eval/{model}.json",
-        debug="metrics/eval/{model}/debug.csv",
-        summary="metrics/eval/{model}/summary.txt",
-        timings="metrics/eval/{model}/timings.json",  # the passes' seconds: kept out of the results (timings.py)
+        **outputs("eval"),  # timings.json: the passes' seconds, kept out of the results (timings.py)
     wildcard_constraints:
         model="|".join(UNBUDGETED),
     params:
@@ -38,10 +35,7 @@ rule eval_budget:
         checked=CHECKED,
         code=code("evaluate"),
     output:
-        metrics="metrics/eval/{method}_{budget}_s{seed}.json",
-        debug="metrics/eval/{method}_{budget}_s{seed}/debug.csv",
-        summary="metrics/eval/{method}_{budget}_s{seed}/summary.txt",
-        timings="metrics/eval/{method}_{budget}_s{seed}/timings.json",
+        **outputs("eval_budget"),
     wildcard_constraints:
         method="|".join(BUDGETED),
     params:

@@ -17,14 +17,13 @@ rule leaderboard:
         checked=CHECKED,
         code=code("leaderboard"),
     output:
-        all="metrics/all.json",
-        leaderboard="metrics/LEADERBOARD.md",
-        curve=report("metrics/accuracy_vs_budget.csv", caption="../report/curve.rst", category="Results"),
-        png=report("metrics/accuracy_vs_budget.png", caption="../report/accuracy.rst", category="Results"),
-        rewards=report("metrics/grpo_reward.png", caption="../report/rewards.rst", category="Results"),
-        # `snakemake --report` opens on this: the Answer, the methods table and the plots (Snakefile).
-        answer="metrics/answer.rst",
-        timings="metrics/timings.json",  # what the boosters cost: the wall-clock figures, kept apart
+        # The plots and the per-run CSV are results of `snakemake --report`; it opens on answer.rst (Snakefile).
+        **outputs("leaderboard") | {
+            "curve": report(STAGES["leaderboard"].outputs["curve"], caption="../report/curve.rst", category="Results"),
+            "png": report(STAGES["leaderboard"].outputs["png"], caption="../report/accuracy.rst", category="Results"),
+            "rewards": report(STAGES["leaderboard"].outputs["rewards"], caption="../report/rewards.rst",
+                              category="Results"),
+        },
     params:
         **stage_params("leaderboard"),
     log:

@@ -4,10 +4,9 @@ rule base_model:
         pretrained=str(base_model.PRETRAINED),  # where local model folders live
         checked=CHECKED,
         code=code("base-model"),
-        intact=remake_if_gutted("models/base/model"),  # no input: remakes a gutted output (common.smk)
+        intact=remake_if_gutted(STAGES["base_model"].outputs["model"]),  # no input: remakes a gutted output (common.smk)
     output:
-        model=directory("models/base/model"),
-        info="models/base/info.json",
+        **outputs("base_model"),
     params:
         **stage_params("base_model"),
         **{dag.CONTENT_PARAM: base_model_content()},

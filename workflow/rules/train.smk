@@ -9,11 +9,9 @@ rule prep_sft:
         train=rules.download.output.train,
         checked=CHECKED,
         code=code("train-sft"),
-        intact=remake_if_gutted("models/prep_sft/model"),
+        intact=remake_if_gutted(STAGES["prep_sft"].outputs["model"]),
     output:
-        model=directory("models/prep_sft/model"),
-        log="models/prep_sft/train_log.csv",
-        timings="models/prep_sft/timings.json",
+        **outputs("prep_sft"),
     params:
         **stage_params("prep_sft"),
     threads: config["threads"]
@@ -31,11 +29,9 @@ rule full_sft:
         train=rules.download.output.train,
         checked=CHECKED,
         code=code("train-sft"),
-        intact=remake_if_gutted("models/full_sft/{budget}/s{seed}/model"),
+        intact=remake_if_gutted(STAGES["full_sft"].outputs["model"]),
     output:
-        model=directory("models/full_sft/{budget}/s{seed}/model"),
-        log="models/full_sft/{budget}/s{seed}/train_log.csv",
-        timings="models/full_sft/{budget}/s{seed}/timings.json",
+        **outputs("full_sft"),
     params:
         **stage_params("full_sft"),
     threads: config["threads"]
@@ -53,11 +49,9 @@ rule grpo:
         train=rules.download.output.train,
         checked=CHECKED,
         code=code("train-grpo"),
-        intact=remake_if_gutted("models/grpo/{budget}/s{seed}/model"),
+        intact=remake_if_gutted(STAGES["grpo"].outputs["model"]),
     output:
-        model=directory("models/grpo/{budget}/s{seed}/model"),
-        log="models/grpo/{budget}/s{seed}/train_log.csv",
-        timings="models/grpo/{budget}/s{seed}/timings.json",
+        **outputs("grpo"),
     params:
         **stage_params("grpo"),
     threads: config["threads"]
@@ -76,8 +70,7 @@ rule traces:
         checked=CHECKED,
         code=code("generate-traces"),
     output:
-        traces="data/traces/grpo_{budget}_s{seed}.jsonl",
-        stats="data/traces/grpo_{budget}_s{seed}.jsonl.stats.json",
+        **outputs("traces"),
     params:
         **stage_params("traces"),
     threads: config["threads"]
@@ -96,11 +89,9 @@ rule sft_from_traces:
         traces=rules.traces.output.traces,
         checked=CHECKED,
         code=code("train-sft"),
-        intact=remake_if_gutted("models/sft_from_traces/{budget}/s{seed}/model"),
+        intact=remake_if_gutted(STAGES["sft_from_traces"].outputs["model"]),
     output:
-        model=directory("models/sft_from_traces/{budget}/s{seed}/model"),
-        log="models/sft_from_traces/{budget}/s{seed}/train_log.csv",
-        timings="models/sft_from_traces/{budget}/s{seed}/timings.json",
+        **outputs("sft_from_traces"),
     params:
         **stage_params("sft_from_traces"),
     threads: config["threads"]

@@ -18,7 +18,7 @@ import re
 import unicodedata
 from urllib.parse import unquote, urlsplit
 
-from ..errors import PipelineError
+from .. import PipelineError
 
 AGENT_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 KINDS = ("scripts", "results", "checkpoints", "data")
@@ -45,21 +45,29 @@ class NotFound(WorkspaceError):
 def validate_agent_id(agent_id: str | None) -> str:
     """The agent id itself, or a WorkspaceError saying why it is refused (before anything is written)."""
     if agent_id is None or agent_id == "":
-        raise WorkspaceError(f"no agent id: pass --agent-id ID or set {ENV_AGENT_ID} "
-                             "(lower-case letters, digits, '_' and '-', 1-64 characters, starting with a letter or digit)")
+        raise WorkspaceError(
+            f"no agent id: pass --agent-id ID or set {ENV_AGENT_ID} "
+            "(lower-case letters, digits, '_' and '-', 1-64 characters, starting with a letter or digit)"
+        )
     if not isinstance(agent_id, str) or not AGENT_ID_RE.fullmatch(agent_id):
         shown = printable(str(agent_id), 80)
-        raise WorkspaceError(f"invalid agent id {shown!r}: it must match [a-z0-9][a-z0-9_-]{{0,63}} "
-                             "(lower-case ASCII letters, digits, '_' and '-', at most 64 characters, "
-                             "starting with a letter or digit)")
+        raise WorkspaceError(
+            f"invalid agent id {shown!r}: it must match [a-z0-9][a-z0-9_-]{{0,63}} "
+            "(lower-case ASCII letters, digits, '_' and '-', at most 64 characters, "
+            "starting with a letter or digit)"
+        )
     return agent_id
 
 
 def printable(text: str, limit: int | None = None, keep_newlines: bool = False) -> str:
     """`text` without control characters (terminal escapes etc.), for output of others' content."""
     keep = "\n\t" if keep_newlines else ""
-    out = "".join(ch if (ch in keep or (ch.isprintable() and unicodedata.category(ch) != "Cf")) else
-                  (" " if ch in "\r\n\t" else "\ufffd") for ch in text)
+    out = "".join(
+        ch
+        if (ch in keep or (ch.isprintable() and unicodedata.category(ch) != "Cf"))
+        else (" " if ch in "\r\n\t" else "\ufffd")
+        for ch in text
+    )
     if limit is not None and len(out) > limit:
         out = out[: limit - 1] + "…"
     return out

@@ -25,7 +25,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import KINDS, AGENT_ID_RE, AlreadyExists, NotFound, WorkspaceError, printable, validate_agent_id
+from . import AGENT_ID_RE, KINDS, AlreadyExists, NotFound, WorkspaceError, printable, validate_agent_id
 from .store import Store, _check_rel, _chunks, _copy_of, _save_local
 
 ROOT = "artifacts"
@@ -45,8 +45,10 @@ class PutResult:
 
 def check_name(name: str, what: str = "name") -> str:
     if not NAME_RE.fullmatch(name or "") or ".." in name:
-        raise WorkspaceError(f"invalid artifact {what} {printable(name or '', 80)!r}: use letters, digits and "
-                             "'._+-' (no leading dot, no '..', at most 128 characters)")
+        raise WorkspaceError(
+            f"invalid artifact {what} {printable(name or '', 80)!r}: use letters, digits and "
+            "'._+-' (no leading dot, no '..', at most 128 characters)"
+        )
     return name
 
 
@@ -54,7 +56,9 @@ def parse_target(target: str) -> tuple[str, str | None]:
     """'KIND/', 'KIND' or 'KIND/NAME' -> (KIND, NAME or None)."""
     kind, _, name = (target or "").partition("/")
     if kind not in KINDS:
-        raise WorkspaceError(f"unknown artifact kind {printable(kind, 40)!r} (one of: {', '.join(k + '/' for k in KINDS)})")
+        raise WorkspaceError(
+            f"unknown artifact kind {printable(kind, 40)!r} (one of: {', '.join(k + '/' for k in KINDS)})"
+        )
     name = name.rstrip("/") or None
     if name is not None:
         check_name(name)
@@ -123,14 +127,22 @@ def _manifest(local: Path, files: list[str]) -> dict:
     return {"format": MANIFEST_FORMAT, "files": out}
 
 
-def put(store: Store, agent_id: str, local_path: str | os.PathLike, target: str,
-        new_version: bool = False, follow_symlinks: bool = False) -> PutResult:
+def put(
+    store: Store,
+    agent_id: str,
+    local_path: str | os.PathLike,
+    target: str,
+    new_version: bool = False,
+    follow_symlinks: bool = False,
+) -> PutResult:
     agent_id = validate_agent_id(agent_id)
     kind, name = parse_target(target)
     local = Path(local_path)
     if local.is_symlink() and not follow_symlinks:  # a link to /etc would publish all of /etc
-        raise WorkspaceError(f"{local}: a symlink (to {printable(os.readlink(local), 200)}), not uploaded; "
-                             "pass --follow-symlinks to upload what it points to")
+        raise WorkspaceError(
+            f"{local}: a symlink (to {printable(os.readlink(local), 200)}), not uploaded; "
+            "pass --follow-symlinks to upload what it points to"
+        )
     if not local.exists():
         raise WorkspaceError(f"{local}: no such local file or directory")
     name = name or check_name(local.resolve().name, "name (rename it with KIND/NEWNAME)")
@@ -151,9 +163,11 @@ def put(store: Store, agent_id: str, local_path: str | os.PathLike, target: str,
             break
         except AlreadyExists:
             if not new_version:
-                raise AlreadyExists(f"{dest} already exists: files are never overwritten; pass --new-version "
-                                    f"to upload as {versioned(name, 2)} (or the next free version), or "
-                                    "choose another name with KIND/NEWNAME") from None
+                raise AlreadyExists(
+                    f"{dest} already exists: files are never overwritten; pass --new-version "
+                    f"to upload as {versioned(name, 2)} (or the next free version), or "
+                    "choose another name with KIND/NEWNAME"
+                ) from None
     else:
         raise WorkspaceError(f"{parent}/{name}: no free version up to v{MAX_VERSIONS}")
     result = PutResult(dest, [] if is_dir else [dest], warnings)
@@ -171,9 +185,11 @@ def put(store: Store, agent_id: str, local_path: str | os.PathLike, target: str,
                     raise WorkspaceError(f"{dest}/{rel}: {size} bytes uploaded, {meta['size']} read before")
             store.write_new(f"{dest}/{MANIFEST}", json.dumps(manifest, indent=1).encode())
         except WorkspaceError as exc:
-            raise WorkspaceError(f"{exc} — {dest} is incomplete ({len(result.files)} of {len(files)} files "
-                                 "uploaded, no manifest), so others won't see it; upload again with "
-                                 "--new-version") from None
+            raise WorkspaceError(
+                f"{exc} — {dest} is incomplete ({len(result.files)} of {len(files)} files "
+                "uploaded, no manifest), so others won't see it; upload again with "
+                "--new-version"
+            ) from None
     return result
 
 
@@ -181,11 +197,13 @@ def check_remote(remote: str) -> str:
     """'KIND/AGENT/NAME[/...]' (optionally prefixed 'artifacts/') -> workspace path."""
     text = (remote or "").strip().strip("/")
     if text.startswith(ROOT + "/"):
-        text = text[len(ROOT) + 1:]
+        text = text[len(ROOT) + 1 :]
     parts = text.split("/")
     if len(parts) < 2 or parts[0] not in KINDS or not AGENT_ID_RE.fullmatch(parts[1]):
-        raise WorkspaceError(f"{printable(remote or '', 120)!r}: name an artifact as KIND/AGENT[/NAME...] "
-                             f"(KIND: {', '.join(KINDS)}), as `gsm8k artifacts list` shows it")
+        raise WorkspaceError(
+            f"{printable(remote or '', 120)!r}: name an artifact as KIND/AGENT[/NAME...] "
+            f"(KIND: {', '.join(KINDS)}), as `gsm8k artifacts list` shows it"
+        )
     _check_rel(text)
     return f"{ROOT}/{text}"
 
@@ -205,8 +223,8 @@ def _read_manifest(store: Store, top: str) -> dict | None:
         raise WorkspaceError(f"{top}/{MANIFEST}: unreadable manifest ({printable(str(exc), 200)})") from None
     files = doc.get("files") if isinstance(doc, dict) and doc.get("format") == MANIFEST_FORMAT else None
     if not isinstance(files, dict) or not all(
-            isinstance(m, dict) and type(m.get("size")) is int and isinstance(m.get("sha256"), str)
-            for m in files.values()):
+        isinstance(m, dict) and type(m.get("size")) is int and isinstance(m.get("sha256"), str) for m in files.values()
+    ):
         raise WorkspaceError(f"{top}/{MANIFEST}: not a {MANIFEST_FORMAT} manifest")
     return files
 
@@ -225,17 +243,20 @@ def _expected(store: Store, path: str, rels: list[str]) -> dict[str, dict | None
         if top not in manifests:
             manifests[top] = _read_manifest(store, top)
             if manifests[top] is None:
-                raise WorkspaceError(f"{top}: incomplete upload (no manifest: interrupted, or still uploading), "
-                                     "not downloaded; its author can upload it again with --new-version")
-        meta = manifests[top].get(rel[len(top) + 1:])
+                raise WorkspaceError(
+                    f"{top}: incomplete upload (no manifest: interrupted, or still uploading), "
+                    "not downloaded; its author can upload it again with --new-version"
+                )
+        meta = manifests[top].get(rel[len(top) + 1 :])
         if meta is not None:
             out[rel] = meta
     for top, files in manifests.items():
         for sub in files:
             full = f"{top}/{sub}"
             if (full == path or full.startswith(path + "/")) and full not in out:
-                raise WorkspaceError(f"{full}: listed in the manifest but missing from the workspace: "
-                                     "nothing downloaded")
+                raise WorkspaceError(
+                    f"{full}: listed in the manifest but missing from the workspace: nothing downloaded"
+                )
     return out
 
 
@@ -263,7 +284,7 @@ def get(store: Store, remote: str, local_path: str | os.PathLike | None = None) 
     staging.mkdir(parents=True)
     try:
         for rel, meta in expected.items():
-            sub = name if entry.kind == "file" else rel[len(path) + 1:]
+            sub = name if entry.kind == "file" else rel[len(path) + 1 :]
             for part in sub.split("/"):  # names come from the server: never let one climb out of dest
                 check_name(part, "file name in the workspace")
             target = staging.joinpath(*sub.split("/"))
@@ -282,7 +303,7 @@ def get(store: Store, remote: str, local_path: str | os.PathLike | None = None) 
         shutil.rmtree(staging, ignore_errors=True)
     if entry.kind == "file":
         return [str(dest)]
-    return [str(dest.joinpath(*rel[len(path) + 1:].split("/"))) for rel in expected]
+    return [str(dest.joinpath(*rel[len(path) + 1 :].split("/"))) for rel in expected]
 
 
 @dataclass
@@ -293,8 +314,9 @@ class ArtifactEntry:
     size: int | None
 
 
-def list_artifacts(store: Store, kind: str | None = None, agent: str | None = None
-                   ) -> tuple[list[ArtifactEntry], list[str]]:
+def list_artifacts(
+    store: Store, kind: str | None = None, agent: str | None = None
+) -> tuple[list[ArtifactEntry], list[str]]:
     if kind is not None and kind not in KINDS:
         raise WorkspaceError(f"unknown artifact kind {printable(kind, 40)!r} (one of: {', '.join(KINDS)})")
     if agent is not None:
@@ -320,9 +342,11 @@ def list_artifacts(store: Store, kind: str | None = None, agent: str | None = No
                     if top not in complete:
                         complete[top] = store.exists(f"{top}/{MANIFEST}")
                         if not complete[top]:
-                            warnings.append(f"{printable(top[len(ROOT) + 1:], 300)}: incomplete upload "
-                                            "(no manifest: interrupted, or still uploading), not listed")
+                            warnings.append(
+                                f"{printable(top[len(ROOT) + 1 :], 300)}: incomplete upload "
+                                "(no manifest: interrupted, or still uploading), not listed"
+                            )
                     if not complete[top]:
                         continue
-                out.append(ArtifactEntry(rel[len(ROOT) + 1:], k, a.name, size))
+                out.append(ArtifactEntry(rel[len(ROOT) + 1 :], k, a.name, size))
     return out, warnings

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import yaml
 
@@ -28,8 +28,10 @@ MAX_BODY = 1 * 2**20
 MAX_FRONT_MATTER = 4 * 2**10  # ours is a few flat keys; a cap also bounds YAML nesting (libyaml recurses)
 MAX_FILE = MAX_BODY + MAX_FRONT_MATTER + 16
 _TYPES = "|".join(re.escape(t) for t in MESSAGE_TYPES)
-ID_RE = re.compile(r"(?P<ts>[0-9]{8}T[0-9]{6}\.[0-9]{6}Z)\.(?P<agent>[a-z0-9][a-z0-9_-]{0,63})\.(?P<type>" + _TYPES + r")"
-                   r"\.(?P<slug>[a-z0-9][a-z0-9-]{0,47})\.(?P<suffix>[0-9a-f]{8})")
+ID_RE = re.compile(
+    r"(?P<ts>[0-9]{8}T[0-9]{6}\.[0-9]{6}Z)\.(?P<agent>[a-z0-9][a-z0-9_-]{0,63})\.(?P<type>" + _TYPES + r")"
+    r"\.(?P<slug>[a-z0-9][a-z0-9-]{0,47})\.(?P<suffix>[0-9a-f]{8})"
+)
 
 
 @dataclass
@@ -80,23 +82,25 @@ def match_id(text: str) -> re.Match | None:
 
 def _ts_of(message_id: str) -> datetime:
     """The time in a message id that `match_id` accepted."""
-    return datetime.strptime(message_id[:23], NAME_TIME).replace(tzinfo=timezone.utc)
+    return datetime.strptime(message_id[:23], NAME_TIME).replace(tzinfo=UTC)
 
 
 def _iso(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).strftime(ISO_TIME)
+    return dt.astimezone(UTC).strftime(ISO_TIME)
 
 
 def normalize_id(message: str) -> str:
     """A message id from an id, a file name or a board path; WorkspaceError if it can't be one."""
     text = (message or "").strip()
     if text.startswith(BOARD + "/"):
-        text = text[len(BOARD) + 1:]
+        text = text[len(BOARD) + 1 :]
     if text.endswith(".md"):
         text = text[:-3]
     if not match_id(text):
-        raise WorkspaceError(f"{printable(message or '', 120)!r} is not a message id "
-                             "(copy one from `gsm8k board list`, e.g. 20250102T030405.123456Z.alice.question.why.3f9a1c2b)")
+        raise WorkspaceError(
+            f"{printable(message or '', 120)!r} is not a message id "
+            "(copy one from `gsm8k board list`, e.g. 20250102T030405.123456Z.alice.question.why.3f9a1c2b)"
+        )
     return text
 
 
@@ -118,8 +122,15 @@ def render(msg: Message) -> str:
     return "---\n" + yaml.safe_dump(front, sort_keys=False, allow_unicode=True, width=10**6) + "---\n\n" + body
 
 
-def post(store: Store, agent_id: str, type: str, title: str, body: str, reply_to: str | None = None,
-         now: datetime | None = None) -> Message:
+def post(
+    store: Store,
+    agent_id: str,
+    type: str,
+    title: str,
+    body: str,
+    reply_to: str | None = None,
+    now: datetime | None = None,
+) -> Message:
     """Write one new message; returns it (its `id` names the file)."""
     agent_id = validate_agent_id(agent_id)
     if type not in MESSAGE_TYPES:
@@ -142,9 +153,16 @@ def post(store: Store, agent_id: str, type: str, title: str, body: str, reply_to
     slug = slugify(title)
 
     def message(suffix: str):
-        when = now or datetime.now(timezone.utc)
-        msg = Message(f"{when.strftime(NAME_TIME)}.{agent_id}.{type}.{slug}.{suffix}", agent_id, type, title,
-                      _iso(when), reply_to, body)
+        when = now or datetime.now(UTC)
+        msg = Message(
+            f"{when.strftime(NAME_TIME)}.{agent_id}.{type}.{slug}.{suffix}",
+            agent_id,
+            type,
+            title,
+            _iso(when),
+            reply_to,
+            body,
+        )
         return msg.path, render(msg).encode("utf-8"), msg
 
     return write_unique(store, message)
@@ -169,7 +187,7 @@ def parse(message_id: str, data: bytes) -> Message:
     if end < 0 or end > MAX_FRONT_MATTER:
         raise Malformed(f"front matter not closed by '---' within {MAX_FRONT_MATTER} bytes")
     try:
-        front = yaml.load(text[4:end + 1], Loader=_Loader)  # noqa: S506 — a safe loader
+        front = yaml.load(text[4 : end + 1], Loader=_Loader)  # noqa: S506 — a safe loader
     except (yaml.YAMLError, RecursionError):
         raise Malformed("front matter is not valid YAML") from None
     if not isinstance(front, dict):
@@ -185,7 +203,7 @@ def parse(message_id: str, data: bytes) -> Message:
         created = _iso(_ts_of(message_id))
     if reply_to is not None and not (isinstance(reply_to, str) and match_id(reply_to)):
         raise Malformed("invalid reply_to")
-    body = text[end + 5:]
+    body = text[end + 5 :]
     if body.startswith("\n"):
         body = body[1:]
     return Message(message_id, name["agent"], name["type"], title, created, reply_to, body)
@@ -193,7 +211,7 @@ def parse(message_id: str, data: bytes) -> Message:
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """'30m', '2h', '3d', '1w' ago, or an ISO date/time (UTC unless it says otherwise)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     m = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text or "")
     if m:
         unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[m[2]]
@@ -204,13 +222,16 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     try:
         dt = datetime.fromisoformat(text.strip())
     except (ValueError, AttributeError):
-        raise WorkspaceError(f"--since {printable(str(text), 60)!r}: use an ISO date/time "
-                             "(2025-01-31, 2025-01-31T12:00Z) or an age (30m, 2h, 3d, 1w)") from None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+        raise WorkspaceError(
+            f"--since {printable(str(text), 60)!r}: use an ISO date/time "
+            "(2025-01-31, 2025-01-31T12:00Z) or an age (30m, 2h, 3d, 1w)"
+        ) from None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
-def list_messages(store: Store, type: str | None = None, agent: str | None = None,
-                  since: datetime | None = None) -> Listing:
+def list_messages(
+    store: Store, type: str | None = None, agent: str | None = None, since: datetime | None = None
+) -> Listing:
     """Every readable message (oldest first), filtered; unreadable or foreign files become warnings."""
     if type is not None and type not in MESSAGE_TYPES:
         raise WorkspaceError(f"unknown message type {printable(type, 40)!r} (one of: {', '.join(MESSAGE_TYPES)})")

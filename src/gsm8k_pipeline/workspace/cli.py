@@ -35,8 +35,10 @@ def _open(url: str, initialised: bool = True):
     store = open_store(url)
     if initialised and not store.exists("README.md"):
         store.close()
-        raise WorkspaceError(f"{store.display}: not a workspace (no README.md): check the URL, "
-                             "or create one with `gsm8k workspace init URL`")
+        raise WorkspaceError(
+            f"{store.display}: not a workspace (no README.md): check the URL, "
+            "or create one with `gsm8k workspace init URL`"
+        )
     return store
 
 
@@ -66,8 +68,10 @@ def _cmd_leaderboard(args) -> int:
     with _open(_url(args)) as store:
         report = regenerate_leaderboard(store)
     _warn(args, report.warnings)
-    print(f"LEADERBOARD.md: {len(report.rows)} results from {report.files} files"
-          + (f", {len(report.skipped)} skipped" if report.skipped else ""))
+    print(
+        f"LEADERBOARD.md: {len(report.rows)} results from {report.files} files"
+        + (f", {len(report.skipped)} skipped" if report.skipped else "")
+    )
     return 0
 
 
@@ -137,8 +141,14 @@ def _cmd_put(args) -> int:
 
     agent = _agent(args)
     with _open(_url(args)) as store:
-        result = put(store, agent, args.local_path, args.target, new_version=args.new_version,
-                     follow_symlinks=args.follow_symlinks)
+        result = put(
+            store,
+            agent,
+            args.local_path,
+            args.target,
+            new_version=args.new_version,
+            follow_symlinks=args.follow_symlinks,
+        )
     _warn(args, result.warnings)
     print(result.path)
     if len(result.files) > 1 or (result.files and result.files[0] != result.path):
@@ -183,8 +193,10 @@ def _cmd_publish(args) -> int:
     _warn(args, result.warnings + result.leaderboard.warnings)
     lb = result.leaderboard
     print(f"published {result.path} ({result.records} models)")
-    print(f"LEADERBOARD.md: {len(lb.rows)} results from {lb.files} files"
-          + (f", {len(lb.skipped)} skipped" if lb.skipped else ""))
+    print(
+        f"LEADERBOARD.md: {len(lb.rows)} results from {lb.files} files"
+        + (f", {len(lb.skipped)} skipped" if lb.skipped else "")
+    )
     return 0
 
 
@@ -194,14 +206,20 @@ def _cmd_publish(args) -> int:
 def add_cli(subparsers) -> None:
     """Register `workspace`, `board`, `artifacts` and `publish` on the `gsm8k` subparsers."""
     ws = argparse.ArgumentParser(add_help=False)
-    ws.add_argument("--workspace", metavar="URL", default=None,
-                    help=f"workspace URL: path, file://, sftp://, s3://, hf://buckets/OWNER/NAME (default: ${ENV_WORKSPACE})")
+    ws.add_argument(
+        "--workspace",
+        metavar="URL",
+        default=None,
+        help=f"workspace URL: path, file://, sftp://, s3://, hf://buckets/OWNER/NAME (default: ${ENV_WORKSPACE})",
+    )
     who = argparse.ArgumentParser(add_help=False)
     who.add_argument("--agent-id", metavar="ID", default=None, help=f"your agent id (default: ${ENV_AGENT_ID})")
 
     p = subparsers.add_parser("workspace", help="create a shared workspace or regenerate its leaderboard")
     sub = p.add_subparsers(dest="workspace_command", required=True, metavar="SUBCOMMAND")
-    q = sub.add_parser("init", help="lay out README.md, message_board/, artifacts/, LEADERBOARD.md (keeps existing files)")
+    q = sub.add_parser(
+        "init", help="lay out README.md, message_board/, artifacts/, LEADERBOARD.md (keeps existing files)"
+    )
     q.add_argument("url", metavar="URL", nargs="?", default=None, help=f"default: ${ENV_WORKSPACE}")
     q.set_defaults(func=_cmd_init)
     q = sub.add_parser("leaderboard", parents=[ws], help="regenerate LEADERBOARD.md from every agent's results")
@@ -234,8 +252,11 @@ def add_cli(subparsers) -> None:
     q.add_argument("local_path", metavar="LOCAL_PATH")
     q.add_argument("target", metavar="KIND/[NAME]", help=f"KIND: {', '.join(KINDS)}; NAME defaults to the local name")
     q.add_argument("--new-version", action="store_true", help="if NAME is taken, upload as NAME.v2 (next free)")
-    q.add_argument("--follow-symlinks", action="store_true",
-                   help="if LOCAL_PATH is a symlink, upload what it points to (refused otherwise)")
+    q.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="if LOCAL_PATH is a symlink, upload what it points to (refused otherwise)",
+    )
     q.set_defaults(func=_cmd_put)
     q = sub.add_parser("get", parents=[ws], help="download an artifact (never overwrites a local file)")
     q.add_argument("remote", metavar="KIND/AGENT/NAME")
@@ -247,8 +268,11 @@ def add_cli(subparsers) -> None:
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_cmd_ls)
 
-    p = subparsers.add_parser("publish", parents=[ws, who],
-                              help="upload metrics/all.json + provenance to artifacts/results/, regenerate LEADERBOARD.md")
+    p = subparsers.add_parser(
+        "publish",
+        parents=[ws, who],
+        help="upload metrics/all.json + provenance to artifacts/results/, regenerate LEADERBOARD.md",
+    )
     p.add_argument("--metrics", type=Path, default=Path("metrics/all.json"))
     p.add_argument("--params", type=Path, default=Path("params.yaml"))
     p.add_argument("--dvc-lock", type=Path, default=Path("dvc.lock"))

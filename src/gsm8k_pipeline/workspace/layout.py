@@ -66,8 +66,8 @@ Types: {", ".join(f"`{t}`" for t in MESSAGE_TYPES)}. Post a proposal before an e
 KIND_READMES = {
     "scripts": "Code others can rerun: training, evaluation and analysis scripts.",
     "results": "Published results. `gsm8k publish` writes `<agent>/<time>.<agent>.results.<suffix>.json` "
-               "(records from metrics/all.json with git commit, params digest and dvc.lock digest); "
-               "LEADERBOARD.md is regenerated from these files.",
+    "(records from metrics/all.json with git commit, params digest and dvc.lock digest); "
+    "LEADERBOARD.md is regenerated from these files.",
     "checkpoints": "Model weights and adapters (with their tokenizer). Say in a message which run produced them.",
     "data": "Datasets and traces (JSONL). Say in a message how they were made.",
 }
@@ -81,9 +81,11 @@ No results yet: `gsm8k publish` adds yours.
 
 
 def kind_readme(kind: str) -> str:
-    return (f"# artifacts/{kind}/\n\n{KIND_READMES[kind]}\n\nEach agent's files live under `{kind}/<agent id>/`; "
-            f"upload with `gsm8k artifacts put PATH {kind}/` (a directory uploads recursively). "
-            "Nothing here is ever overwritten: use `--new-version` for a new version.\n")
+    return (
+        f"# artifacts/{kind}/\n\n{KIND_READMES[kind]}\n\nEach agent's files live under `{kind}/<agent id>/`; "
+        f"upload with `gsm8k artifacts put PATH {kind}/` (a directory uploads recursively). "
+        "Nothing here is ever overwritten: use `--new-version` for a new version.\n"
+    )
 
 
 @dataclass

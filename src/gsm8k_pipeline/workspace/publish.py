@@ -5,7 +5,10 @@ A results file, `artifacts/results/AGENT/<UTC timestamp>.AGENT.results.<suffix>.
 
     {"format": "gsm8k-results/1", "agent_id": AGENT, "published_at": ISO,
      "provenance": {"git_commit", "git_dirty", "params_digest", "dvc_lock_sha256"},
-     "models": [record, ...], "mcnemar": [...]}
+     "models": [record, ...], "comparisons": {...}}
+
+`comparisons` are the differences behind the Answer, as metrics/all.json holds them (per question and budget:
+first, second, budget, difference, ci95, p_value); the leaderboard here ranks the models only.
 
 Other agents' files are input from strangers: anything that is not exactly that shape (bad JSON, wrong
 types, non-finite or out-of-range numbers, an agent id that doesn't match its folder, oversized) is
@@ -22,11 +25,11 @@ import json
 import re
 import subprocess
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from . import AGENT_ID_RE, ISO_TIME, NAME_TIME, NotFound, WorkspaceError, printable, validate_agent_id
 from ..results import Invalid, text, validate_record
+from . import AGENT_ID_RE, ISO_TIME, NAME_TIME, NotFound, WorkspaceError, printable, validate_agent_id
 from .store import Entry, Store, write_unique
 
 FORMAT = "gsm8k-results/1"
@@ -66,12 +69,16 @@ def provenance(params_path: Path, dvc_lock: Path, cwd: Path = Path(".")) -> tupl
         lock = hashlib.sha256(dvc_lock.read_bytes()).hexdigest()
     else:
         warnings.append(f"{dvc_lock}: missing, dvc_lock_sha256 is null")
-    return {"git_commit": commit, "git_dirty": dirty, "params_digest": digest(load(params_path)),
-            "dvc_lock_sha256": lock}, warnings
+    return {
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "params_digest": digest(load(params_path)),
+        "dvc_lock_sha256": lock,
+    }, warnings
 
 
-def load_metrics(path: Path) -> tuple[list[dict], list]:
-    """metrics/all.json's records and McNemar tests (keyed by id, or lists)."""
+def load_metrics(path: Path) -> tuple[list[dict], dict]:
+    """metrics/all.json's records (keyed by id, or a list) and the comparisons behind its Answer."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -80,12 +87,13 @@ def load_metrics(path: Path) -> tuple[list[dict], list]:
         raise WorkspaceError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict) or "models" not in data:
         raise WorkspaceError(f"{path}: expected an object with 'models'")
-    models, mcnemar = data["models"], data.get("mcnemar", [])
+    models, comparisons = data["models"], data.get("comparisons", {})
     models = list(models.values()) if isinstance(models, dict) else models
-    mcnemar = list(mcnemar.values()) if isinstance(mcnemar, dict) else mcnemar
     if not isinstance(models, list) or not models:
         raise WorkspaceError(f"{path}: no model records")
-    return models, mcnemar if isinstance(mcnemar, list) else []
+    if not isinstance(comparisons, dict):
+        raise WorkspaceError(f"{path}: 'comparisons' is not an object")
+    return models, comparisons
 
 
 # --- validation of anyone's results file ------------------------------------------------------
@@ -123,8 +131,15 @@ def validate_results(data: bytes, agent_dir: str) -> dict:
     models = doc.get("models")
     if not isinstance(models, list) or not 1 <= len(models) <= MAX_RECORDS:
         raise Invalid(f"models is not a list of 1-{MAX_RECORDS} records")
-    return {"agent_id": agent_dir, "published_at": published, "provenance": provenance,
-            "models": [validate_record(r) for r in models]}
+    comparisons = doc.get("comparisons", {})
+    if not isinstance(comparisons, dict) or not all(isinstance(c, dict) for c in comparisons.values()):
+        raise Invalid("comparisons is not an object of objects")
+    return {
+        "agent_id": agent_dir,
+        "published_at": published,
+        "provenance": provenance,
+        "models": [validate_record(r) for r in models],
+    }
 
 
 # --- publishing -------------------------------------------------------------------------------
@@ -150,13 +165,18 @@ class PublishResult:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
-def publish(store: Store, agent_id: str, metrics: Path = Path("metrics/all.json"),
-            params: Path = Path("params.yaml"), dvc_lock: Path = Path("dvc.lock")) -> PublishResult:
+def publish(
+    store: Store,
+    agent_id: str,
+    metrics: Path = Path("metrics/all.json"),
+    params: Path = Path("params.yaml"),
+    dvc_lock: Path = Path("dvc.lock"),
+) -> PublishResult:
     agent_id = validate_agent_id(agent_id)
-    models, mcnemar = load_metrics(metrics)
+    models, comparisons = load_metrics(metrics)
     prov, warnings = provenance(params, dvc_lock)
     try:
         checked = [validate_record(r) for r in models]
@@ -164,11 +184,19 @@ def publish(store: Store, agent_id: str, metrics: Path = Path("metrics/all.json"
         raise WorkspaceError(f"{metrics}: {exc}") from None
     stale = sorted({r["params_digest"] for r in checked if r["params_digest"] not in (None, prov["params_digest"])})
     if stale:
-        warnings.append(f"{metrics} was made with other params (digest {', '.join(stale)}) than {params} "
-                        f"({prov['params_digest']}) now: rerun the pipeline to publish matching provenance")
+        warnings.append(
+            f"{metrics} was made with other params (digest {', '.join(stale)}) than {params} "
+            f"({prov['params_digest']}) now: rerun the pipeline to publish matching provenance"
+        )
     when = _now()
-    doc = {"format": FORMAT, "agent_id": agent_id, "published_at": when.strftime(ISO_TIME),
-           "provenance": prov, "models": models, "mcnemar": mcnemar}
+    doc = {
+        "format": FORMAT,
+        "agent_id": agent_id,
+        "published_at": when.strftime(ISO_TIME),
+        "provenance": prov,
+        "models": models,
+        "comparisons": comparisons,
+    }
     try:
         data = (json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
         validate_results(data, agent_id)  # we publish only what the leaderboard accepts
@@ -203,8 +231,11 @@ def _result_files(store: Store) -> tuple[list[tuple[str, str, Entry]], list[tupl
         except WorkspaceError as exc:  # one agent's broken folder must not break everyone's leaderboard
             skipped.append((f"{RESULTS}/{a.name}", f"cannot list it: {exc}"))
             continue
-        found += [(a.name, f"{RESULTS}/{a.name}/{e.name}", e)
-                  for e in sorted(entries, key=lambda e: e.name) if e.name.endswith(".json")]
+        found += [
+            (a.name, f"{RESULTS}/{a.name}/{e.name}", e)
+            for e in sorted(entries, key=lambda e: e.name)
+            if e.name.endswith(".json")
+        ]
     return found, skipped
 
 
@@ -233,16 +264,32 @@ def collect(store: Store) -> tuple[list[dict], int, list[tuple[str, str]], froze
             continue
         files += 1
         for r in doc["models"]:
-            rows.append({**r, "agent_id": agent, "published_at": doc["published_at"], "file": path,
-                         "provenance": doc["provenance"]})
+            rows.append(
+                {
+                    **r,
+                    "agent_id": agent,
+                    "published_at": doc["published_at"],
+                    "file": path,
+                    "provenance": doc["provenance"],
+                }
+            )
     # The same run published twice is one row (the first publication).
     unique: dict[tuple, dict] = {}
     for r in sorted(rows, key=lambda r: r["published_at"]):
-        key = (r["agent_id"], r["id"], r["accuracy"], tuple(r["accuracy_ci95"]), r["n"],
-               r["provenance"]["params_digest"] or r["params_digest"], r["provenance"]["git_commit"] or r["git_commit"])
+        key = (
+            r["agent_id"],
+            r["id"],
+            r["accuracy"],
+            tuple(r["accuracy_ci95"]),
+            r["n"],
+            r["provenance"]["params_digest"] or r["params_digest"],
+            r["provenance"]["git_commit"] or r["git_commit"],
+        )
         unique.setdefault(key, r)
-    rows = sorted(unique.values(), key=lambda r: (-r["accuracy"], -r["accuracy_ci95"][0], r["published_at"],
-                                                   r["agent_id"], r["id"]))
+    rows = sorted(
+        unique.values(),
+        key=lambda r: (-r["accuracy"], -r["accuracy_ci95"][0], r["published_at"], r["agent_id"], r["id"]),
+    )
     return rows, files, skipped, frozenset(path for _, path, _ in found)
 
 
@@ -267,19 +314,25 @@ def _n(k: int, noun: str) -> str:
 def render_leaderboard(rows: list[dict], files: int, skipped: list[tuple[str, str]], when: datetime) -> str:
     agents = sorted({r["agent_id"] for r in rows})
     lines = [
-        "# Leaderboard", "",
+        "# Leaderboard",
+        "",
         "Regenerated by `gsm8k publish` (or `gsm8k workspace leaderboard`) from every agent's results in "
-        "`artifacts/results/`: do not edit it by hand, publish instead.", "",
+        "`artifacts/results/`: do not edit it by hand, publish instead.",
+        "",
         f"Updated {when.strftime('%Y-%m-%d %H:%M:%S')} UTC · {_n(len(rows), 'result')} from "
         f"{_n(len(agents), 'agent')} in {_n(files, 'file')}"
-        + (f" · {_n(len(skipped), 'file')} skipped (see below)" if skipped else "") + ".", "",
+        + (f" · {_n(len(skipped), 'file')} skipped (see below)" if skipped else "")
+        + ".",
+        "",
     ]
     if not rows:
         lines += ["No results yet: `gsm8k publish` adds yours.", ""]
     else:
-        lines += ["| rank | accuracy (95 % CI) | model | method | budget | base model | n | agent | published "
-                  "| git commit | params | file |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "| rank | accuracy (95 % CI) | model | method | budget | base model | n | agent | published "
+            "| git commit | params | file |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for rank, r in enumerate(rows, 1):
             lo, hi = r["accuracy_ci95"]
             prov = r["provenance"]
@@ -287,11 +340,26 @@ def render_leaderboard(rows: list[dict], files: int, skipped: list[tuple[str, st
             commit = (commit[:10] + ("+dirty" if prov["git_dirty"] else "")) if commit else None
             params = prov["params_digest"] or r["params_digest"]
             acc = f"{100 * r['accuracy']:.1f} % ({100 * lo:.1f}–{100 * hi:.1f})"
-            lines.append("| " + " | ".join([
-                str(rank), acc, cell(r["id"]), cell(r["method"]), cell(r["budget"]), cell(r["base_model"]),
-                str(r["n"]), cell(r["agent_id"]), cell(r["published_at"][:19].replace("T", " ")),
-                cell(commit), cell(params), cell(r["file"].rsplit("/", 1)[-1], 120),
-            ]) + " |")
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        str(rank),
+                        acc,
+                        cell(r["id"]),
+                        cell(r["method"]),
+                        cell(r["budget"]),
+                        cell(r["base_model"]),
+                        str(r["n"]),
+                        cell(r["agent_id"]),
+                        cell(r["published_at"][:19].replace("T", " ")),
+                        cell(commit),
+                        cell(params),
+                        cell(r["file"].rsplit("/", 1)[-1], 120),
+                    ]
+                )
+                + " |"
+            )
         lines.append("")
     if skipped:
         lines += ["## Skipped result files", ""]

@@ -104,6 +104,7 @@ def _copy_of(local_path: str):
         with open(local_path, "rb") as src:
             shutil.copyfileobj(src, f, CHUNK)
         os.fchmod(f.fileno(), published_mode(local_path))
+
     return fill
 
 
@@ -140,8 +141,6 @@ def _save_local(local_path: str, fill) -> None:
 
 class Store:
     """A workspace root on some backend. Subclasses implement the primitives below."""
-
-    scheme = "?"
 
     def __init__(self, url: str):
         self.url = url
@@ -230,8 +229,6 @@ class Store:
 
 
 class LocalStore(Store):
-    scheme = "file"
-
     def __init__(self, url: str, root: str):
         super().__init__(url)
         self.root = root
@@ -364,8 +361,6 @@ class LocalStore(Store):
 
 
 class SFTPStore(Store):
-    scheme = "sftp"
-
     def __init__(self, url: str, fs, root: str):
         super().__init__(url)
         from fsspec.asyn import sync
@@ -550,12 +545,14 @@ class SFTPStore(Store):
     def close(self) -> None:
         sftp, self.sftp = self.sftp, None
         if sftp is not None:
+
             async def _close():
                 sftp.exit()
                 await sftp.wait_closed()
                 client = self.fs.client
                 client.close()
                 await client.wait_closed()
+
             try:
                 self._sync(_close)
             except Exception:  # noqa: BLE001 — closing a dead channel is not an error
@@ -623,8 +620,6 @@ class ObjectStore(Store):
 
 
 class S3Store(ObjectStore):
-    scheme = "s3"
-
     def write_new(self, rel: str, data: bytes) -> None:
         bucket, _, key = self._abs(rel).partition("/")
         try:
@@ -639,8 +634,6 @@ class S3Store(ObjectStore):
 
 
 class HFBucketStore(ObjectStore):
-    scheme = "hf"
-
     def write_new(self, rel: str, data: bytes) -> None:
         if self.exists(rel):
             raise AlreadyExists(f"{rel} already exists in the workspace (files are never overwritten)")
@@ -670,8 +663,10 @@ def open_store(url: str, **options) -> Store:
     scheme = _scheme(url)
     display = redact_url(url)
     if scheme not in SCHEMES:
-        raise WorkspaceError(f"{display}: unsupported workspace URL scheme {scheme!r} "
-                             "(use a path, file://, sftp://, s3:// or hf://buckets/OWNER/NAME)")
+        raise WorkspaceError(
+            f"{display}: unsupported workspace URL scheme {scheme!r} "
+            "(use a path, file://, sftp://, s3:// or hf://buckets/OWNER/NAME)"
+        )
     import fsspec
 
     if scheme == "hf" and not url.split("://", 1)[1].startswith("buckets/"):
@@ -686,9 +681,11 @@ def open_store(url: str, **options) -> Store:
         fs, root = fsspec.core.url_to_fs(url, **options)
     except ImportError as exc:
         need = {"s3": "s3fs"}.get(scheme, str(exc))
-        raise WorkspaceError(f"{display}: {scheme}:// workspaces need the {need} package "
-                             f"(uv add {need}); credentials then come from the usual environment "
-                             "variables and config files") from None
+        raise WorkspaceError(
+            f"{display}: {scheme}:// workspaces need the {need} package "
+            f"(uv add {need}); credentials then come from the usual environment "
+            "variables and config files"
+        ) from None
     except Exception as exc:  # noqa: BLE001 — connection, host key, auth: all the user's to fix
         detail = " ".join(scrub(f"{type(exc).__name__}: {exc}", url).split())
         hint = ""

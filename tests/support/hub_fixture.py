@@ -23,10 +23,24 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
 )
 # Qwen2.5-0.5B-Instruct's architecture (config.json of the hub model).
-QWEN25_05B = {"hidden_size": 896, "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
-              "intermediate_size": 4864, "vocab_size": 151936, "max_position_embeddings": 32768}
-TINY = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
-        "intermediate_size": 64, "vocab_size": None, "max_position_embeddings": 2048}
+QWEN25_05B = {
+    "hidden_size": 896,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 14,
+    "num_key_value_heads": 2,
+    "intermediate_size": 4864,
+    "vocab_size": 151936,
+    "max_position_embeddings": 32768,
+}
+TINY = {
+    "hidden_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "intermediate_size": 64,
+    "vocab_size": None,
+    "max_position_embeddings": 2048,
+}
 
 
 def build_tokenizer(texts: list[str], vocab_size: int = 1000, pad: bool = True):
@@ -37,12 +51,20 @@ def build_tokenizer(texts: list[str], vocab_size: int = 1000, pad: bool = True):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[ENDOFTEXT, IM_START, IM_END],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[ENDOFTEXT, IM_START, IM_END],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(texts, trainer)
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token=IM_END, pad_token=ENDOFTEXT if pad else None,
-        chat_template=CHAT_TEMPLATE, padding_side="right", model_max_length=32768,
+        tokenizer_object=tok,
+        eos_token=IM_END,
+        pad_token=ENDOFTEXT if pad else None,
+        chat_template=CHAT_TEMPLATE,
+        padding_side="right",
+        model_max_length=32768,
     )
 
 
@@ -54,14 +76,24 @@ def build_model(tokenizer, arch: dict, seed: int = 0):
     endoftext = tokenizer.convert_tokens_to_ids(ENDOFTEXT)
     config = Qwen2Config(
         **{**arch, "vocab_size": arch["vocab_size"] or len(tokenizer)},
-        rope_theta=1_000_000.0, tie_word_embeddings=True, rms_norm_eps=1e-6,
-        bos_token_id=endoftext, eos_token_id=tokenizer.eos_token_id, pad_token_id=endoftext,
+        rope_theta=1_000_000.0,
+        tie_word_embeddings=True,
+        rms_norm_eps=1e-6,
+        bos_token_id=endoftext,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=endoftext,
     )
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config)
     model.generation_config = GenerationConfig(
-        bos_token_id=endoftext, eos_token_id=[tokenizer.eos_token_id, endoftext], pad_token_id=endoftext,
-        do_sample=True, temperature=0.7, top_p=0.8, top_k=20, repetition_penalty=1.1,
+        bos_token_id=endoftext,
+        eos_token_id=[tokenizer.eos_token_id, endoftext],
+        pad_token_id=endoftext,
+        do_sample=True,
+        temperature=0.7,
+        top_p=0.8,
+        top_k=20,
+        repetition_penalty=1.1,
     )
     return model
 
@@ -70,8 +102,9 @@ def gsm8k_texts(rows: list[dict]) -> list[str]:
     return [r["question"] + "\n" + r["answer"] for r in rows]
 
 
-def save(out_dir: Path, rows: list[dict], arch: dict = TINY, *, pad: bool = True, vocab_size: int = 1000,
-         seed: int = 0) -> Path:
+def save(
+    out_dir: Path, rows: list[dict], arch: dict = TINY, *, pad: bool = True, vocab_size: int = 1000, seed: int = 0
+) -> Path:
     """Build and save the stand-in (bf16 weights, tokenizer, generation_config) into `out_dir`."""
     import torch
 

@@ -24,8 +24,8 @@ class StormResult:
 
 
 def _worker(url: str, options: dict, agent: str, n: int, barrier, queue) -> None:
-    from .board import post
-    from .store import open_store
+    from gsm8k_pipeline.workspace.board import post
+    from gsm8k_pipeline.workspace.store import open_store
 
     try:
         store = open_store(url, **options)
@@ -49,12 +49,20 @@ def _worker(url: str, options: dict, agent: str, n: int, barrier, queue) -> None
     queue.put((agent, start, end, done, error))
 
 
-def post_storm(url: str, processes: int = 8, per_process: int = 50, options: dict | None = None,
-               agent_prefix: str = "storm", start_method: str = "fork") -> StormResult:
+def post_storm(
+    url: str,
+    processes: int = 8,
+    per_process: int = 50,
+    options: dict | None = None,
+    agent_prefix: str = "storm",
+    start_method: str = "fork",
+) -> StormResult:
     ctx = mp.get_context(start_method)
     barrier, queue = ctx.Barrier(processes), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(url, options or {}, f"{agent_prefix}-{k}", per_process, barrier, queue))
-             for k in range(processes)]
+    procs = [
+        ctx.Process(target=_worker, args=(url, options or {}, f"{agent_prefix}-{k}", per_process, barrier, queue))
+        for k in range(processes)
+    ]
     for p in procs:
         p.start()
     results = [queue.get(timeout=600) for _ in procs]

@@ -1,0 +1,197 @@
+"""`gsm8k` — one command per pipeline stage; the Snakefile and dvc.yaml call these same commands.
+
+This is the dispatcher: each command is a module of this package (a stage's is named by the stage table,
+gsm8k_pipeline.STAGES; `grade` and `params` are tools; the workspace's live in workspace/cli.py) that registers
+its own subcommand with `add_cli`. Only the module of the command asked for is imported, so a stage runs
+this file, its own module and what that imports (dag.code_deps), and editing another command reruns nothing.
+
+Knob precedence: command line > environment (EVAL_SAMPLES, OUTPUT_DIR, ...) > params.yaml, resolved and
+validated by params.resolve before any stage code runs. Heavy libraries are imported inside the handlers,
+so `gsm8k --help` and param errors are instant.
+
+No stage outlives its engine (Linux): when `dvc` or `snakemake` is among this process's ancestors, a daemon
+thread ends the process as soon as that engine exits. Engines start stages through a shell, so a `kill -9`
+of the engine would otherwise leave the stage running, writing outputs after the engine recorded (or,
+rerun, started over on) them. A run started by hand has no engine ancestor and is never stopped; nor is one
+under `nohup dvc repro &` whose terminal closed, since the engine itself lives on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import select
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .. import STAGES, PipelineError, stage_params
+
+# Commands that are not stages: no stage imports their modules, so editing them reruns nothing.
+TOOLS = {"grade": f"{__name__}.grade", "params": f"{__name__}.params"} | {
+    command: "gsm8k_pipeline.workspace.cli" for command in ("workspace", "board", "artifacts", "publish")
+}
+
+
+def module_of(command: str) -> str:
+    """The module that implements `gsm8k <command>` (KeyError for no such command)."""
+    if command in TOOLS:
+        return TOOLS[command]
+    if command in {s.command for s in STAGES.values()}:
+        return f"{__name__}.{command.replace('-', '_')}"
+    raise KeyError(command)
+
+
+# --- what every stage command shares ----------------------------------------------------------------------
+
+
+def add_stage(sub, command: str, help: str, replicated: bool = False) -> argparse.ArgumentParser:
+    """A stage's subparser with --params, and --seed when the DAG runs it once per entry of `seeds`."""
+    p = sub.add_parser(command, help=f"stage: {help}")
+    p.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default: %(default)s)")
+    if replicated:
+        p.add_argument("--seed", type=int, default=None, help="training/sampling seed (default: params seed)")
+    return p
+
+
+def params_for(args, stage: str, cli: dict | None = None) -> dict:
+    """The params `stage` reads — params.yaml < environment < command line, validated (params.resolve) —
+    restricted to the sections STAGES declares for it, plus `run`. A stage that read an undeclared section
+    would fail here rather than rerun too little."""
+    from ..params import resolve
+
+    resolved = resolve(args.params, cli)
+    return stage_params(stage, resolved) | {"run": resolved["run"]}
+
+
+def set_threads(params: dict) -> None:
+    """torch's CPU threads, from params.yaml: the thread count changes float sums, and Snakemake sets
+    OMP_NUM_THREADS to the job's threads while DVC leaves torch's default, so without this the two engines
+    train different weights."""
+    import torch
+
+    torch.set_num_threads(params["threads"])
+
+
+def output_dir(params: dict, default: str) -> Path:
+    """--output-dir, else $OUTPUT_DIR (both resolved into run.output_dir), else the stage's default."""
+    return Path(params["run"]["output_dir"] or default)
+
+
+# --- the dispatcher ---------------------------------------------------------------------------------------
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `gsm8k` parser: the full parser of `command` only; of every command when it names none."""
+    parser = argparse.ArgumentParser(prog="gsm8k", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = list(dict.fromkeys(s.command for s in STAGES.values())) + list(TOOLS)
+    try:
+        wanted = [module_of(command)]
+    except KeyError:  # no command or an unknown one: list them all
+        wanted = [module_of(c) for c in commands]
+    for module in dict.fromkeys(wanted):
+        importlib.import_module(module).add_cli(sub)
+    return parser
+
+
+def _log_warnings(command: str) -> None:
+    """The package's warnings (e.g. contamination) as one line each on stderr, named like its errors. Only
+    the package's logger: libraries' own warnings keep their own format."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"gsm8k {command}: warning: %(message)s"))
+    package = logging.getLogger(__package__.rpartition(".")[0])
+    package.handlers[:] = [handler]
+    package.setLevel(logging.WARNING)
+    package.propagate = False
+
+
+def main(argv: list[str] | None = None) -> None:
+    # First, so that no stage outlives a `dvc` or `snakemake` killed while it runs.
+    watch_engine()
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(next((a for a in argv if not a.startswith("-")), None)).parse_args(argv)
+    _log_warnings(args.command)
+    try:
+        code = args.func(args)
+    except PipelineError as exc:
+        print(f"gsm8k {args.command}: error: {exc}", file=sys.stderr)
+        code = 2
+    sys.exit(code)
+
+
+# --- no stage outlives its engine --------------------------------------------------------------------------
+
+ENGINES = ("dvc", "snakemake")
+ORPHANED_EXIT = 3  # the exit status of a stage stopped because its engine died
+
+
+def _engine(argv: list[str]) -> str | None:
+    """'dvc' or 'snakemake' if the command line runs one (as a script, `python SCRIPT` or `python -m`)."""
+    names = [os.path.basename(a) for a in argv[:2]]
+    if len(argv) > 2 and argv[1] == "-m":
+        names.append(argv[2])
+    return next((n for n in names if n in ENGINES), None)
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command name: [state, ppid, ...]; field 19 is the start time."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def engine_ancestor() -> tuple[int, str] | None:
+    """(pid, name) of the nearest `dvc` or `snakemake` process among this process's ancestors."""
+    pid = os.getppid()
+    try:
+        while pid > 1:
+            argv = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
+            if name := _engine(argv):
+                return pid, name
+            pid = int(_stat(pid)[1])
+    except FileNotFoundError:  # no /proc (not Linux), or an ancestor exited while we looked: none to watch
+        return None
+    return None
+
+
+def _wait_for_exit(pid: int) -> None:
+    try:
+        fd = os.pidfd_open(pid)  # readable once the process has exited; no polling, no pid reuse
+    except ProcessLookupError:
+        return
+    except (AttributeError, OSError):  # Linux before 5.3: poll its start time (a reused pid starts later)
+        started = None
+        while True:
+            try:
+                fields = _stat(pid)
+            except FileNotFoundError:
+                return
+            started = started or fields[19]
+            if fields[19] != started or fields[0] in ("Z", "X"):
+                return
+            time.sleep(1)
+    select.select([fd], [], [])
+
+
+def _stop_when_gone(pid: int, name: str) -> None:
+    _wait_for_exit(pid)
+    try:
+        print(
+            f"gsm8k: {name} (pid {pid}), which started this stage, exited: stopping the stage too, so no "
+            "later run finds it still writing",
+            file=sys.stderr,
+            flush=True,
+        )
+    finally:  # stderr may be a pipe the engine no longer reads: stop whatever printing does
+        os._exit(ORPHANED_EXIT)
+
+
+def watch_engine() -> tuple[int, str] | None:
+    """Start the watchdog if an engine started this process; returns the engine watched, if any."""
+    found = engine_ancestor()
+    if found is not None:
+        threading.Thread(target=_stop_when_gone, args=found, name="engine-watchdog", daemon=True).start()
+    return found

@@ -1,0 +1,5 @@
+"""`python -m gsm8k_pipeline.cli`: the `gsm8k` command."""
+
+from . import main
+
+main()

@@ -1,0 +1,33 @@
+"""`gsm8k check-params`: the check_params stage, which validates params.yaml before any other stage runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import add_stage
+
+# What the check_params stage writes when the params validate. Constant, so that a params edit reruns no
+# stage through it: every stage depends on it only to run after the check (dvc.yaml, workflow/rules).
+CHECKED = "params validated by `gsm8k check-params`; every stage runs after this check\n"
+
+
+def add_cli(sub) -> None:
+    p = add_stage(sub, "check-params", "validate params.yaml against the schema")
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="when valid, write this (constant) file: what the DAG's stages depend on",
+    )
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    from ..fileio import atomic_write_text
+    from ..params import resolve
+
+    resolve(args.params)
+    if args.output is not None and not (args.output.exists() and args.output.read_text() == CHECKED):
+        atomic_write_text(args.output, CHECKED)
+    print(f"{args.params}: ok")
+    return 0

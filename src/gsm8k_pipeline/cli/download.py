@@ -1,0 +1,23 @@
+"""`gsm8k download`: the download stage, data/gsm8k/{train,test}.jsonl and stats.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import add_stage, params_for
+
+
+def add_cli(sub) -> None:
+    p = add_stage(sub, "download", "data/gsm8k/{train,test}.jsonl + stats.json")
+    p.add_argument("--out-dir", type=Path, default=Path("data/gsm8k"))
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    import json
+
+    from ..download import DownloadConfig, main
+
+    stats = main(params_for(args, "download"), DownloadConfig(out_dir=args.out_dir))
+    print(json.dumps({s: stats[s]["rows"] for s in ("train", "test")}))
+    return 0

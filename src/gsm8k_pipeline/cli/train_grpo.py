@@ -1,0 +1,30 @@
+"""`gsm8k train-grpo`: the grpo stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import add_stage, output_dir, params_for, set_threads
+
+
+def add_cli(sub) -> None:
+    p = add_stage(sub, "train-grpo", "GRPO with TRL", replicated=True)
+    p.add_argument("--output-dir", type=str, default=None, help="default: $OUTPUT_DIR or models/grpo")
+    p.add_argument("--base-model", type=Path, default=Path("models/prep_sft/model"), help="model dir to start from")
+    p.add_argument("--train-file", type=Path, default=Path("data/gsm8k/train.jsonl"))
+    p.add_argument("--samples", type=int, default=None, help="problems to train on (default: $TRAIN_SAMPLES, else all)")
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    from ..guards import exclusive
+    from ..train_grpo import GRPOStageConfig, main
+
+    params = params_for(
+        args, "grpo", {"run.samples": args.samples, "run.output_dir": args.output_dir, "seed": args.seed}
+    )
+    folder = output_dir(params, "models/grpo")
+    with exclusive(folder):  # before anything reads or clears its checkpoints
+        set_threads(params)
+        main(params, GRPOStageConfig(output_dir=folder, base_model=args.base_model, train_file=args.train_file))
+    return 0

@@ -1,0 +1,46 @@
+"""`gsm8k train-sft`: the SFT stages (prep_sft; full_sft; sft_from_traces, with --traces-file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import add_stage, output_dir, params_for, set_threads
+
+
+def add_cli(sub) -> None:
+    p = add_stage(sub, "train-sft", "SFT (prep, full, or on traces) with TRL", replicated=True)
+    p.add_argument("--stage", choices=("prep", "full"), required=True)
+    p.add_argument("--output-dir", type=str, default=None, help="default: $OUTPUT_DIR or models/<stage>_sft")
+    p.add_argument("--base-model", type=Path, default=Path("models/base/model"), help="model dir to start from")
+    p.add_argument("--train-file", type=Path, default=Path("data/gsm8k/train.jsonl"))
+    p.add_argument("--traces-file", type=Path, default=None, help="train on these traces instead of the solutions")
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        help="examples to train on (default: $PREP_TRAIN_SAMPLES / $TRAIN_SAMPLES, else params)",
+    )
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    from ..guards import exclusive
+    from ..train_sft import SFTStageConfig, main
+
+    stage = "prep_sft" if args.stage == "prep" else "sft_from_traces" if args.traces_file else "full_sft"
+    samples_key = "prep_sft.samples" if args.stage == "prep" else "run.samples"
+    params = params_for(args, stage, {samples_key: args.samples, "run.output_dir": args.output_dir, "seed": args.seed})
+    folder = output_dir(params, "models/prep_sft" if args.stage == "prep" else "models/full_sft")
+    with exclusive(folder):  # before anything reads or clears its checkpoints
+        set_threads(params)
+        main(
+            params,
+            SFTStageConfig(
+                stage=args.stage,
+                output_dir=folder,
+                base_model=args.base_model,
+                train_file=args.train_file,
+                traces_file=args.traces_file,
+            ),
+        )
+    return 0

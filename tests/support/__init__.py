@@ -1,0 +1,7 @@
+"""Test support shipped with the tests, not the package: fixtures the tests and the benches build on.
+
+- `hub_fixture`: the hub-shaped stand-in model (a Qwen2 config and tokenizer, random weights);
+- `stress`: the workspace's concurrent-posting storm (tests/test_workspace.py, bench/workspace.py).
+
+`uv sync` puts tests/ on the path (pyproject.toml, dev-mode-dirs), so benches import `support` as a package.
+"""
