@@ -1,5 +1,5 @@
 """Shared fixtures: the repo root, real GSM8K when present, and test-sized params (tests/support/checkout.py,
-which the benches import too)."""
+which the benches import too); the workspace tests' backends (tests/support/workspace.py)."""
 
 from __future__ import annotations
 
@@ -15,3 +15,42 @@ def shared_gsm8k() -> Path:
     if not (SHARED_GSM8K / "train.jsonl").exists():
         pytest.skip("real GSM8K not present at ../shared/data/gsm8k")
     return SHARED_GSM8K
+
+
+# --- the workspace tests (tests/test_workspace_*.py) -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """A real OpenSSH server on loopback (tests/sshd.py), one per test file."""
+    from sshd import Sshd
+
+    with Sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+@pytest.fixture(params=["file", "sftp"])
+def backend(request, tmp_path, monkeypatch):
+    """An empty workspace location on each tested backend: a local folder, and sftp:// through the real sshd."""
+    from support.workspace import Backend, clean_env
+
+    monkeypatch.delenv("GSM8K_WORKSPACE", raising=False)
+    monkeypatch.delenv("GSM8K_AGENT_ID", raising=False)
+    root = tmp_path / "ws"
+    if request.param == "file":
+        return Backend("file", root, str(root), {}, clean_env())
+    server = request.getfixturevalue("sshd")
+    # In-process CLI calls find the key and known_hosts where ssh clients look: $HOME/.ssh.
+    monkeypatch.setenv("HOME", str(server.home))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    return Backend("sftp", root, server.url(root), server.storage_options, server.client_env(), server)
+
+
+@pytest.fixture
+def ws(backend):
+    """An initialised workspace on each tested backend."""
+    from gsm8k_pipeline.workspace.layout import init
+
+    with backend.store() as store:
+        init(store)
+    return backend

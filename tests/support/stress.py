@@ -1,6 +1,6 @@
 """Many writers at once, no locks: P processes each posting N messages to one workspace simultaneously.
 
-Used by tests/test_workspace.py (exactly P*N messages must come out, all readable) and bench/workspace.py
+Used by tests/test_workspace_board.py (exactly P*N messages must come out, all readable) and bench/workspace.py
 (posts per second). Each process opens its own connection, all wait at a barrier, then post as fast as
 they can; the time is from the first post's start to the last post's end.
 """
