@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,11 +20,7 @@ from gsm8k_pipeline.workspace import AlreadyExists, WorkspaceError
 from gsm8k_pipeline.workspace.artifacts import put
 from gsm8k_pipeline.workspace.board import post
 from gsm8k_pipeline.workspace.store import open_store
-from support.workspace import (
-    gsm8k,
-    snapshot,
-    tree,
-)
+from support.workspace import gsm8k, snapshot, table_rows, tree, write_metrics
 
 
 def test_nothing_is_ever_overwritten(ws, tmp_path, capsys):
@@ -94,7 +91,7 @@ def test_nothing_is_ever_overwritten(ws, tmp_path, capsys):
     # list and get (never overwriting a local file either)
     code, out, _ = gsm8k(capsys, "artifacts", "list", *common, "--agent", "alice")
     listed = [line.split("\t")[0] for line in out.splitlines()]
-    assert "scripts/alice/train.v3.py" in listed and "checkpoints/alice/ckpt.v2/sub/cfg.json" in listed
+    assert "scripts/alice/train.v3.py" in listed and "checkpoints/alice/ckpt.v2/" in listed  # one row per artifact
     assert not any(p.startswith("scripts/bob") for p in listed)
     dest = tmp_path / "got"
     code, out, err = gsm8k(capsys, "artifacts", "get", *common, "checkpoints/alice/ckpt", dest)
@@ -157,7 +154,7 @@ def test_artifact_options(ws, tmp_path, capsys, monkeypatch):
     assert [e["path"] for e in json.loads(out)] == ["data/bob/plan-copy.md"]
     code, out, _ = gsm8k(capsys, "artifacts", "list", "scripts")
     assert out == ""
-    code, out, err = gsm8k(capsys, "artifacts", "get", "data/bob/plan-copy.md", tmp_path)
+    code, out, err = gsm8k(capsys, "artifacts", "get", "data/bob/plan-copy.md", "--out-dir", tmp_path)
     assert code == 0 and (tmp_path / "plan-copy.md").read_text() == plan.read_text(), err
 
 
@@ -199,7 +196,8 @@ def test_an_interrupted_directory_upload_stays_invisible(ws, tmp_path, capsys):
     )
     assert code == 0 and out.splitlines()[0] == "artifacts/checkpoints/alice/big.v2", err
     code, out, err = gsm8k(capsys, "artifacts", "list", *common)
-    assert len([line for line in out.splitlines() if line.startswith("checkpoints/alice/big.v2/")]) == 400
+    [row] = [line.split("\t") for line in out.splitlines() if line.startswith("checkpoints/alice/big.v2/")]
+    assert row[1:3] == ["40.0 kB", "400 files"], row
     code, out, err = gsm8k(capsys, "artifacts", "get", *common, "checkpoints/alice/big.v2", tmp_path / "got")
     assert code == 0, err
     assert snapshot(tmp_path / "got") == snapshot(src)
@@ -285,3 +283,179 @@ def test_uploads_keep_file_modes_never_group_or_other_writable(ws, tmp_path, cap
     }
     assert got == {**modes, "open.txt": 0o644}
     assert (ws.root / "artifacts/scripts/alice/group.txt").stat().st_mode & 0o777 == 0o640
+
+
+# --- one row per artifact, rm, a second get, progress ------------------------------------------------------
+
+
+def test_list_shows_one_row_per_artifact_with_size_and_upload_time(ws, tmp_path, capsys):
+    common = ["--workspace", ws.url]
+    one = tmp_path / "train.py"
+    one.write_text("12345")
+    ck = tree(tmp_path / "ck", 3)  # 3 x 100 bytes
+    (ck / "sub").mkdir()
+    (ck / "sub" / "cfg.json").write_text("{}")
+    before = datetime.now(UTC).replace(microsecond=0)
+    for agent, path, kind in (("alice", one, "scripts/"), ("alice", ck, "checkpoints/"), ("bob", one, "scripts/")):
+        assert gsm8k(capsys, "artifacts", "put", *common, "--agent-id", agent, path, kind)[0] == 0
+    after = datetime.now(UTC)
+    code, out, err = gsm8k(capsys, "artifacts", "list", *common)
+    assert code == 0 and err == "", err
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert [r[:3] for r in rows] == [
+        ["scripts/alice/train.py", "5 B", "1 file"],
+        ["scripts/bob/train.py", "5 B", "1 file"],
+        ["checkpoints/alice/ck/", "302 B", "4 files"],
+    ]
+    for r in rows:
+        assert before <= datetime.strptime(r[3], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) <= after, r
+    code, out, _ = gsm8k(capsys, "artifacts", "list", *common, "checkpoints", "--json")
+    [entry] = json.loads(out)
+    assert entry == {
+        "path": "checkpoints/alice/ck",
+        "kind": "checkpoints",
+        "agent_id": "alice",
+        "size": 302,
+        "files": 4,
+        "uploaded_at": rows[2][3],
+        "directory": True,
+    }
+
+
+def test_rm_removes_ones_own_artifact_never_another_agents(ws, tmp_path, capsys):
+    common = ["--workspace", ws.url]
+    script = tmp_path / "train.py"
+    script.write_text("x\n")
+    ck = tree(tmp_path / "ck", 3)
+    for agent in ("alice", "bob"):
+        assert gsm8k(capsys, "artifacts", "put", *common, "--agent-id", agent, script, "scripts/")[0] == 0
+    assert gsm8k(capsys, "artifacts", "put", *common, "--agent-id", "alice", ck, "checkpoints/")[0] == 0
+    before = snapshot(ws.root)
+    # another agent's, a part of an artifact, or a bad name: refused in one line, nothing removed
+    for target, expected in (
+        ("scripts/alice/train.py", "alice's artifact, not yours (bob)"),
+        ("artifacts/checkpoints/alice/ck", "alice's artifact, not yours (bob)"),
+        ("checkpoints/bob/ck/f00000.bin", "a whole artifact"),
+        ("scripts/../alice/train.py", "a whole artifact"),
+        ("scripts/bob/..", "invalid artifact name"),
+        ("models/x", "a whole artifact"),
+        ("scripts/nothing.py", "no such artifact"),
+    ):
+        code, out, err = gsm8k(capsys, "artifacts", "rm", *common, "--agent-id", "bob", target)
+        assert code == 2 and expected in err and err.count("\n") == 1 and out == "", (target, err)
+    code, _, err = gsm8k(capsys, "artifacts", "rm", *common, "--agent-id", "../x", "scripts/train.py")
+    assert code == 2 and "agent id" in err
+    assert snapshot(ws.root) == before
+    # one's own: a file (KIND/NAME) and a whole directory upload (KIND/AGENT/NAME, as list shows it)
+    code, out, err = gsm8k(capsys, "artifacts", "rm", *common, "--agent-id", "alice", "scripts/train.py")
+    assert code == 0 and out == "removed artifacts/scripts/alice/train.py\n", err
+    code, out, err = gsm8k(capsys, "artifacts", "rm", *common, "--agent-id", "alice", "checkpoints/alice/ck/")
+    assert code == 0 and out == "removed artifacts/checkpoints/alice/ck\n", err
+    assert os.listdir(ws.root / "artifacts/checkpoints/alice") == []  # nothing left, hidden or not
+    assert os.listdir(ws.root / "artifacts/scripts/alice") == []
+    assert (ws.root / "artifacts/scripts/bob/train.py").read_text() == "x\n"
+    code, out, _ = gsm8k(capsys, "artifacts", "list", *common)
+    assert [line.split("\t")[0] for line in out.splitlines()] == ["scripts/bob/train.py"]
+    # the name is free again; an interrupted upload (no manifest) can be removed too
+    assert gsm8k(capsys, "artifacts", "put", *common, "--agent-id", "alice", ck, "checkpoints/")[0] == 0
+    (ws.root / "artifacts/checkpoints/alice/ck/.manifest.json").unlink()
+    code, _, err = gsm8k(capsys, "artifacts", "rm", *common, "--agent-id", "alice", "checkpoints/ck")
+    assert code == 0 and not (ws.root / "artifacts/checkpoints/alice/ck").exists(), err
+    # removing a published result takes it off LEADERBOARD.md
+    metrics = write_metrics(tmp_path / "all.json", {"grpo_8": 0.5})
+    code, out, err = gsm8k(capsys, "publish", *common, "--agent-id", "alice", "--metrics", metrics)
+    assert code == 0 and len(table_rows((ws.root / "LEADERBOARD.md").read_text())) == 1, err
+    published = out.split()[1]
+    code, _, err = gsm8k(capsys, "artifacts", "rm", *common, "--agent-id", "bob", published)
+    assert code == 2 and "not yours" in err
+    code, _, err = gsm8k(capsys, "artifacts", "rm", *common, "--agent-id", "alice", published)
+    assert code == 0, err
+    assert table_rows((ws.root / "LEADERBOARD.md").read_text()) == []
+
+
+def test_a_second_get_is_refused_or_replaces_never_nests(ws, tmp_path, capsys):
+    common = ["--workspace", ws.url]
+    src = tree(tmp_path / "ck", 3)
+    note = tmp_path / "note.md"
+    note.write_text("v1\n")
+    assert gsm8k(capsys, "artifacts", "put", *common, "--agent-id", "alice", src, "checkpoints/")[0] == 0
+    assert gsm8k(capsys, "artifacts", "put", *common, "--agent-id", "alice", note, "data/")[0] == 0
+    dest = tmp_path / "got"
+    assert gsm8k(capsys, "artifacts", "get", *common, "checkpoints/alice/ck", dest)[0] == 0
+    first = snapshot(dest)
+    assert first == snapshot(src)
+    # a second get to the same place: refused in one line, nothing nested inside the first copy
+    code, out, err = gsm8k(capsys, "artifacts", "get", *common, "checkpoints/alice/ck", dest)
+    assert code == 2 and "already exists locally" in err and "--replace" in err and err.count("\n") == 1
+    assert snapshot(dest) == first and not (dest / "ck").exists()
+    # --replace swaps in a whole, checked copy: local edits and strays are gone
+    (dest / "f00001.bin").write_bytes(b"edited")
+    (dest / "stray.txt").write_text("mine")
+    code, out, err = gsm8k(capsys, "artifacts", "get", *common, "checkpoints/alice/ck", dest, "--replace")
+    assert code == 0 and snapshot(dest) == first, err
+    # a failing --replace (a file changed after upload) leaves the old copy as it was
+    (dest / "stray.txt").write_text("mine")
+    kept = snapshot(dest)
+    remote = ws.root / "artifacts/checkpoints/alice/ck/f00002.bin"
+    good = remote.read_bytes()
+    remote.write_bytes(b"Y" * len(good))
+    code, _, err = gsm8k(capsys, "artifacts", "get", *common, "checkpoints/alice/ck", dest, "--replace")
+    assert code == 2 and "differs from its manifest" in err
+    assert snapshot(dest) == kept
+    remote.write_bytes(good)
+    # --out-dir DIR: lands as DIR/NAME, DIR made if missing; twice is refused too
+    for _ in range(2):
+        code, out, err = gsm8k(capsys, "artifacts", "get", *common, "checkpoints/alice/ck", "--out-dir", tmp_path / "d")
+    assert code == 2 and "already exists locally" in err
+    assert snapshot(tmp_path / "d") == {"ck": "dir", **{f"ck/{k}": v for k, v in first.items()}}
+    # a single file: into a folder only with --out-dir; --replace replaces it
+    code, _, err = gsm8k(capsys, "artifacts", "get", *common, "data/alice/note.md", tmp_path / "d")
+    assert code == 2 and "already exists locally" in err
+    code, out, err = gsm8k(capsys, "artifacts", "get", *common, "data/alice/note.md", "--out-dir", tmp_path / "d")
+    assert code == 0 and (tmp_path / "d/note.md").read_text() == "v1\n", err
+    (tmp_path / "d/note.md").write_text("local edit\n")
+    code, _, err = gsm8k(capsys, "artifacts", "get", *common, "data/alice/note.md", tmp_path / "d/note.md")
+    assert code == 2 and (tmp_path / "d/note.md").read_text() == "local edit\n"
+    code, _, err = gsm8k(
+        capsys, "artifacts", "get", *common, "data/alice/note.md", "--out-dir", tmp_path / "d", "--replace"
+    )
+    assert code == 0 and (tmp_path / "d/note.md").read_text() == "v1\n", err
+    code, _, err = gsm8k(capsys, "artifacts", "get", *common, "data/alice/note.md", tmp_path / "x", "--out-dir", "y")
+    assert code == 2 and "not both" in err
+    leftovers = [p for p in tmp_path.rglob(".*") if ws.root not in p.parents]
+    assert leftovers == [], leftovers  # no staging or swapped-out copies left behind
+
+
+def test_large_puts_report_progress_on_stderr(ws, tmp_path, capsys, monkeypatch):
+    import io
+
+    from gsm8k_pipeline.workspace import artifacts
+
+    common = ["--workspace", ws.url, "--agent-id", "alice"]
+    monkeypatch.setattr(artifacts, "PROGRESS_MIN", 10_000)
+    small = tree(tmp_path / "small", 3)  # 300 bytes: below the threshold, silent
+    code, _, err = gsm8k(capsys, "artifacts", "put", *common, small, "data/")
+    assert code == 0 and err == ""
+    big = tree(tmp_path / "big", 200)  # 20 kB, 200 files
+    code, _, err = gsm8k(capsys, "artifacts", "put", *common, big, "data/")
+    assert code == 0, err
+    lines = err.splitlines()  # not a terminal: one line per tenth
+    assert len(lines) == 10 and lines[-1] == "put data/big: 20.0 kB of 20.0 kB (100 %)", lines
+    assert lines[0] == "put data/big: 2.0 kB of 20.0 kB (10 %)"
+    one = tmp_path / "one.bin"
+    one.write_bytes(b"\0" * 12_345)
+    code, _, err = gsm8k(capsys, "artifacts", "put", *common, one, "data/")
+    assert code == 0 and err.splitlines() == ["put data/one.bin: 12.3 kB of 12.3 kB (100 %)"], err
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Tty()
+    report = artifacts.Progress("data/x", 3 * 2**20, stream)
+    for _ in range(3):
+        report(2**20)
+    report.close()
+    text = stream.getvalue()
+    assert text.startswith("\rput data/x: 1.0 MB of 3.1 MB (33 %)") and text.endswith("(100 %)\n"), repr(text)
+    assert text.count("\n") == 1  # one line, rewritten in place

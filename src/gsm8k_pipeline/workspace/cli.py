@@ -148,6 +148,7 @@ def _cmd_put(args) -> int:
             args.target,
             new_version=args.new_version,
             follow_symlinks=args.follow_symlinks,
+            progress=True,
         )
     _warn(args, result.warnings)
     print(result.path)
@@ -160,24 +161,35 @@ def _cmd_get(args) -> int:
     from .artifacts import get
 
     with _open(_url(args)) as store:
-        written = get(store, args.remote, args.local_path)
+        written = get(store, args.remote, args.local_path, out_dir=args.out_dir, replace=args.replace)
     for path in written:
         print(path)
     return 0
 
 
 def _cmd_ls(args) -> int:
-    from .artifacts import list_artifacts
+    from .artifacts import human, list_artifacts
 
     with _open(_url(args)) as store:
         entries, warnings = list_artifacts(store, kind=args.kind, agent=args.agent)
     _warn(args, warnings)
     if args.json:
-        json.dump([e.__dict__ for e in entries], sys.stdout, indent=1)
+        json.dump([e.as_dict() for e in entries], sys.stdout, indent=1)
         print()
     else:
         for e in entries:
-            print(f"{printable(e.path, 300)}\t{e.size if e.size is not None else '?'}")
+            files = f"{e.files} file" + ("" if e.files == 1 else "s")
+            path = printable(e.path, 300) + ("/" if e.directory else "")
+            print(f"{path}\t{human(e.size)}\t{files}\t{e.uploaded_at or '?'}")
+    return 0
+
+
+def _cmd_rm(args) -> int:
+    from .artifacts import rm
+
+    agent = _agent(args)
+    with _open(_url(args)) as store:
+        print(f"removed {rm(store, agent, args.target)}")
     return 0
 
 
@@ -258,15 +270,37 @@ def add_cli(subparsers) -> None:
         help="if LOCAL_PATH is a symlink, upload what it points to (refused otherwise)",
     )
     q.set_defaults(func=_cmd_put)
-    q = sub.add_parser("get", parents=[ws], help="download an artifact (never overwrites a local file)")
-    q.add_argument("remote", metavar="KIND/AGENT/NAME")
-    q.add_argument("local_path", metavar="LOCAL_PATH", nargs="?", default=None)
+    q = sub.add_parser(
+        "get",
+        parents=[ws],
+        help="download an artifact (a taken destination is refused, or replaced with --replace)",
+        description="Download an artifact to exactly LOCAL_PATH, or to OUT_DIR/NAME (default: ./NAME). The "
+        "destination is never a folder inside an existing one: if it exists, get is refused, unless --replace, "
+        "which swaps in the new copy once it is complete and checked. A directory upload is checked against "
+        "its manifest before anything appears locally.",
+    )
+    q.add_argument("remote", metavar="KIND/AGENT/NAME", help="as `gsm8k artifacts list` shows it (or a file in it)")
+    q.add_argument(
+        "local_path", metavar="LOCAL_PATH", nargs="?", default=None, help="exactly where it lands (default: ./NAME)"
+    )
+    q.add_argument("--out-dir", default=None, metavar="DIR", help="land it as DIR/NAME (DIR is created if missing)")
+    q.add_argument("--replace", action="store_true", help="replace an existing destination (default: refuse)")
     q.set_defaults(func=_cmd_get)
-    q = sub.add_parser("list", parents=[ws], help="list artifacts (path and size)")
+    q = sub.add_parser("list", parents=[ws], help="list artifacts, one row each: path, size, files, upload time (UTC)")
     q.add_argument("kind", metavar="KIND", nargs="?", default=None, choices=KINDS)
     q.add_argument("--agent", default=None, metavar="ID")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_cmd_ls)
+    q = sub.add_parser(
+        "rm",
+        parents=[ws, who],
+        help="delete one of your own artifacts (never another agent's)",
+        description="Delete one of your own artifacts, a file or a whole directory upload (complete or "
+        "interrupted): it vanishes from listings at once. Another agent's is refused. Removing a results "
+        "file regenerates LEADERBOARD.md.",
+    )
+    q.add_argument("target", metavar="KIND/[AGENT/]NAME", help="your artifact, as `gsm8k artifacts list` shows it")
+    q.set_defaults(func=_cmd_rm)
 
     p = subparsers.add_parser(
         "publish",

@@ -12,7 +12,7 @@ file is `write_new`, which never replaces an existing file; it raises `AlreadyEx
   file opened with `SSH_FXF_CREAT|SSH_FXF_EXCL`, then `hardlink@openssh.com` (server-side `link(2)`,
   fails if the target exists); servers without that extension get a plain SFTP `rename`, which the
   protocol forbids from overwriting (OpenSSH implements it as link+unlink). Never `posix-rename@openssh.com`
-  (what `fs.mv` uses): it overwrites. Verified against OpenSSH 9.2 by tests/test_workspace.py.
+  (what `fs.mv` uses): it overwrites. Verified against OpenSSH 9.2 by tests/test_workspace_store.py.
 * `s3://` (s3fs, not installed by default): `PutObject` with `If-None-Match: *` — S3's conditional write;
   a taken key answers 412 PreconditionFailed. We rely on the store honouring it (AWS S3 does since 2024;
   check other S3-compatible stores).
@@ -22,6 +22,8 @@ file is `write_new`, which never replaces an existing file; it raises `AlreadyEx
 
 Directories are claimed with `mkdir` (exclusive on local and SFTP), on object stores with a `.dir` marker
 written by `write_new`. `replace` (temp + atomic rename) exists for the one derived file, LEADERBOARD.md.
+`remove` exists for `gsm8k artifacts rm` (one's own artifact only, checked by the caller): it first renames
+the file or folder to a hidden name (local, SFTP), so it vanishes from listings at once, then deletes it.
 Names starting with "." are temp files and markers, hidden from every listing.
 """
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import os
 import posixpath
 import secrets
@@ -46,6 +49,7 @@ class Entry:
     name: str
     kind: str  # "file", "dir" or "other"
     size: int | None = None
+    mtime: float | None = None  # seconds since the epoch (UTC) when the backend reports it
 
 
 class TooLarge(WorkspaceError):
@@ -99,13 +103,25 @@ def published_mode(local_path: str) -> int:
     return stat_mod.S_IMODE(os.stat(local_path).st_mode) & 0o755
 
 
-def _copy_of(local_path: str):
+def _copy_of(local_path: str, progress=None):
+    """A `fill` that copies a local file (and its published mode); `progress(n)` after each chunk."""
+
     def fill(f):
-        with open(local_path, "rb") as src:
-            shutil.copyfileobj(src, f, CHUNK)
+        for chunk in _chunks(local_path):
+            f.write(chunk)
+            if progress is not None:
+                progress(len(chunk))
         os.fchmod(f.fileno(), published_mode(local_path))
 
     return fill
+
+
+def _sha256_of(chunks) -> tuple[int, str]:
+    size, h = 0, hashlib.sha256()
+    for chunk in chunks:
+        size += len(chunk)
+        h.update(chunk)
+    return size, h.hexdigest()
 
 
 def _local_write_new(path: str, fill, taken: str) -> None:
@@ -151,11 +167,22 @@ class Store:
         """Create `rel` with `data`; AlreadyExists if the name is taken. Parents must exist (see makedirs)."""
         raise NotImplementedError
 
-    def write_new_from_file(self, rel: str, local_path: str) -> None:
+    def write_new_from_file(self, rel: str, local_path: str, progress=None) -> None:
         """`write_new` with the bytes of a local file (local and SFTP stream it and give it the file's
-        `published_mode`; object stores read it whole and have no modes)."""
+        `published_mode`; object stores read it whole and have no modes). `progress(n)`: n more bytes sent."""
         with open(local_path, "rb") as f:
-            self.write_new(rel, f.read())
+            data = f.read()
+        self.write_new(rel, data)
+        if progress is not None:
+            progress(len(data))
+
+    def digest(self, rel: str) -> tuple[int, str]:
+        """(size, SHA-256 hex) of a workspace file, streamed (for `artifacts sync`)."""
+        return _sha256_of([self.read(rel, limit=2**62)])
+
+    def remove(self, rel: str) -> None:
+        """Delete a file or a folder with everything in it (only `artifacts rm`, of one's own artifact)."""
+        raise NotImplementedError
 
     def download(self, rel: str, local_path: str) -> None:
         """Copy a workspace file to `local_path`, which must not exist (it is never overwritten)."""
@@ -240,8 +267,30 @@ class LocalStore(Store):
     def write_new(self, rel: str, data: bytes) -> None:
         self._write_new(rel, _bytes(data))
 
-    def write_new_from_file(self, rel: str, local_path: str) -> None:
-        self._write_new(rel, _copy_of(local_path))
+    def write_new_from_file(self, rel: str, local_path: str, progress=None) -> None:
+        self._write_new(rel, _copy_of(local_path, progress))
+
+    def digest(self, rel: str) -> tuple[int, str]:
+        fd, _ = self._open_regular(rel)
+        with os.fdopen(fd, "rb") as f:
+            return _sha256_of(iter(lambda: f.read(CHUNK), b""))
+
+    def remove(self, rel: str) -> None:
+        path = self._confined(rel)
+        hidden = os.path.join(os.path.dirname(path), _tmp_name())
+        try:
+            os.rename(path, hidden)  # gone from every listing at once; then deleted at leisure
+        except FileNotFoundError:
+            raise NotFound(f"{rel}: no such file or folder in the workspace") from None
+        except OSError as exc:
+            raise self._fail("remove", rel, exc) from None
+        try:
+            if os.path.isdir(hidden) and not os.path.islink(hidden):
+                shutil.rmtree(hidden)
+            else:
+                os.unlink(hidden)
+        except OSError as exc:
+            raise self._fail("remove", rel, exc) from None
 
     def _confined(self, rel: str) -> str:
         """The absolute path of `rel` for writing, refused if a symlink leads it outside the workspace."""
@@ -315,9 +364,10 @@ class LocalStore(Store):
                     if e.name.startswith("."):
                         continue
                     if e.is_dir(follow_symlinks=False):
-                        out.append(Entry(e.name, "dir"))
+                        out.append(Entry(e.name, "dir", None, e.stat(follow_symlinks=False).st_mtime))
                     elif e.is_file(follow_symlinks=False):
-                        out.append(Entry(e.name, "file", e.stat(follow_symlinks=False).st_size))
+                        st = e.stat(follow_symlinks=False)
+                        out.append(Entry(e.name, "file", st.st_size, st.st_mtime))
                     else:
                         out.append(Entry(e.name, "other"))
                 return out
@@ -337,10 +387,10 @@ class LocalStore(Store):
             raise self._fail("stat", rel, exc) from None
         name = posixpath.basename(rel)
         if stat_mod.S_ISDIR(st.st_mode):
-            return Entry(name, "dir")
+            return Entry(name, "dir", None, st.st_mtime)
         if stat_mod.S_ISREG(st.st_mode):
-            return Entry(name, "file", st.st_size)
-        return Entry(name, "other")
+            return Entry(name, "file", st.st_size, st.st_mtime)
+        return Entry(name, "other", None, st.st_mtime)
 
     def mkdir_new(self, rel: str) -> None:
         try:
@@ -358,6 +408,15 @@ class LocalStore(Store):
 
 
 # --- sftp -----------------------------------------------------------------------------------
+
+
+def _sftp_entry(name: str, attrs) -> Entry:
+    mode, mtime = attrs.permissions or 0, attrs.mtime
+    if stat_mod.S_ISDIR(mode):
+        return Entry(name, "dir", None, mtime)
+    if stat_mod.S_ISREG(mode):
+        return Entry(name, "file", attrs.size, mtime)
+    return Entry(name, "other", None, mtime)
 
 
 class SFTPStore(Store):
@@ -399,7 +458,16 @@ class SFTPStore(Store):
         mode = attrs.permissions or 0
         return "dir" if stat_mod.S_ISDIR(mode) else "file" if stat_mod.S_ISREG(mode) else "other"
 
-    async def _write_new(self, rel: str, source: bytes | str) -> None:
+    async def _entry(self, path: str) -> Entry | None:
+        import asyncssh
+
+        try:
+            attrs = await self.sftp.lstat(path)
+        except asyncssh.SFTPNoSuchFile:
+            return None
+        return _sftp_entry(posixpath.basename(path), attrs)
+
+    async def _write_new(self, rel: str, source: bytes | str, progress=None) -> None:
         import asyncssh
 
         path = self._abs(rel)
@@ -411,6 +479,8 @@ class SFTPStore(Store):
                 else:
                     for chunk in _chunks(source):
                         await f.write(chunk)
+                        if progress is not None:
+                            progress(len(chunk))
                     await f.chmod(published_mode(source))
             try:
                 await self.sftp.link(tmp, path)  # hardlink@openssh.com: link(2) on the server
@@ -429,8 +499,34 @@ class SFTPStore(Store):
     def write_new(self, rel: str, data: bytes) -> None:
         self._call("write", rel, self._write_new, rel, data)
 
-    def write_new_from_file(self, rel: str, local_path: str) -> None:
-        self._call("write", rel, self._write_new, rel, local_path)
+    def write_new_from_file(self, rel: str, local_path: str, progress=None) -> None:
+        self._call("write", rel, self._write_new, rel, local_path, progress)
+
+    def digest(self, rel: str) -> tuple[int, str]:
+        async def run():
+            size, h = 0, hashlib.sha256()
+            async with self.sftp.open(self._abs(rel), "rb") as src:
+                attrs = await src.stat()
+                if not stat_mod.S_ISREG(attrs.permissions or 0):
+                    raise WorkspaceError(f"{rel}: not a regular file")
+                while chunk := await src.read(CHUNK):
+                    size += len(chunk)
+                    h.update(chunk)
+            return size, h.hexdigest()
+
+        return self._call("read", rel, run)
+
+    async def _remove(self, rel: str) -> None:
+        path = self._abs(rel)
+        hidden = posixpath.join(posixpath.dirname(path), _tmp_name())
+        await self.sftp.rename(path, hidden)  # plain SFTP rename: gone from listings at once
+        if await self._type(hidden) == "dir":
+            await self.sftp.rmtree(hidden)
+        else:
+            await self.sftp.remove(hidden)
+
+    def remove(self, rel: str) -> None:
+        self._call("remove", rel, self._remove, rel)
 
     def download(self, rel: str, local_path: str) -> None:
         async def fetch(f):
@@ -509,21 +605,14 @@ class SFTPStore(Store):
             name = n.filename if isinstance(n.filename, str) else n.filename.decode("utf-8", "replace")
             if name.startswith("."):
                 continue
-            mode = n.attrs.permissions or 0
-            if stat_mod.S_ISDIR(mode):
-                out.append(Entry(name, "dir"))
-            elif stat_mod.S_ISREG(mode):
-                out.append(Entry(name, "file", n.attrs.size))
-            else:
-                out.append(Entry(name, "other"))
+            out.append(_sftp_entry(name, n.attrs))
         return out
 
     def listdir(self, rel: str) -> list[Entry]:
         return self._call("list", rel, self._listdir, rel)
 
     def stat(self, rel: str) -> Entry | None:
-        kind = self._call("stat", rel, self._type, self._abs(rel))
-        return None if kind is None else Entry(posixpath.basename(rel), kind)
+        return self._call("stat", rel, self._entry, self._abs(rel))
 
     async def _mkdir_new(self, rel: str) -> None:
         import asyncssh
@@ -562,6 +651,17 @@ class SFTPStore(Store):
 # --- object stores (s3, hf buckets) -----------------------------------------------------------
 
 
+def _info_mtime(info: dict) -> float | None:
+    """The modification time in an fsspec info dict (s3fs: LastModified; others: mtime), if any."""
+    for key in ("LastModified", "last_modified", "mtime"):
+        value = info.get(key)
+        if hasattr(value, "timestamp"):
+            return value.timestamp()
+        if isinstance(value, (int, float)):
+            return float(value)
+    return None
+
+
 class ObjectStore(Store):
     """Flat key/value stores: no real directories (a `.dir` marker claims one), listing by prefix."""
 
@@ -587,6 +687,17 @@ class ObjectStore(Store):
     def replace(self, rel: str, data: bytes) -> None:
         self._guard("write", rel, self.fs.pipe_file, self._abs(rel), data)
 
+    def remove(self, rel: str) -> None:
+        if self._guard("stat", rel, self.fs.isdir, self._abs(rel)):
+            for marker in (".manifest.json", ".dir"):  # no rename here: first make it incomplete, then delete
+                try:
+                    self._guard("remove", rel, self.fs.rm_file, f"{self._abs(rel)}/{marker}")
+                except NotFound:
+                    pass
+            self._guard("remove", rel, self.fs.rm, self._abs(rel), recursive=True)
+        else:
+            self._guard("remove", rel, self.fs.rm_file, self._abs(rel))
+
     def read(self, rel: str, limit: int = DEFAULT_READ_LIMIT) -> bytes:
         data = self._guard("read", rel, self.fs.cat_file, self._abs(rel), start=0, end=limit + 1)
         if len(data) > limit:
@@ -601,7 +712,7 @@ class ObjectStore(Store):
             if not name or name.startswith("."):
                 continue
             kind = {"directory": "dir", "file": "file"}.get(info.get("type"), "other")
-            out.append(Entry(name, kind, info.get("size") if kind == "file" else None))
+            out.append(Entry(name, kind, info.get("size") if kind == "file" else None, _info_mtime(info)))
         return out
 
     def stat(self, rel: str) -> Entry | None:
@@ -610,7 +721,7 @@ class ObjectStore(Store):
         except NotFound:
             return None
         kind = {"directory": "dir", "file": "file"}.get(info.get("type"), "other")
-        return Entry(posixpath.basename(rel), kind, info.get("size"))
+        return Entry(posixpath.basename(rel), kind, info.get("size"), _info_mtime(info))
 
     def mkdir_new(self, rel: str) -> None:
         self.write_new(f"{rel}/.dir", b"")
