@@ -193,6 +193,35 @@ def _cmd_rm(args) -> int:
     return 0
 
 
+def _cmd_sync(args) -> int:
+    from .artifacts import human
+    from .sync import is_remote, sync_down, sync_up
+
+    src, dest = args.source, args.dest
+    if is_remote(src) == is_remote(dest):
+        raise WorkspaceError(
+            f"{'both' if is_remote(src) else 'neither'} of {printable(src, 100)!r} and {printable(dest, 100)!r} "
+            "name the workspace: sync LOCAL_DIR KIND/ (up) or sync KIND/AGENT[/NAME] LOCAL_DIR (down); "
+            "write a local folder called like a KIND as ./NAME"
+        )
+    options = {"include": args.include, "exclude": args.exclude, "dry_run": args.dry_run}
+    if is_remote(dest):
+        agent = _agent(args)
+        with _open(_url(args)) as store:
+            result = sync_up(store, agent, src, dest, progress=True, **options)
+    else:
+        with _open(_url(args)) as store:
+            result = sync_down(store, src, dest, **options)
+    _warn(args, result.warnings)
+    for item in result.items:
+        mark = "+" if item.action == "new" else "~"
+        print(
+            f"{mark} {printable(item.source, 300)} -> {printable(item.dest, 300)} ({item.action}, {human(item.size)})"
+        )
+    print(result.summary(args.dry_run))
+    return 0
+
+
 # --- publish ----------------------------------------------------------------------------------------
 
 
@@ -301,6 +330,32 @@ def add_cli(subparsers) -> None:
     )
     q.add_argument("target", metavar="KIND/[AGENT/]NAME", help="your artifact, as `gsm8k artifacts list` shows it")
     q.set_defaults(func=_cmd_rm)
+    q = sub.add_parser(
+        "sync",
+        parents=[ws, who],
+        help="make a local folder and the workspace match, sending only what changed",
+        description="Up, `sync LOCAL_DIR KIND/`: each entry of LOCAL_DIR becomes your artifact KIND/AGENT/NAME; "
+        "compared by size and SHA-256 with its latest version there, an unchanged one is skipped, a new one "
+        "uploaded, a changed one uploaded as the next version (NAME.v2, ...; nothing is ever overwritten). "
+        "Down, `sync KIND/AGENT[/NAME] LOCAL_DIR`: every file of those (complete) artifacts that is missing "
+        "locally or differs in size or SHA-256 is downloaded, checked, and put in place of the local one. "
+        "Sync never deletes. The side that starts with a KIND (scripts, results, checkpoints, data) is the "
+        "workspace; write a local folder of such a name as ./NAME.",
+    )
+    q.add_argument("source", metavar="SRC", help="LOCAL_DIR (up) or KIND/AGENT[/NAME] (down)")
+    q.add_argument("dest", metavar="DEST", help="KIND/ (up: your folder of that kind) or LOCAL_DIR (down)")
+    q.add_argument("--dry-run", action="store_true", help="show what would be sent, send nothing")
+    q.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="only paths (relative to LOCAL_DIR) matching GLOB, e.g. '*.py' or 'ckpt/*.json'; repeatable",
+    )
+    q.add_argument(
+        "--exclude", action="append", default=[], metavar="GLOB", help="leave out paths matching GLOB; repeatable"
+    )
+    q.set_defaults(func=_cmd_sync)
 
     p = subparsers.add_parser(
         "publish",
