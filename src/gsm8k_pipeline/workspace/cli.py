@@ -303,7 +303,7 @@ def add_cli(subparsers) -> None:
         "get",
         parents=[ws],
         help="download an artifact (a taken destination is refused, or replaced with --replace)",
-        description="Download an artifact to exactly LOCAL_PATH, or to OUT_DIR/NAME (default: ./NAME). The "
+        description="Download an artifact to exactly LOCAL_PATH, or with --out-dir DIR to DIR/NAME (default: ./NAME). The "
         "destination is never a folder inside an existing one: if it exists, get is refused, unless --replace, "
         "which swaps in the new copy once it is complete and checked. A directory upload is checked against "
         "its manifest before anything appears locally.",
@@ -344,7 +344,7 @@ def add_cli(subparsers) -> None:
     )
     q.add_argument("source", metavar="SRC", help="LOCAL_DIR (up) or KIND/AGENT[/NAME] (down)")
     q.add_argument("dest", metavar="DEST", help="KIND/ (up: your folder of that kind) or LOCAL_DIR (down)")
-    q.add_argument("--dry-run", action="store_true", help="show what would be sent, send nothing")
+    q.add_argument("--dry-run", action="store_true", help="show what would be transferred, transfer nothing")
     q.add_argument(
         "--include",
         action="append",
