@@ -176,9 +176,12 @@ def test_sync_down_never_shows_a_half_written_file(ws, tmp_path, capsys):
     assert gsm8k(capsys, "artifacts", "put", *common, "--agent-id", "bob", src, "checkpoints/")[0] == 0
     assert gsm8k(capsys, "artifacts", "put", *common, "--agent-id", "bob", src, "checkpoints/half")[0] == 0
     (ws.root / "artifacts/checkpoints/bob/half/.manifest.json").unlink()
+    (ws.root / "artifacts/checkpoints/bob/odd name.bin").write_bytes(b"planted by hand")
+    (ws.root / "artifacts/checkpoints/bob/passwd").symlink_to("/etc/passwd")
     mirror = tmp_path / "mirror"
     code, out, err = gsm8k(capsys, "artifacts", "sync", *common, "checkpoints/bob", mirror)
     assert code == 0 and "checkpoints/bob/half: incomplete upload" in err, err
+    assert "'odd name.bin': use letters" in err and "not synced" in err
     assert sorted(os.listdir(mirror)) == ["ck"]
     (mirror / "ck/f00001.bin").write_bytes(b"local copy")
     (ws.root / "artifacts/checkpoints/bob/ck/f00001.bin").write_bytes(b"Z" * 100)

@@ -8,8 +8,10 @@ No database, no locks, no version control: one bucket (a local folder, `sftp://`
   names (UTC timestamp + agent + random suffix) keep concurrent writers from colliding at all;
 * `LEADERBOARD.md` is the one exception: it is derived from every agent's results and regenerated
   (atomically replaced) by whoever publishes.
+* the one deletion is `gsm8k artifacts rm`, of one's own artifact (another agent's is refused).
 
-Modules: `store` (backends), `layout` (`workspace init`), `board`, `artifacts`, `publish`, `cli`.
+Modules: `store` (backends), `layout` (`workspace init`), `board`, `artifacts`, `sync` (`artifacts sync`),
+`publish`, `cli`.
 """
 
 from __future__ import annotations

@@ -223,6 +223,11 @@ def _remote_files(store: Store, source: str, result: SyncResult) -> list[tuple[s
     out = []
     for a in artifacts:
         name = a.path.rsplit("/", 1)[-1]
+        try:
+            check_name(name, "name in the workspace")  # names come from the server: they become local paths
+        except WorkspaceError as exc:
+            result.warnings.append(f"{exc}: not synced")
+            continue
         prefix = "" if (len(parts) == 3 and a.directory) else f"{name}/"
         if not a.directory:
             out.append((name, f"{ROOT}/{a.path}", a.size, None))
