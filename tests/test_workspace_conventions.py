@@ -157,6 +157,21 @@ def test_collaborate_from_zero_with_the_real_cli(backend, tmp_path):
     script = tmp_path / "run.sh"
     script.write_text("uv run snakemake --cores 1 metrics/all.json\n")
     run("artifacts", "put", script, "scripts/")
+    # the bucket-style commands, through the installed command too
+    folder = tmp_path / "mine"
+    (folder / "ck").mkdir(parents=True)
+    (folder / "ck" / "w.bin").write_bytes(b"w" * 100)
+    (folder / "run.sh").write_text(script.read_text())
+    assert run("artifacts", "sync", folder, "scripts/").stdout.splitlines()[-1] == "1 new, 0 changed, 1 unchanged"
+    assert run("artifacts", "sync", "scripts/alice", tmp_path / "down").stdout.endswith(
+        "2 new, 0 changed, 0 unchanged\n"
+    )
+    rows = [line.split("\t")[:3] for line in run("artifacts", "list", "scripts").stdout.splitlines()]
+    assert rows == [["scripts/alice/ck/", "100 B", "1 file"], ["scripts/alice/run.sh", "44 B", "1 file"]]
+    assert run("artifacts", "rm", "scripts/ck").stdout == "removed artifacts/scripts/alice/ck\n"
+    assert (
+        "already exists locally" in run("artifacts", "get", "scripts/alice/run.sh", tmp_path / "down", ok=False).stderr
+    )
     metrics = write_metrics(tmp_path / "metrics" / "all.json", {"grpo_8": 0.61, "full_sft_8": 0.58})
     published = run("publish", "--metrics", metrics).stdout
     assert "published artifacts/results/alice/" in published and "2 results from 1 file" in published
