@@ -191,3 +191,35 @@ def test_sync_down_never_shows_a_half_written_file(ws, tmp_path, capsys):
     assert sorted(os.listdir(mirror / "ck")) == ["f00000.bin", "f00001.bin", "f00002.bin"]  # no temp file
     code, _, err = gsm8k(capsys, "artifacts", "sync", *common, "checkpoints/bob/half", tmp_path / "h")
     assert code == 2 and "incomplete upload" in err and not (tmp_path / "h").exists()
+
+
+def test_an_unreadable_local_file_stops_sync_before_anything_is_sent(ws):
+    """Every local file is read (hashed) while planning, so an unreadable one stops the sync in one line with
+    nothing uploaded. As root, sync runs as nobody on a store opened before (root reads a mode-000 file)."""
+    import tempfile
+    from pathlib import Path
+
+    import pytest
+
+    from gsm8k_pipeline.workspace import WorkspaceError
+    from gsm8k_pipeline.workspace.sync import sync_up
+
+    with tempfile.TemporaryDirectory() as tmp, ws.store() as store:
+        os.chmod(tmp, 0o755)
+        loc = Path(tmp) / "loc"
+        tree(loc / "ck", 2)
+        (loc / "a.txt").write_text("a")
+        (loc / "b.txt").write_text("b")
+        before = snapshot(ws.root)
+        euid = os.geteuid()
+        for unreadable in ("b.txt", "ck/f00001.bin"):
+            (loc / unreadable).chmod(0)
+            if euid == 0:
+                os.seteuid(65534)
+            try:
+                with pytest.raises(WorkspaceError, match=r"cannot read \(Permission denied\): nothing"):
+                    sync_up(store, "alice", loc, "data/")
+            finally:
+                os.seteuid(euid)
+            (loc / unreadable).chmod(0o644)
+        assert snapshot(ws.root) == before

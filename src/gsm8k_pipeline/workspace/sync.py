@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import AGENT_ID_RE, KINDS, WorkspaceError, printable, validate_agent_id
+from . import AGENT_ID_RE, KINDS, NotFound, WorkspaceError, printable, validate_agent_id
 from .artifacts import (
     MAX_VERSIONS,
     ROOT,
@@ -92,6 +92,13 @@ def _parts(arg: str) -> list[str]:
     return text.split("/")
 
 
+def _local_digest(path: Path) -> tuple[int, str]:
+    try:
+        return _digest(str(path))
+    except OSError as exc:
+        raise WorkspaceError(f"{path}: cannot read ({exc.strerror or exc}): nothing synced") from None
+
+
 # --- up -----------------------------------------------------------------------------------------------
 
 
@@ -128,15 +135,10 @@ def sync_up(
     local = Path(local_dir)
     if not local.is_dir():
         raise WorkspaceError(f"{local}: not a local folder")
-    folder = f"{ROOT}/{kind}/{agent_id}"
-    found, warnings = agent_artifacts(store, kind, agent_id)
-    remote = {a.path.rsplit("/", 1)[-1]: a for a in found}
-    try:
-        taken = {e.name for e in store.listdir(folder)}  # incomplete uploads too: their names are claimed
-    except WorkspaceError:
-        taken = set()
-    result = SyncResult(warnings=warnings)
-    plan = []
+    result = SyncResult()
+    # First every local file is read (size, SHA-256): an unreadable one stops the sync before the
+    # workspace is touched.
+    entries = []  # (name, path, sub: the folder's file filter or None for a file, size, sha or files' meta)
     for entry in sorted(os.scandir(local), key=lambda e: e.name):
         name, path = entry.name, Path(entry.path)
         if name.startswith("."):
@@ -151,34 +153,41 @@ def sync_up(
             result.warnings.append(f"{exc}: not synced")
             continue
         if entry.is_file():
-            if not select(name):
-                continue
-            size, sha = _digest(str(path))
-            sub = None
-        else:
-            sub = lambda rel, name=name: select(f"{name}/{rel}")  # noqa: E731
-            _, files, warnings = _local_tree(path, sub)
-            result.warnings += [f"{printable(name)}/{w}" for w in warnings]
-            if not files:
-                continue
-            files_meta = _manifest(path, files)["files"]
-            size = sum(m["size"] for m in files_meta.values())
+            if select(name):
+                size, sha = _local_digest(path)
+                entries.append((name, path, None, size, sha))
+            continue
+        sub = lambda rel, name=name: select(f"{name}/{rel}")  # noqa: E731
+        _, files, warnings = _local_tree(path, sub)
+        result.warnings += [f"{printable(name)}/{w}" for w in warnings]
+        if files:
+            meta = _manifest(path, files)["files"]
+            entries.append((name, path, sub, sum(m["size"] for m in meta.values()), meta))
+    # Then each is compared with its latest version in the workspace.
+    folder = f"{ROOT}/{kind}/{agent_id}"
+    found, warnings = agent_artifacts(store, kind, agent_id)
+    result.warnings += warnings
+    remote = {a.path.rsplit("/", 1)[-1]: a for a in found}
+    try:
+        taken = {e.name for e in store.listdir(folder)}  # incomplete uploads too: their names are claimed
+    except NotFound:
+        taken = set()
+    plan = []
+    for name, path, sub, size, mine in entries:
         k = _latest(taken, name)
         latest = remote.get(versioned(name, k)) if k else None
         if latest is not None:
             if sub is None and not latest.directory and latest.size == size:
-                if store.digest(f"{ROOT}/{latest.path}") == (size, sha):
+                if store.digest(f"{ROOT}/{latest.path}") == (size, mine):
                     result.unchanged += 1
                     continue
             elif sub is not None and latest.directory:
-                theirs = {r: m for r, m in latest.manifest.items() if sub(r)}
-                if theirs == files_meta:
+                if {r: m for r, m in latest.manifest.items() if sub(r)} == mine:
                     result.unchanged += 1
                     continue
         action = "changed" if k else "new"
-        dest = versioned(name, k + 1)
         plan.append((action, path, name, sub, k + 1))
-        result.items.append(SyncItem(action, str(path), f"{kind}/{agent_id}/{dest}", size))
+        result.items.append(SyncItem(action, str(path), f"{kind}/{agent_id}/{versioned(name, k + 1)}", size))
     if dry_run:
         return result
     for item, (action, path, name, sub, first) in zip(result.items, plan):
@@ -263,7 +272,7 @@ def sync_down(
         if target.is_symlink() or (target.exists() and not target.is_file()):
             raise WorkspaceError(f"{target}: not a regular file here, a file in the workspace: nothing synced")
         if target.exists():
-            mine = _digest(str(target))
+            mine = _local_digest(target)
             if mine[0] == size and mine == (size, sha if sha is not None else store.digest(path)[1]):
                 result.unchanged += 1
                 continue
