@@ -288,7 +288,8 @@ def sync_down(
             store.download(path, str(tmp))
             got = _digest(str(tmp))
             if got[0] != size or (sha is not None and got[1] != sha):
-                raise WorkspaceError(f"{path}: differs from its manifest (changed after upload): not downloaded")
+                what = "its manifest (changed after upload)" if sha is not None else "its listing (changed meanwhile)"
+                raise WorkspaceError(f"{path}: differs from {what}: not downloaded")
             os.replace(tmp, target)  # atomic: the old copy, or the whole new one
         except OSError as exc:
             raise WorkspaceError(f"cannot write {target}: {exc.strerror or exc}") from None
