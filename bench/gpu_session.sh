@@ -3,7 +3,7 @@
 # Snakemake; torch/transformers/peft its own): the configs/smollm2.yaml DAG on real GSM8K through the stage
 # commands (bench/gpu_dag.py), then the generation bench, plain vs fast, on the DAG's own SmolLM2 base model
 # (bench/gpu_smoke.py). Results go to $OUT as they finish. Before it, a first call installed the carried
-# wheels into $SITE and left the first half of the GGUF file in $PARTS (README, "Measured on a GPU").
+# wheels into $SITE and left the first half of the GGUF file in $PARTS (docs/real-experiment.md).
 #   bash bench/gpu_session.sh                 # on the GPU machine
 #   PARAMS=... SMOKE_ARGS=... bash bench/gpu_session.sh   # a CPU rehearsal at tiny sizes
 set -u

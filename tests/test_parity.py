@@ -84,7 +84,7 @@ def test_code_deps_follow_imports(tmp_path):
 
 
 def test_every_stage_shares_at_most_four_files():
-    """The files every stage imports (an edit to one reruns the whole DAG): the README lists them and why."""
+    """The files every stage imports (an edit to one reruns the whole DAG): docs/design.md lists them and why."""
     closures = [set(dag.code_deps(command, REPO)) for command in {s.command for s in STAGES.values()}]
     assert sorted(set.intersection(*closures)) == [
         "src/gsm8k_pipeline/__init__.py",

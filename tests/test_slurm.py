@@ -1,5 +1,5 @@
 """The DAG through a real one-node SLURM cluster (tests/slurm.py) with the repo's profiles/slurm, exactly as
-the README's *Run on a cluster* submits it: every job goes through sbatch with the resources params.yaml
+docs/cluster.md submits it: every job goes through sbatch with the resources params.yaml
 declares, the outputs equal a local run's, and a failing stage fails the workflow with its log on the console.
 
 Each SLURM job costs 10-25 s of Snakemake start-up inside the job on 2 cores, so this runs a prefix of the
@@ -33,7 +33,7 @@ pytestmark = [
 ]
 
 TARGET = "metrics/eval/prep_sft.json"
-SUBMIT = ["snakemake", "--profile", "profiles/slurm"]  # the README's command
+SUBMIT = ["snakemake", "--profile", "profiles/slurm"]  # docs/cluster.md's command
 # Distinct per kind, so each job's request shows which kind it was given; cpus = threads = the node's 2.
 RESOURCES = {
     "train": {"gpus": 0, "cpus": 2, "mem_mb": 2500, "runtime": 20},
@@ -148,7 +148,7 @@ def test_dag_through_slurm_matches_local_with_declared_resources(cluster, tmp_pa
     } <= set(a)
     assert [k for k in a if a[k] != b[k]] == []  # all but the timings files (conftest.outputs)
 
-    # Recorded in DVC afterwards (README): dvc commit, then dvc status has nothing to run.
+    # Recorded in DVC afterwards (docs/cluster.md): dvc commit, then dvc status has nothing to run.
     run(["dvc", "commit", "-f", "--with-deps", "eval@prep_sft"], on_slurm, timeout=300)
     status = run(["dvc", "status", "--json", "--with-deps", "eval@prep_sft"], on_slurm, timeout=300).stdout
     assert json.loads(status or "{}") == {}

@@ -1,4 +1,4 @@
-"""A params sweep with DVC's experiment queue, offline, as the README's *Sweeps with DVC* runs it: queue
+"""A params sweep with DVC's experiment queue, offline, as docs/sharing.md's *Sweeps with DVC* runs it: queue
 one experiment per value with `dvc exp run --queue -S key=value`, run them with `dvc queue start -j 2`,
 compare with `dvc exp show`. On a reduced target (eval@base: download, base_model, one eval) to keep it
 short; 1.5-2.5 min on 2 shared cores."""

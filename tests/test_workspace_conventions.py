@@ -135,7 +135,7 @@ def test_bad_agent_ids_are_refused_and_write_nothing(ws, tmp_path, capsys, monke
 
 
 def test_collaborate_from_zero_with_the_real_cli(backend, tmp_path):
-    """The README's "Collaborate" walk-through with the installed command. On sftp the URL carries a
+    """docs/collaborate.md's walk-through with the installed command. On sftp the URL carries a
     password: it must never show up in any output or any file written to the workspace."""
     url = backend.url
     if backend.name == "sftp":
