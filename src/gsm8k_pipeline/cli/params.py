@@ -99,7 +99,13 @@ def add_cli(sub) -> None:
         description=__doc__.split("\n\n")[1],
     )
     m.add_argument("overlay", type=Path, metavar="OVERLAY", help="e.g. configs/gpu.yaml")
-    m.add_argument("--params", type=Path, default=Path("params.yaml"), help="the file to write (default: %(default)s)")
+    m.add_argument(
+        "--params",
+        metavar="FILE",
+        type=Path,
+        default=Path("params.yaml"),
+        help="the file to write (default: %(default)s)",
+    )
     m.add_argument("--force", action="store_true", help="overwrite uncommitted edits of the params file")
     m.set_defaults(func=_run)
 
