@@ -13,7 +13,6 @@ A tool, not a stage: no stage imports this module, so editing it reruns nothing.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import subprocess
 from pathlib import Path
@@ -22,19 +21,11 @@ import yaml
 
 from .. import PipelineError
 from ..fileio import atomic_write_text
-from ..params import ParamsError, read, validate
+from ..params import ParamsError, overlay, read, validate
 
 HEADER = (
     "# Written by `gsm8k params merge {overlay}`: params.yaml (git HEAD) overlaid with {overlay}; sha256 {digest}\n"
 )
-
-
-def overlay(base: dict, over: dict) -> dict:
-    """`base` with `over` merged in: mappings key by key, other values replaced (Snakemake's --configfile)."""
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        out[key] = overlay(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
 
 
 def load(overlay_path: Path, base_path: Path = Path("params.yaml")) -> dict:
