@@ -55,6 +55,17 @@ onstart:
 # research questions, the methods table and the plots; the plots and the per-run CSV are its results.
 report: "metrics/answer.rst"
 
+# `snakemake --report` reports on results that exist; before the DAG has run there are none, and Snakemake would
+# print a "Missing metadata ... older version of Snakemake" warning per leaderboard output and then a
+# WorkflowError. Say what to do instead, in one line. (Only the command line tells: the report is made after
+# the Snakefile is read. --report-after-run runs the DAG first, so it passes.)
+if workflow.is_main_process and any(a == "--report" or a.startswith("--report=") for a in sys.argv):
+    from gsm8k_pipeline import STAGES as _STAGES
+
+    if _missing := [f for f in _STAGES["leaderboard"].outputs.values() if not Path(f).exists()]:
+        sys.exit(f"snakemake: error: no results to report yet ({_missing[0]} is missing): run the DAG first "
+                 "(snakemake --cores N), then snakemake --report report.html")
+
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
