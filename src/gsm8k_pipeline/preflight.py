@@ -206,7 +206,9 @@ def _gpu_rates() -> tuple[dict[str, float], str] | None:
 
 def _cpu_rates() -> tuple[dict[str, float], str] | None:
     """Seconds per unit of work() on the 2-core machine the default DAG was measured on (tiny model), from
-    bench/results/default_dag_snakemake.json's stage seconds and the shipped params.yaml's work."""
+    bench/results/default_dag_snakemake.json's stage seconds (each job from its start to its end in
+    Snakemake's log, one job at a time, so Python's and torch's start are in them) and the shipped
+    params.yaml's work. Scaled linearly, so a test-sized run, where the starts dominate, comes out short."""
     dag = _read("default_dag_snakemake.json")
     shipped = BENCH.parents[1] / "params.yaml"
     if not dag or not shipped.exists():
@@ -241,7 +243,8 @@ def estimate(params: dict) -> str | None:
         f"one {where}, rates of bench/results/gpu_smoke_*.json (random weights: every completion runs to its "
         "limit, a worst case; lm-eval not counted)"
         if gpu
-        else f"{where}, rates of bench/results/default_dag_snakemake.json (tiny model; lm-eval not counted)"
+        else f"{where}, each stage's seconds in bench/results/default_dag_snakemake.json (tiny model, job "
+        "starts included) scaled by its work; lm-eval not counted"
     )
     return f"estimate: about {_duration(total)} of stage time for {jobs} jobs, one at a time ({parts}); {basis}"
 
@@ -249,4 +252,6 @@ def estimate(params: dict) -> str | None:
 def _duration(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"
-    return f"{max(1, round(seconds / 60))} min"
+    if seconds >= 90:
+        return f"{round(seconds / 60)} min"
+    return f"{round(seconds)} s"
