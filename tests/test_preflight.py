@@ -16,7 +16,7 @@ import threading
 import pytest
 import yaml
 
-from conftest import REPO, make_checkout, run
+from conftest import REPO, make_checkout, run, test_params
 from gsm8k_pipeline import preflight
 from gsm8k_pipeline.cli.check_params import CHECKED
 from gsm8k_pipeline.params import load, overlay
@@ -152,3 +152,16 @@ def test_snakemake_warns_in_a_dry_run_and_refuses_a_real_one(tmp_path):
     assert real.returncode != 0
     assert "snakemake: error: preflight: this machine can't run these params (no hub" in real.stderr
     assert not (repo / "data" / "params.ok").exists()
+
+
+def test_dvc_stops_at_check_params_before_any_stage(tmp_path):
+    """DVC reruns check_params whenever params.yaml changes; its refusal stops `dvc repro` before download."""
+    params = test_params(data={"source": "hf"}, grpo={"use_vllm": True})
+    repo = make_checkout(tmp_path / "repo", params)
+    env = os.environ | {"HF_ENDPOINT": closed_port(), "CUDA_VISIBLE_DEVICES": ""}
+    proc = run(["dvc", "repro"], repo, env=env, check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "gsm8k check-params: error: params.yaml: hub unreachable" in out and "data.source: hf needs it" in out
+    assert ("vLLM is not installed" in out) != HAS_VLLM
+    assert "Running stage 'download'" not in out and not (repo / "data" / "gsm8k").exists()

@@ -100,7 +100,7 @@ def findings(params: dict, hub_timeout: float = HUB_TIMEOUT) -> list[Finding]:
         out.append(
             Finding(
                 "error",
-                f"hub unreachable ({problem}; {hub_timeout:g} s timeout): {' and '.join(needs)} need it; run "
+                f"hub unreachable ({problem}; {hub_timeout:g} s timeout): {' and '.join(needs)} need{'s' if len(needs) == 1 else ''} it; run "
                 "where the hub answers, set HF_HUB_OFFLINE=1 to use the local cache, or use local sources "
                 "(data.source: local:DIR; base_model.name: a folder under models/pretrained/ or pypi:)",
                 "no hub",
