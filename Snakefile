@@ -34,10 +34,37 @@ try:
 except ParamsError as exc:
     _params_error(exc)
 
+# The preflight (src/gsm8k_pipeline/preflight.py): what a run of these params needs from this machine — the
+# hub, vLLM, a GPU. Every finding is a warning here, at parse time, so a dry run (`-n`) shows them and still
+# plans; a real run refuses on an error in `onstart` below, before any job starts (dry runs, --touch and jobs
+# that a cluster executor starts, which read this file again, skip it).
+from gsm8k_pipeline import preflight  # noqa: E402
+
+PREFLIGHT = preflight.findings(config) if workflow.is_main_process else []
+for _finding in PREFLIGHT:
+    print(f"snakemake: warning: preflight: {_finding.message}", file=sys.stderr)
+
+
+onstart:
+    if not workflow.touch and (errors := [f.what for f in PREFLIGHT if f.level == "error"]):
+        sys.exit(f"snakemake: error: preflight: this machine can't run these params ({', '.join(errors)}: the "
+                 "warnings above name the keys); a dry run (-n) still plans")
+
 
 # `snakemake --report report.html` (after a run) opens on the leaderboard stage's answer: the Answer to both
 # research questions, the methods table and the plots; the plots and the per-run CSV are its results.
 report: "metrics/answer.rst"
+
+# `snakemake --report` reports on results that exist; before the DAG has run there are none, and Snakemake would
+# print a "Missing metadata ... older version of Snakemake" warning per leaderboard output and then a
+# WorkflowError. Say what to do instead, in one line. (Only the command line tells: the report is made after
+# the Snakefile is read. --report-after-run runs the DAG first, so it passes.)
+if workflow.is_main_process and any(a == "--report" or a.startswith("--report=") for a in sys.argv):
+    from gsm8k_pipeline import STAGES as _STAGES
+
+    if _missing := [f for f in _STAGES["leaderboard"].outputs.values() if not Path(f).exists()]:
+        sys.exit(f"snakemake: error: no results to report yet ({_missing[0]} is missing): run the DAG first "
+                 "(snakemake --cores N), then snakemake --report report.html")
 
 
 include: "workflow/rules/common.smk"

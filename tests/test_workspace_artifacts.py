@@ -403,24 +403,24 @@ def test_a_second_get_is_refused_or_replaces_never_nests(ws, tmp_path, capsys):
     assert code == 2 and "differs from its manifest" in err
     assert snapshot(dest) == kept
     remote.write_bytes(good)
-    # --out-dir DIR: lands as DIR/NAME, DIR made if missing; twice is refused too
+    # --output-dir DIR (--out-dir, its earlier spelling, too): lands as DIR/NAME, DIR made if missing; twice is refused too
     for _ in range(2):
-        code, out, err = gsm8k(capsys, "artifacts", "get", *common, "checkpoints/alice/ck", "--out-dir", tmp_path / "d")
+        code, out, err = gsm8k(capsys, "artifacts", "get", *common, "checkpoints/alice/ck", "--output-dir", tmp_path / "d")
     assert code == 2 and "already exists locally" in err
     assert snapshot(tmp_path / "d") == {"ck": "dir", **{f"ck/{k}": v for k, v in first.items()}}
     # a single file: into a folder only with --out-dir; --replace replaces it
     code, _, err = gsm8k(capsys, "artifacts", "get", *common, "data/alice/note.md", tmp_path / "d")
     assert code == 2 and "already exists locally" in err
-    code, out, err = gsm8k(capsys, "artifacts", "get", *common, "data/alice/note.md", "--out-dir", tmp_path / "d")
+    code, out, err = gsm8k(capsys, "artifacts", "get", *common, "data/alice/note.md", "--output-dir", tmp_path / "d")
     assert code == 0 and (tmp_path / "d/note.md").read_text() == "v1\n", err
     (tmp_path / "d/note.md").write_text("local edit\n")
     code, _, err = gsm8k(capsys, "artifacts", "get", *common, "data/alice/note.md", tmp_path / "d/note.md")
     assert code == 2 and (tmp_path / "d/note.md").read_text() == "local edit\n"
     code, _, err = gsm8k(
-        capsys, "artifacts", "get", *common, "data/alice/note.md", "--out-dir", tmp_path / "d", "--replace"
+        capsys, "artifacts", "get", *common, "data/alice/note.md", "--output-dir", tmp_path / "d", "--replace"
     )
     assert code == 0 and (tmp_path / "d/note.md").read_text() == "v1\n", err
-    code, _, err = gsm8k(capsys, "artifacts", "get", *common, "data/alice/note.md", tmp_path / "x", "--out-dir", "y")
+    code, _, err = gsm8k(capsys, "artifacts", "get", *common, "data/alice/note.md", tmp_path / "x", "--output-dir", "y")
     assert code == 2 and "not both" in err
     leftovers = [p for p in tmp_path.rglob(".*") if ws.root not in p.parents]
     assert leftovers == [], leftovers  # no staging or swapped-out copies left behind

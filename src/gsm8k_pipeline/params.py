@@ -255,3 +255,14 @@ def digest(params: dict) -> str:
     """Short content digest of the settings that make results (not `run`, not `resources`), for provenance."""
     blob = json.dumps(results_only(params), sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def overlay(base: dict, over: dict) -> dict:
+    """`base` with `over` merged in: mappings key by key, other values replaced (Snakemake's --configfile).
+    How a config of configs/ (only what differs) is read over params.yaml: `gsm8k params merge`, check-params."""
+    import copy
+
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        out[key] = overlay(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

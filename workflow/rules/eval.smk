@@ -22,8 +22,7 @@ rule eval:
     log:
         "logs/eval/{model}.log",
     shell:
-        "gsm8k evaluate --params {PARAMS_FILE} --model-path {input.model} "
-        "--output-dir metrics/eval --output-file {wildcards.model}.json > {log} 2>&1"
+        "gsm8k evaluate --params {PARAMS_FILE} --model {input.model} --output {output.metrics} > {log} 2>&1"
 
 
 rule eval_budget:
@@ -45,6 +44,5 @@ rule eval_budget:
     log:
         "logs/eval/{method}_{budget}_s{seed}.log",
     shell:
-        "gsm8k evaluate --params {PARAMS_FILE} --seed {wildcards.seed} --model-path {input.model} "
-        "--output-dir metrics/eval --output-file {wildcards.method}_{wildcards.budget}_s{wildcards.seed}.json "
-        "> {log} 2>&1"
+        "gsm8k evaluate --params {PARAMS_FILE} --seed {wildcards.seed} --model {input.model} "
+        "--output {output.metrics} > {log} 2>&1"

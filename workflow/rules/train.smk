@@ -19,7 +19,7 @@ rule prep_sft:
     log:
         "logs/prep_sft.log",
     shell:
-        "gsm8k train-sft --params {PARAMS_FILE} --stage prep --base-model {input.model} "
+        "gsm8k train-sft --params {PARAMS_FILE} --stage prep --model {input.model} "
         "--output-dir models/prep_sft > {log} 2>&1"
 
 
@@ -39,7 +39,7 @@ rule full_sft:
     log:
         "logs/full_sft/{budget}/s{seed}.log",
     shell:
-        "gsm8k train-sft --params {PARAMS_FILE} --stage full --base-model {input.model} --seed {wildcards.seed} "
+        "gsm8k train-sft --params {PARAMS_FILE} --stage full --model {input.model} --seed {wildcards.seed} "
         "--samples {wildcards.budget} --output-dir models/full_sft/{wildcards.budget}/s{wildcards.seed} > {log} 2>&1"
 
 
@@ -59,7 +59,7 @@ rule grpo:
     log:
         "logs/grpo/{budget}/s{seed}.log",
     shell:
-        "gsm8k train-grpo --params {PARAMS_FILE} --base-model {input.model} --seed {wildcards.seed} "
+        "gsm8k train-grpo --params {PARAMS_FILE} --model {input.model} --seed {wildcards.seed} "
         "--samples {wildcards.budget} --output-dir models/grpo/{wildcards.budget}/s{wildcards.seed} > {log} 2>&1"
 
 
@@ -78,9 +78,8 @@ rule traces:
     log:
         "logs/traces/{budget}/s{seed}.log",
     shell:
-        "gsm8k generate-traces --params {PARAMS_FILE} --grpo-model {input.model} --seed {wildcards.seed} "
-        "--output-dir data/traces --output-file grpo_{wildcards.budget}_s{wildcards.seed}.jsonl "
-        "--num-samples {wildcards.budget} > {log} 2>&1"
+        "gsm8k generate-traces --params {PARAMS_FILE} --model {input.model} --seed {wildcards.seed} "
+        "--output {output.traces} --samples {wildcards.budget} > {log} 2>&1"
 
 
 rule sft_from_traces:
@@ -99,6 +98,6 @@ rule sft_from_traces:
     log:
         "logs/sft_from_traces/{budget}/s{seed}.log",
     shell:
-        "gsm8k train-sft --params {PARAMS_FILE} --stage full --base-model {input.model} --seed {wildcards.seed} "
+        "gsm8k train-sft --params {PARAMS_FILE} --stage full --model {input.model} --seed {wildcards.seed} "
         "--traces-file {input.traces} --output-dir models/sft_from_traces/{wildcards.budget}/s{wildcards.seed} "
         "> {log} 2>&1"

@@ -14,13 +14,21 @@ thread ends the process as soon as that engine exits. Engines start stages throu
 of the engine would otherwise leave the stage running, writing outputs after the engine recorded (or,
 rerun, started over on) them. A run started by hand has no engine ancestor and is never stopped; nor is one
 under `nohup dvc repro &` whose terminal closed, since the engine itself lives on.
+
+One vocabulary across every command (docs/cli.md): `--params FILE`, `--model DIR` (the model a command
+reads), `--output-dir DIR` (a folder it writes), `--output FILE`/`-o` (a file it writes), `--samples N`.
+Older spellings (`--out-dir`, `--model-path`, `--base-model`, `--grpo-model`, `--output-file`,
+`--num-samples`) still work as hidden aliases. Every argument has help, with its default shown; a mistyped
+flag or command is answered with the nearest one; output into a closed pipe (`| head -1`) ends quietly.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
+import re
 import select
 import sys
 import threading
@@ -49,11 +57,40 @@ def module_of(command: str) -> str:
 
 def add_stage(sub, command: str, help: str, replicated: bool = False) -> argparse.ArgumentParser:
     """A stage's subparser with --params, and --seed when the DAG runs it once per entry of `seeds`."""
-    p = sub.add_parser(command, help=f"stage: {help}")
-    p.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default: %(default)s)")
+    p = sub.add_parser(command, help=f"stage: {help}", description=f"Stage: {help}.")
+    p.add_argument("--params", metavar="FILE", type=Path, default=Path("params.yaml"), help="params file")
     if replicated:
-        p.add_argument("--seed", type=int, default=None, help="training/sampling seed (default: params seed)")
+        p.add_argument(
+            "--seed", metavar="N", type=int, default=None, help="training/sampling seed (default: params seed)"
+        )
     return p
+
+
+def alias(parser: argparse.ArgumentParser, old: str, new: str) -> None:
+    """Accept `old`, an earlier spelling of `new`, without showing it in help or suggestions: the same
+    destination and type, no default of its own (so `new`'s default stands)."""
+    action = next(a for a in parser._actions if new in a.option_strings)
+    parser.add_argument(
+        old,
+        dest=action.dest,
+        type=action.type,
+        choices=action.choices,
+        metavar=action.metavar,
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+    )
+
+
+def split_output(args, default_dir: str | None, default_name: str) -> tuple[str | None, str]:
+    """(--output-dir, --output-file) from `--output FILE`, or from the hidden pair `--output-dir DIR
+    --output-file NAME` that `--output` replaces (either part may be left to its default)."""
+    from .. import PipelineError
+
+    if args.output is not None:
+        if args.output_dir is not None or args.output_file is not None:
+            raise PipelineError("give --output FILE alone, not with --output-dir or --output-file")
+        return str(args.output.parent), args.output.name
+    return args.output_dir or default_dir, args.output_file or default_name
 
 
 def params_for(args, stage: str, cli: dict | None = None) -> dict:
@@ -83,9 +120,82 @@ def output_dir(params: dict, default: str) -> Path:
 # --- the dispatcher ---------------------------------------------------------------------------------------
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help with every option's default shown, as ArgumentDefaultsHelpFormatter does, except
+    where there is nothing to show (None, a flag's False) or the help already says it ("default: ...")."""
+
+    def _get_help_string(self, action):
+        help = action.help or ""
+        if (
+            "%(default)" in help
+            or "default:" in help
+            or not action.option_strings
+            or action.default in (None, False, argparse.SUPPRESS)
+        ):
+            return help
+        return f"{help} (default: %(default)s)" if help else "default: %(default)s"
+
+
+def _close(word: str, candidates: list[str]) -> str | None:
+    found = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+class Parser(argparse.ArgumentParser):
+    """The parser of `gsm8k` and of every subcommand (argparse makes subparsers of the parent's class):
+    defaults in help, and a wrong flag or command answered with the nearest right one (Python 3.14's
+    suggest_on_error, for the 3.11 and 3.12 this project runs on)."""
+
+    def __init__(self, *args, formatter_class=HelpFormatter, **kwargs):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+    def options(self) -> list[str]:
+        """The long options help shows (hidden aliases left out)."""
+        return [o for a in self._actions if a.help != argparse.SUPPRESS for o in a.option_strings if o.startswith("--")]
+
+    def chosen(self, argv: list[str]) -> Parser:
+        """The innermost (sub)parser that `argv` selects: where an unknown flag belongs."""
+        parser = self
+        for word in argv:
+            subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+            if subs and word in subs[0].choices:
+                parser = subs[0].choices[word]
+        return parser
+
+    def parse_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            target = self.chosen(args)
+            hints = []
+            for word in extras:
+                flag = word.split("=", 1)[0]
+                if flag.startswith("--") and (near := _close(flag, target.options())):
+                    hints.append(f"{flag}: did you mean {near}?")
+            target.error(f"unrecognized arguments: {' '.join(extras)}" + (f" ({'; '.join(hints)})" if hints else ""))
+        return namespace
+
+    def error(self, message: str):
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m and (near := _close(m[1], re.findall(r"'([^']*)'", m[2]))):
+            message += f"; did you mean {near!r}?"
+        super().error(message)
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("gsm8k-pipeline")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The `gsm8k` parser: the full parser of `command` only; of every command when it names none."""
-    parser = argparse.ArgumentParser(prog="gsm8k", description=__doc__.splitlines()[0])
+    parser = Parser(prog="gsm8k", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands = list(dict.fromkeys(s.command for s in STAGES.values())) + list(TOOLS)
     try:
@@ -110,17 +220,33 @@ def _log_warnings(command: str) -> None:
     package.propagate = False
 
 
+# The exit status of a command whose reader closed the pipe (`gsm8k board list | head -1`): a shell's for a
+# process killed by SIGPIPE, which Python ignores (it raises BrokenPipeError instead).
+CLOSED_PIPE_EXIT = 128 + 13
+
+
 def main(argv: list[str] | None = None) -> None:
     # First, so that no stage outlives a `dvc` or `snakemake` killed while it runs.
     watch_engine()
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(next((a for a in argv if not a.startswith("-")), None)).parse_args(argv)
-    _log_warnings(args.command)
     try:
-        code = args.func(args)
-    except PipelineError as exc:
-        print(f"gsm8k {args.command}: error: {exc}", file=sys.stderr)
-        code = 2
+        try:
+            args = build_parser(next((a for a in argv if not a.startswith("-")), None)).parse_args(argv)
+        except SystemExit as exc:  # --help, --version or a usage error, printed by argparse
+            code = exc.code
+        else:
+            _log_warnings(args.command)
+            try:
+                code = args.func(args)
+            except PipelineError as exc:
+                print(f"gsm8k {args.command}: error: {exc}", file=sys.stderr)
+                code = 2
+        sys.stdout.flush()  # here, so that a closed pipe is met inside the try
+    except BrokenPipeError:
+        # The reader has gone: nothing more to say. Point stdout at /dev/null so that Python's own flush at
+        # exit doesn't fail again and print "Exception ignored ... BrokenPipeError".
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = CLOSED_PIPE_EXIT
     sys.exit(code)
 
 

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import add_stage, params_for, set_threads
+from . import add_stage, alias, params_for, set_threads
 
 
 def add_cli(sub) -> None:
     p = add_stage(sub, "base-model", "models/base/ (tiny or a hub model)")
-    p.add_argument("--train-file", type=Path, default=Path("data/gsm8k/train.jsonl"))
-    p.add_argument("--out-dir", type=Path, default=Path("models/base"))
+    p.add_argument(
+        "--train-file",
+        metavar="FILE",
+        type=Path,
+        default=Path("data/gsm8k/train.jsonl"),
+        help="the tiny tokenizer's training text",
+    )
+    p.add_argument(
+        "--output-dir", metavar="DIR", type=Path, default=Path("models/base"), help="writes model/ and info.json here"
+    )
+    alias(p, "--out-dir", "--output-dir")
     p.set_defaults(func=_run)
 
 
@@ -19,5 +28,5 @@ def _run(args) -> int:
 
     params = params_for(args, "base_model")
     set_threads(params)
-    print(main(params, BaseModelConfig(train_file=args.train_file, out_dir=args.out_dir, params_file=args.params)))
+    print(main(params, BaseModelConfig(train_file=args.train_file, out_dir=args.output_dir, params_file=args.params)))
     return 0

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import add_stage, params_for
+from . import add_stage, alias, params_for
 
 
 def add_cli(sub) -> None:
     p = add_stage(sub, "download", "data/gsm8k/{train,test}.jsonl + stats.json")
-    p.add_argument("--out-dir", type=Path, default=Path("data/gsm8k"))
+    p.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        type=Path,
+        default=Path("data/gsm8k"),
+        help="writes train.jsonl, test.jsonl, stats.json here",
+    )
+    alias(p, "--out-dir", "--output-dir")
     p.set_defaults(func=_run)
 
 
@@ -18,6 +25,6 @@ def _run(args) -> int:
 
     from ..download import DownloadConfig, main
 
-    stats = main(params_for(args, "download"), DownloadConfig(out_dir=args.out_dir))
+    stats = main(params_for(args, "download"), DownloadConfig(out_dir=args.output_dir))
     print(json.dumps({s: stats[s]["rows"] for s in ("train", "test")}))
     return 0

@@ -2,27 +2,48 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from .. import RunId
-from . import add_stage, output_dir, params_for, set_threads
+from . import add_stage, alias, params_for, set_threads, split_output
 
 
 def add_cli(sub) -> None:
     p = add_stage(sub, "evaluate", "evaluate a model on the test split", replicated=True)
-    p.add_argument("--model-path", type=Path, default=Path("models/base/model"))
-    p.add_argument("--output-dir", type=str, default=None, help="default: $OUTPUT_DIR or metrics/eval")
-    p.add_argument("--output-file", default="base.json", help="metrics file; its stem is the model id")
-    p.add_argument("--test-file", type=Path, default=Path("data/gsm8k/test.jsonl"))
+    p.add_argument(
+        "--model", metavar="DIR", type=Path, default=Path("models/base/model"), help="the model folder to evaluate"
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the metrics file; its stem is the model id, and FILE's folder gets STEM/ with the details "
+        "(default: $OUTPUT_DIR/base.json, else metrics/eval/base.json)",
+    )
+    p.add_argument(
+        "--test-file", metavar="FILE", type=Path, default=Path("data/gsm8k/test.jsonl"), help="the problems to answer"
+    )
     p.add_argument(
         "--train-file",
+        metavar="FILE",
         type=Path,
         default=Path("data/gsm8k/train.jsonl"),
         help="lm-eval's few-shot examples (params lm_eval)",
     )
     p.add_argument(
-        "--samples", type=int, default=None, help="cap on test problems (default: $EVAL_SAMPLES, else eval.samples)"
+        "--samples",
+        metavar="N",
+        type=int,
+        default=None,
+        help="cap on test problems (default: $EVAL_SAMPLES, else eval.samples)",
     )
+    # What --output replaced: a folder and a file name in it.
+    p.add_argument("--output-dir", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--output-file", default=None, help=argparse.SUPPRESS)
+    alias(p, "--model-path", "--model")
     p.set_defaults(func=_run)
 
 
@@ -30,15 +51,14 @@ def _run(args) -> int:
     from ..evaluate import EvalConfig, main
     from ..guards import exclusive
 
+    folder, name = split_output(args, None, "base.json")
     # A budgeted run's model id names eval_budget's job, any other id eval's.
-    stage = "eval_budget" if RunId.parse(Path(args.output_file).stem) else "eval"
-    params = params_for(
-        args, stage, {"eval.samples": args.samples, "run.output_dir": args.output_dir, "seed": args.seed}
-    )
+    stage = "eval_budget" if RunId.parse(Path(name).stem) else "eval"
+    params = params_for(args, stage, {"eval.samples": args.samples, "run.output_dir": folder, "seed": args.seed})
     config = EvalConfig(
-        model_path=args.model_path,
-        output_dir=output_dir(params, "metrics/eval"),
-        output_file=args.output_file,
+        model_path=args.model,
+        output_dir=Path(params["run"]["output_dir"] or "metrics/eval"),
+        output_file=name,
         test_file=args.test_file,
         train_file=args.train_file,
     )

@@ -81,6 +81,8 @@ def add_cli(subparsers) -> None:
         "`accuracy: X (k/n)`. With -o, also write each record with "
         '"extracted" and "correct" added.',
     )
-    parser.add_argument("input", metavar="IN.jsonl")
-    parser.add_argument("-o", "--output", metavar="OUT.jsonl", default=None)
+    parser.add_argument("input", metavar="IN.jsonl", help='one {"completion", "gold"} record per line')
+    parser.add_argument(
+        "-o", "--output", metavar="OUT.jsonl", default=None, help='also write the records with "extracted", "correct"'
+    )
     parser.set_defaults(func=_run)

@@ -13,7 +13,6 @@ A tool, not a stage: no stage imports this module, so editing it reruns nothing.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import subprocess
 from pathlib import Path
@@ -22,19 +21,11 @@ import yaml
 
 from .. import PipelineError
 from ..fileio import atomic_write_text
-from ..params import ParamsError, read, validate
+from ..params import ParamsError, overlay, read, validate
 
 HEADER = (
     "# Written by `gsm8k params merge {overlay}`: params.yaml (git HEAD) overlaid with {overlay}; sha256 {digest}\n"
 )
-
-
-def overlay(base: dict, over: dict) -> dict:
-    """`base` with `over` merged in: mappings key by key, other values replaced (Snakemake's --configfile)."""
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        out[key] = overlay(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
 
 
 def load(overlay_path: Path, base_path: Path = Path("params.yaml")) -> dict:
@@ -99,7 +90,13 @@ def add_cli(sub) -> None:
         description=__doc__.split("\n\n")[1],
     )
     m.add_argument("overlay", type=Path, metavar="OVERLAY", help="e.g. configs/gpu.yaml")
-    m.add_argument("--params", type=Path, default=Path("params.yaml"), help="the file to write (default: %(default)s)")
+    m.add_argument(
+        "--params",
+        metavar="FILE",
+        type=Path,
+        default=Path("params.yaml"),
+        help="the file to write (default: %(default)s)",
+    )
     m.add_argument("--force", action="store_true", help="overwrite uncommitted edits of the params file")
     m.set_defaults(func=_run)
 

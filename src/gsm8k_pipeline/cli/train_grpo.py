@@ -4,15 +4,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import add_stage, output_dir, params_for, set_threads
+from . import add_stage, alias, output_dir, params_for, set_threads
 
 
 def add_cli(sub) -> None:
     p = add_stage(sub, "train-grpo", "GRPO with TRL", replicated=True)
-    p.add_argument("--output-dir", type=str, default=None, help="default: $OUTPUT_DIR or models/grpo")
-    p.add_argument("--base-model", type=Path, default=Path("models/prep_sft/model"), help="model dir to start from")
-    p.add_argument("--train-file", type=Path, default=Path("data/gsm8k/train.jsonl"))
-    p.add_argument("--samples", type=int, default=None, help="problems to train on (default: $TRAIN_SAMPLES, else all)")
+    p.add_argument(
+        "--model",
+        metavar="DIR",
+        type=Path,
+        default=Path("models/prep_sft/model"),
+        help="the model folder to start from",
+    )
+    p.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        type=str,
+        default=None,
+        help="writes model/ and train_log.csv here (default: $OUTPUT_DIR, else models/grpo)",
+    )
+    p.add_argument(
+        "--train-file", metavar="FILE", type=Path, default=Path("data/gsm8k/train.jsonl"), help="the problems"
+    )
+    p.add_argument(
+        "--samples",
+        metavar="N",
+        type=int,
+        default=None,
+        help="problems to train on (default: $TRAIN_SAMPLES, else all)",
+    )
+    alias(p, "--base-model", "--model")
     p.set_defaults(func=_run)
 
 
@@ -26,5 +47,5 @@ def _run(args) -> int:
     folder = output_dir(params, "models/grpo")
     with exclusive(folder):  # before anything reads or clears its checkpoints
         set_threads(params)
-        main(params, GRPOStageConfig(output_dir=folder, base_model=args.base_model, train_file=args.train_file))
+        main(params, GRPOStageConfig(output_dir=folder, base_model=args.model, train_file=args.train_file))
     return 0

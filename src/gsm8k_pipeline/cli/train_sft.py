@@ -4,22 +4,41 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import add_stage, output_dir, params_for, set_threads
+from . import add_stage, alias, output_dir, params_for, set_threads
 
 
 def add_cli(sub) -> None:
     p = add_stage(sub, "train-sft", "SFT (prep, full, or on traces) with TRL", replicated=True)
-    p.add_argument("--stage", choices=("prep", "full"), required=True)
-    p.add_argument("--output-dir", type=str, default=None, help="default: $OUTPUT_DIR or models/<stage>_sft")
-    p.add_argument("--base-model", type=Path, default=Path("models/base/model"), help="model dir to start from")
-    p.add_argument("--train-file", type=Path, default=Path("data/gsm8k/train.jsonl"))
-    p.add_argument("--traces-file", type=Path, default=None, help="train on these traces instead of the solutions")
+    p.add_argument(
+        "--stage",
+        choices=("prep", "full"),
+        required=True,
+        help="prep: prep_sft (params prep_sft); full: full_sft, or sft_from_traces with --traces-file",
+    )
+    p.add_argument(
+        "--model", metavar="DIR", type=Path, default=Path("models/base/model"), help="the model folder to start from"
+    )
+    p.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        type=str,
+        default=None,
+        help="writes model/ and train_log.csv here (default: $OUTPUT_DIR, else models/prep_sft or models/full_sft)",
+    )
+    p.add_argument(
+        "--train-file", metavar="FILE", type=Path, default=Path("data/gsm8k/train.jsonl"), help="problems and solutions"
+    )
+    p.add_argument(
+        "--traces-file", metavar="FILE", type=Path, default=None, help="train on these traces instead of the solutions"
+    )
     p.add_argument(
         "--samples",
+        metavar="N",
         type=int,
         default=None,
         help="examples to train on (default: $PREP_TRAIN_SAMPLES / $TRAIN_SAMPLES, else params)",
     )
+    alias(p, "--base-model", "--model")
     p.set_defaults(func=_run)
 
 
@@ -38,7 +57,7 @@ def _run(args) -> int:
             SFTStageConfig(
                 stage=args.stage,
                 output_dir=folder,
-                base_model=args.base_model,
+                base_model=args.model,
                 train_file=args.train_file,
                 traces_file=args.traces_file,
             ),

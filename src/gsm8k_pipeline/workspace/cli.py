@@ -246,6 +246,8 @@ def _cmd_publish(args) -> int:
 
 def add_cli(subparsers) -> None:
     """Register `workspace`, `board`, `artifacts` and `publish` on the `gsm8k` subparsers."""
+    from ..cli import alias
+
     ws = argparse.ArgumentParser(add_help=False)
     ws.add_argument(
         "--workspace",
@@ -269,28 +271,28 @@ def add_cli(subparsers) -> None:
     p = subparsers.add_parser("board", help="the workspace's message board: post, list, read")
     sub = p.add_subparsers(dest="board_command", required=True, metavar="SUBCOMMAND")
     q = sub.add_parser("post", parents=[ws, who], help="post a message (never edits an existing one)")
-    q.add_argument("--type", required=True, choices=MESSAGE_TYPES)
-    q.add_argument("--title", required=True)
+    q.add_argument("--type", required=True, choices=MESSAGE_TYPES, help="what kind of message")
+    q.add_argument("--title", required=True, help="one line")
     body = q.add_mutually_exclusive_group(required=True)
     body.add_argument("--body", default=None, help="the Markdown body")
     body.add_argument("--body-file", default=None, metavar="F", help="read the body from F ('-': stdin)")
     q.add_argument("--reply-to", default=None, metavar="MESSAGE", help="id of the message this answers")
     q.set_defaults(func=_cmd_post)
     q = sub.add_parser("list", parents=[ws], help="list messages, oldest first (one line each: id, title)")
-    q.add_argument("--type", default=None, choices=MESSAGE_TYPES)
-    q.add_argument("--agent", default=None, metavar="ID")
+    q.add_argument("--type", default=None, choices=MESSAGE_TYPES, help="only messages of this type")
+    q.add_argument("--agent", default=None, metavar="ID", help="only messages from this agent")
     q.add_argument("--since", default=None, metavar="WHEN", help="ISO date/time (UTC) or an age: 30m, 2h, 3d, 1w")
-    q.add_argument("--json", action="store_true")
+    q.add_argument("--json", action="store_true", help="print the messages as JSON")
     q.set_defaults(func=_cmd_list)
     q = sub.add_parser("read", parents=[ws], help="print one message")
     q.add_argument("message", metavar="MESSAGE", help="message id (or its file name)")
-    q.add_argument("--json", action="store_true")
+    q.add_argument("--json", action="store_true", help="print the message as JSON")
     q.set_defaults(func=_cmd_read)
 
     p = subparsers.add_parser("artifacts", help="share files: artifacts/KIND/AGENT/NAME, never overwritten")
     sub = p.add_subparsers(dest="artifacts_command", required=True, metavar="SUBCOMMAND")
     q = sub.add_parser("put", parents=[ws, who], help="upload a file or directory (recursively)")
-    q.add_argument("local_path", metavar="LOCAL_PATH")
+    q.add_argument("local_path", metavar="LOCAL_PATH", help="the file or folder to upload")
     q.add_argument("target", metavar="KIND/[NAME]", help=f"KIND: {', '.join(KINDS)}; NAME defaults to the local name")
     q.add_argument("--new-version", action="store_true", help="if NAME is taken, upload as NAME.v2 (next free)")
     q.add_argument(
@@ -303,7 +305,7 @@ def add_cli(subparsers) -> None:
         "get",
         parents=[ws],
         help="download an artifact (a taken destination is refused, or replaced with --replace)",
-        description="Download an artifact to exactly LOCAL_PATH, or with --out-dir DIR to DIR/NAME (default: ./NAME). The "
+        description="Download an artifact to exactly LOCAL_PATH, or with --output-dir DIR to DIR/NAME (default: ./NAME). The "
         "destination is never a folder inside an existing one: if it exists, get is refused, unless --replace, "
         "which swaps in the new copy once it is complete and checked. A directory upload is checked against "
         "its manifest before anything appears locally.",
@@ -312,13 +314,16 @@ def add_cli(subparsers) -> None:
     q.add_argument(
         "local_path", metavar="LOCAL_PATH", nargs="?", default=None, help="exactly where it lands (default: ./NAME)"
     )
-    q.add_argument("--out-dir", default=None, metavar="DIR", help="land it as DIR/NAME (DIR is created if missing)")
+    q.add_argument(
+        "--output-dir", dest="out_dir", default=None, metavar="DIR", help="land it as DIR/NAME (DIR is created if missing)"
+    )
+    alias(q, "--out-dir", "--output-dir")
     q.add_argument("--replace", action="store_true", help="replace an existing destination (default: refuse)")
     q.set_defaults(func=_cmd_get)
     q = sub.add_parser("list", parents=[ws], help="list artifacts, one row each: path, size, files, upload time (UTC)")
-    q.add_argument("kind", metavar="KIND", nargs="?", default=None, choices=KINDS)
-    q.add_argument("--agent", default=None, metavar="ID")
-    q.add_argument("--json", action="store_true")
+    q.add_argument("kind", metavar="KIND", nargs="?", default=None, choices=KINDS, help="only this kind (default: all)")
+    q.add_argument("--agent", default=None, metavar="ID", help="only this agent's artifacts")
+    q.add_argument("--json", action="store_true", help="print the artifacts as JSON")
     q.set_defaults(func=_cmd_ls)
     q = sub.add_parser(
         "rm",
@@ -362,7 +367,7 @@ def add_cli(subparsers) -> None:
         parents=[ws, who],
         help="upload metrics/all.json + provenance to artifacts/results/, regenerate LEADERBOARD.md",
     )
-    p.add_argument("--metrics", type=Path, default=Path("metrics/all.json"))
-    p.add_argument("--params", type=Path, default=Path("params.yaml"))
-    p.add_argument("--dvc-lock", type=Path, default=Path("dvc.lock"))
+    p.add_argument("--metrics", type=Path, default=Path("metrics/all.json"), help="the results to publish")
+    p.add_argument("--params", type=Path, default=Path("params.yaml"), help="the params that made them")
+    p.add_argument("--dvc-lock", type=Path, default=Path("dvc.lock"), help="their provenance")
     p.set_defaults(func=_cmd_publish)
