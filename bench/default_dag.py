@@ -1,24 +1,30 @@
-"""The embedded default, end to end: wall time, each stage's share of it, peak memory, and whether it
-learns and answers.
+"""The embedded default, end to end: wall time, each stage's share of it, each job's start-up apart from its
+work, the boosters' share, peak memory, and whether it learns and answers.
 
-    uv run python bench/default_dag.py [--engine snakemake|dvc] [--cores 2] [--keep DIR]
+    uv run python bench/default_dag.py [--engine snakemake|dvc] [--cores 2] [--before REF] [--keep DIR]
 
-Copies the pipeline into a fresh temp git repo with the shipped params.yaml, builds the whole DAG from
+Copies the pipeline into a fresh temp git repo with its shipped params.yaml, builds the whole DAG from
 nothing with the chosen engine, then checks the bar: base accuracy ≤ 5 %, best trained model ≥ 25 %,
 prep_sft answer_proportion ≥ 90 %, GRPO's mean reward rising in every (budget, seed) run (its last
 epoch above its first, on the same problems: leaderboard.reward_trends), LEADERBOARD.md opening with the Answer,
 every eval carrying greedy, calculator and maj@k accuracies, and the best model's best test-time booster beating
-its greedy accuracy with a 95 % interval above zero. Prints JSON (with the
-Answer as it came out); exits 1 if a check fails. Per-stage times come from each job's start and finish
-in the engine's own log (Snakemake's log, or DVC's `Running stage` lines timed as they stream).
+its greedy accuracy with a 95 % interval above zero. Prints JSON (with the Answer as it came out); exits 1 if a
+check fails. Per-stage times come from each job's start and finish in the engine's own log (Snakemake's log, or
+DVC's `Running stage` lines timed as they stream); start-up (interpreter, imports, model load, trainer set-up)
+and the boosters' seconds from the jobs' timings files.
+
+`--before REF` builds REF's tree first (git archive; its own params.yaml and code: the checkout's src/ is put
+first on PYTHONPATH, ahead of the installed package), then this working tree, one after the other on this
+machine, and says whether every output but the timings files is byte-identical (the commit the results name
+aside: it differs by construction).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,7 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def stage_seconds_snakemake(repo: Path) -> dict[str, float]:
-    """Seconds per rule, summed over its jobs, from Snakemake's log (jobs run one at a time here)."""
+    """Seconds per rule, summed over its jobs, from Snakemake's log (with --cores > 1 jobs overlap: the sum can
+    exceed the wall time)."""
     log = max((repo / ".snakemake/log").glob("*.snakemake.log"))
     started, totals, when = {}, defaultdict(float), None
     for line in log.read_text().splitlines():
@@ -44,45 +51,90 @@ def stage_seconds_snakemake(repo: Path) -> dict[str, float]:
     return dict(totals)
 
 
-def run_dvc(repo: Path) -> dict[str, float]:
-    """`dvc repro`, timing each stage from its `Running stage` line to the next (stages run one by one)."""
-    totals, current, since = defaultdict(float), None, time.perf_counter()
-    proc = subprocess.Popen(["dvc", "repro"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def run_engine(cmd: list[str], repo: Path, env: dict, on_line=None) -> int:
+    """Runs the engine; returns the peak RSS in MiB of its largest process (the engine or one stage job, whose
+    rusage wait4 gathers), and fails with the engine's log tail if it fails."""
+    proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    tail = []
     for line in proc.stdout:
+        tail = (tail + [line])[-40:]
+        if on_line:
+            on_line(line)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed in {repo}:\n{''.join(tail)}")
+    return round(usage.ru_maxrss / 1024)
+
+
+def run_dvc(repo: Path, env: dict) -> tuple[dict[str, float], int]:
+    """`dvc repro`, timing each stage from its `Running stage` line to the next (stages run one by one)."""
+    totals, current = defaultdict(float), [None, time.perf_counter()]
+
+    def on_line(line: str) -> None:
         if m := re.match(r"Running stage '([\w@-]+)'", line):
             now = time.perf_counter()
-            if current:
-                totals[current.split("@")[0]] += now - since
-            current, since = m.group(1), now
-    if proc.wait() != 0:
-        raise SystemExit(f"dvc repro failed in {repo}")
-    if current:
-        totals[current.split("@")[0]] += time.perf_counter() - since
-    return dict(totals)
+            if current[0]:
+                totals[current[0].split("@")[0]] += now - current[1]
+            current[:] = [m.group(1), now]
+
+    peak = run_engine(["dvc", "repro"], repo, env, on_line)
+    if current[0]:
+        totals[current[0].split("@")[0]] += time.perf_counter() - current[1]
+    return dict(totals), peak
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engine", choices=("snakemake", "dvc"), default="snakemake")
-    parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--keep", type=Path, default=None, help="build here instead of a temp dir")
-    args = parser.parse_args()
+def job_timings(repo: Path) -> dict:
+    """What the jobs' timings files say: per kind of job (eval, or the training stage), how many jobs, their
+    process seconds and start-up seconds (summed; start-up where the code marks it), and the evals' passes
+    (greedy, the calculator's, the sampled one the maj@k and pass@k protocols share), summed."""
+    kinds: dict[str, dict] = defaultdict(lambda: {"jobs": 0, "process_seconds": 0.0, "startup_seconds": 0.0})
+    passes = defaultdict(float)
+    for path in sorted([*repo.glob("metrics/eval/*/timings.json"), *repo.glob("models/**/timings.json")]):
+        clock = json.loads(path.read_text())
+        where = path.relative_to(repo).parts  # metrics/eval/<model>/… or models/<stage>/…
+        kind = "eval" if where[0] == "metrics" else where[1]
+        k = kinds[kind]
+        k["jobs"] += 1
+        k["process_seconds"] += clock.get("process_seconds") or 0.0
+        k["startup_seconds"] += clock.get("startup_seconds") or 0.0
+        if kind == "eval":
+            passes["greedy"] += clock.get("seconds") or 0.0
+            boosters = clock.get("boosters", {})
+            passes["calculator"] += boosters.get("calculator", {}).get("seconds") or 0.0
+            # maj@k, pass@1 and pass@k are read off one sampled pass, each carrying its seconds
+            sampled = [b.get("seconds") or 0.0 for n, b in boosters.items() if n != "calculator"]
+            passes["sampled"] += sampled[0] if sampled else 0.0
+    return {
+        "per_kind": {k: {n: round(v, 1) for n, v in d.items()} for k, d in sorted(kinds.items())},
+        "eval_pass_seconds": {k: round(v, 1) for k, v in passes.items()},
+    }
 
+
+def commit(repo: Path) -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+
+
+def build(source: Path, where: Path, engine_name: str, cores: int) -> dict:
+    """The default DAG of `source` (a tree of this repo), from nothing, in a checkout at `where`."""
     import yaml
 
-    from support.checkout import make_checkout, run
+    from support.checkout import make_checkout
 
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    where = args.keep or Path(tempfile.mkdtemp(prefix="gsm8k-default-"))
-    repo = make_checkout(where, params)
+    repo = make_checkout(where, yaml.safe_load((source / "params.yaml").read_text()), source=source)
+    env = os.environ | {"PYTHONPATH": str(repo / "src")}  # this tree's code, not the installed package's
     started = time.perf_counter()
-    if args.engine == "snakemake":
-        run(["snakemake", "--cores", str(args.cores), "metrics/all.json"], repo)
+    if engine_name == "snakemake":
+        peak = run_engine(["snakemake", "--cores", str(cores), "metrics/all.json"], repo, env)
         stages = stage_seconds_snakemake(repo)
     else:
-        stages = run_dvc(repo)
+        stages, peak = run_dvc(repo, env)
     wall = time.perf_counter() - started
+    return {"repo": repo, "wall": wall, "stages": stages, "peak_rss_mib": peak}
 
+
+def report(run: dict, engine_name: str, cores: int) -> dict:
+    repo = run["repo"]
     results = json.loads((repo / "metrics/all.json").read_text())
     accuracy = {r["id"]: r["accuracy"] for r in results["models"].values()}
     trained = {k: v for k, v in accuracy.items() if k != "base"}
@@ -110,16 +162,17 @@ def main() -> None:
         "grpo_reward_rising_in_every_run": all(t["last"] > t["first"] for t in rewards.values()),
         "leaderboard_opens_with_the_answer": board.startswith("# Leaderboard\n\n## Answer"),
     }
+    stages = run["stages"]
     total = sum(stages.values())
-    result = {
-        "engine": args.engine,
-        "cores": args.cores,
-        "wall_seconds": round(wall, 1),
+    return {
+        "engine": engine_name,
+        "cores": cores,
+        "wall_seconds": round(run["wall"], 1),
         "stage_share": {
             k: f"{v:.0f} s ({100 * v / total:.0f} %)" for k, v in sorted(stages.items(), key=lambda kv: -kv[1])
         },
-        # The largest single stage process; the engines' own footprint is small beside it.
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
+        "jobs": job_timings(repo),
+        "peak_rss_mib": run["peak_rss_mib"],
         "groups": {
             k: {"mean": round(g["mean"], 4), "ci95": [round(x, 4) for x in g["ci95"]], "per_seed": g["per_seed"]}
             for k, g in results["groups"].items()
@@ -131,11 +184,7 @@ def main() -> None:
                 "best": b.get("best"),
                 "gain": b.get("gain"),
                 "protocols": {
-                    n: {
-                        "mean": round(p["mean"], 4),
-                        "ci95": [round(x, 4) for x in p["ci95"]],
-                        "seconds": round(p["seconds"], 2),
-                    }
+                    n: {"mean": round(p["mean"], 4), "ci95": [round(x, 4) for x in p["ci95"]]}
                     for n, p in b["protocols"].items()
                 },
             }
@@ -147,8 +196,42 @@ def main() -> None:
         "checks": checks,
         "repo": str(repo),
     }
+
+
+def identical(before: Path, after: Path) -> list[str]:
+    """The outputs that differ between two builds (support.checkout.outputs: all but the timings files), the
+    commit each results record names set aside."""
+    from support.checkout import outputs
+
+    old, new = commit(before).encode(), commit(after).encode()
+    a, b = outputs(before), outputs(after)
+    return [k for k in sorted(set(a) | set(b)) if a.get(k, b"").replace(old, new) != b.get(k)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", choices=("snakemake", "dvc"), default="snakemake")
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--before", metavar="REF", help="build this git ref's tree first, then compare")
+    parser.add_argument("--keep", type=Path, default=None, help="build here instead of a temp dir")
+    args = parser.parse_args()
+
+    where = args.keep or Path(tempfile.mkdtemp(prefix="gsm8k-default-"))
+    result = {"machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()}}
+    if args.before:
+        source = where / "before-src"
+        source.mkdir(parents=True)
+        archive = subprocess.run(["git", "archive", args.before], cwd=REPO, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
+        before = build(source, where / "before", args.engine, args.cores)
+        result["before"] = {"ref": args.before, **report(before, args.engine, args.cores)}
+    after = build(REPO, where / "after", args.engine, args.cores)
+    result["after"] = {"ref": "working tree", **report(after, args.engine, args.cores)}
+    if args.before:
+        result["outputs_differing"] = identical(before["repo"], after["repo"])
+        result["speed_up"] = round(before["wall"] / after["wall"], 2)
     print(json.dumps(result, indent=2, ensure_ascii=False))
-    sys.exit(0 if all(checks.values()) else 1)
+    sys.exit(0 if all(result["after"]["checks"].values()) else 1)
 
 
 if __name__ == "__main__":

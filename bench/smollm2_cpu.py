@@ -33,7 +33,13 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
 
-    params = yaml.safe_load((REPO / "configs" / "smollm2.yaml").read_text())
+    from gsm8k_pipeline.cli.params import overlay
+
+    # configs/smollm2.yaml holds only what differs from params.yaml
+    params = overlay(
+        yaml.safe_load((REPO / "params.yaml").read_text()),
+        yaml.safe_load((REPO / "configs" / "smollm2.yaml").read_text()),
+    )
     params["precision"] = "float32"
     params["threads"] = os.cpu_count()
     params["data"]["source"] = f"local:{args.gsm8k_dir.resolve()}"
@@ -47,6 +53,7 @@ def main(argv=None) -> int:
     report = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         "date": time.strftime("%Y-%m-%d"),
+        "load_average_at_start": os.getloadavg(),  # other jobs sharing the CPUs slow the wall times
         "problems": args.problems,
         "stages": {},
     }
@@ -55,7 +62,7 @@ def main(argv=None) -> int:
         for name, cmd in (
             ("download", ["gsm8k", "download"]),
             ("base_model", ["gsm8k", "base-model"]),
-            ("eval", ["gsm8k", "evaluate", "--output-file", "base.json"]),
+            ("eval", ["gsm8k", "evaluate", "--output", "metrics/eval/base.json"]),
         ):
             started = time.perf_counter()
             proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
@@ -81,7 +88,7 @@ def main(argv=None) -> int:
         }
     )
     report["greedy_pass_seconds"] = clock["seconds"]
-    report["base_model"] = {k: info[k] for k in ("name", "sha256", "eos_token", "pad_token", "tokenizer_fixes")}
+    report["base_model"] = info  # provenance: package, version, file, sha256, dtype; tokenizer fixes
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

@@ -64,7 +64,13 @@ def test_metrics_and_debug_csv_carry_every_booster(tmp_path):
     clock = json.loads((tmp_path / "eval/m/timings.json").read_text())
     results, measured = timings.split(metrics)
     assert written == results
-    assert clock == {**measured, "load_seconds": clock["load_seconds"], "process_seconds": clock["process_seconds"]}
+    assert clock == {
+        **measured,
+        "load_seconds": clock["load_seconds"],
+        "startup_seconds": clock["startup_seconds"],  # the process's, until the model was loaded
+        "process_seconds": clock["process_seconds"],
+    }
+    assert 0 < clock["startup_seconds"] <= clock["process_seconds"]
     boosters = metrics["boosters"]
     assert list(boosters) == ["calculator", "maj@2", "pass@1", "pass@2"]
     for name, m in boosters.items():

@@ -151,7 +151,8 @@ def test_engines_are_told_from_their_command_lines(argv, engine):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """A checkout with results: DVC built everything up to eval@base; Snakemake's provenance touched."""
-    repo = make_checkout(tmp_path_factory.mktemp("built"), test_params())
+    # threads 2: a resources request below it is the check only the code makes
+    repo = make_checkout(tmp_path_factory.mktemp("built"), test_params(threads=2))
     run(["dvc", "repro", "eval@base"], repo)
     run(["snakemake", "--cores", "1", "--touch", "--forceall", "metrics/eval/base.json"], repo)
     return repo

@@ -55,7 +55,7 @@ def test_each_stage_declares_the_resources_of_its_kind(tmp_path, config):
 
 def test_fewer_cpus_than_threads_is_refused(tmp_path):
     path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(test_params(resources={"eval": {"cpus": 1}})))
+    path.write_text(yaml.safe_dump(test_params(threads=2, resources={"eval": {"cpus": 1}})))
     with pytest.raises(params.ParamsError, match=r"resources\.eval\.cpus: 1 is less than threads \(2\)"):
         params.load(path)
     path.write_text(yaml.safe_dump(test_params(resources={"train": {"gpus": -1}})))

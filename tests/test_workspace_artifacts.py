@@ -405,7 +405,9 @@ def test_a_second_get_is_refused_or_replaces_never_nests(ws, tmp_path, capsys):
     remote.write_bytes(good)
     # --output-dir DIR (--out-dir, its earlier spelling, too): lands as DIR/NAME, DIR made if missing; twice is refused too
     for _ in range(2):
-        code, out, err = gsm8k(capsys, "artifacts", "get", *common, "checkpoints/alice/ck", "--output-dir", tmp_path / "d")
+        code, out, err = gsm8k(
+            capsys, "artifacts", "get", *common, "checkpoints/alice/ck", "--output-dir", tmp_path / "d"
+        )
     assert code == 2 and "already exists locally" in err
     assert snapshot(tmp_path / "d") == {"ck": "dir", **{f"ck/{k}": v for k, v in first.items()}}
     # a single file: into a folder only with --out-dir; --replace replaces it

@@ -162,6 +162,7 @@ def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
     passes: list[dict] = []  # each generation pass's timing
     started = time.perf_counter()
     load_seconds = started - loading
+    timings.work_begins()
     completions = generate(
         model,
         tokenizer,

@@ -53,8 +53,21 @@ def process_seconds() -> float | None:
     return round(uptime - start_ticks / os.sysconf("SC_CLK_TCK"), 2)
 
 
+_startup: float | None = None  # set by work_begins()
+
+
+def work_begins() -> None:
+    """Marks the end of this process's start-up (interpreter, imports, model load, trainer set-up): its
+    timings file then says how much of `process_seconds` was start-up (`startup_seconds`), which a DAG of
+    many short jobs pays once per job."""
+    global _startup
+    _startup = process_seconds()
+
+
 def write(path: str | os.PathLike, figures: dict) -> None:
-    """The stage's timings file: `figures` plus the process's wall time so far (`process_seconds`)."""
+    """The stage's timings file: `figures` plus the process's wall time so far (`process_seconds`) and, where
+    the stage marked it (work_begins), its start-up (`startup_seconds`)."""
     from .fileio import atomic_write_json
 
-    atomic_write_json(path, {**figures, "process_seconds": process_seconds()})
+    startup = {"startup_seconds": _startup} if _startup is not None else {}
+    atomic_write_json(path, {**figures, **startup, "process_seconds": process_seconds()})

@@ -110,6 +110,7 @@ def run(trainer, dirs: StageDirs, resume_from: str | None, stage: str, base: Pat
     # A failed run must not leave an older result looking current.
     shutil.rmtree(dirs.model, ignore_errors=True)
     dirs.log.unlink(missing_ok=True)
+    timings.work_begins()
     output = trainer.train(resume_from_checkpoint=resume_from)
     print(f"trained to step {output.global_step}", flush=True)
     check_weights(trainer.model, where)

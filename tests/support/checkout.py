@@ -71,11 +71,12 @@ def run(
     return proc
 
 
-def make_checkout(dest: Path, params: dict) -> Path:
-    """A temp git repo holding the pipeline files and the given params.yaml, with DVC initialised."""
+def make_checkout(dest: Path, params: dict, source: Path = REPO) -> Path:
+    """A temp git repo holding the pipeline files (of `source`, a tree of this repo) and the given params.yaml,
+    with DVC initialised."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in PIPELINE_FILES:
-        src = REPO / name
+        src = source / name
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
@@ -85,7 +86,7 @@ def make_checkout(dest: Path, params: dict) -> Path:
     run(["git", "config", "user.email", "test@example.com"], dest)
     run(["git", "config", "user.name", "test"], dest)
     run(["dvc", "init", "-q"], dest)
-    shutil.copy2(REPO / ".dvcignore", dest / ".dvcignore")
+    shutil.copy2(source / ".dvcignore", dest / ".dvcignore")
     run(["dvc", "config", "core.analytics", "false"], dest)
     run(["git", "add", "-A"], dest)
     # Fixed dates: two checkouts of the same files are the same commit, which the results record names.

@@ -315,7 +315,11 @@ def add_cli(subparsers) -> None:
         "local_path", metavar="LOCAL_PATH", nargs="?", default=None, help="exactly where it lands (default: ./NAME)"
     )
     q.add_argument(
-        "--output-dir", dest="out_dir", default=None, metavar="DIR", help="land it as DIR/NAME (DIR is created if missing)"
+        "--output-dir",
+        dest="out_dir",
+        default=None,
+        metavar="DIR",
+        help="land it as DIR/NAME (DIR is created if missing)",
     )
     alias(q, "--out-dir", "--output-dir")
     q.add_argument("--replace", action="store_true", help="replace an existing destination (default: refuse)")
