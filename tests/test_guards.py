@@ -43,6 +43,25 @@ def test_check_params_writes_the_same_file_for_any_valid_params_and_none_for_inv
     assert written[0] == written[1] and written[0] and written[2] is None
 
 
+def test_params_text_never_reaches_a_shell_even_under_dvc_ignore_errors(tmp_path):
+    """DVC pastes budgets and seeds into its stages' shell commands before any check. A checkout checked
+    once (data/params.ok present) and the deps of full_sft present: with a budget of shell text, the failed
+    check removes data/params.ok, so `dvc repro --ignore-errors` runs no stage after it."""
+    repo = make_checkout(tmp_path / "repo", test_params())
+    run(["gsm8k", "check-params", "--params", "params.yaml", "--output", "data/params.ok"], repo)
+    (repo / "models" / "prep_sft" / "model").mkdir(parents=True)
+    (repo / "data" / "gsm8k").mkdir(parents=True)
+    (repo / "data" / "gsm8k" / "train.jsonl").write_text("")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["budgets"] = ["8; touch PWNED; echo"]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = run(["dvc", "repro", "--ignore-errors", "full_sft"], repo, check=False)
+    console = proc.stdout + proc.stderr
+    assert "params.yaml: budgets.0: '8; touch PWNED; echo' is not of type 'integer'" in console
+    assert not list(repo.rglob("PWNED")), console
+    assert not (repo / "data" / "params.ok").exists()
+
+
 # --- the lock, fast ---------------------------------------------------------------------------------------
 
 
@@ -207,7 +226,10 @@ def test_invalid_params_stop_both_engines_before_any_output_changes(repo, engine
     assert proc.returncode != 0, console
     assert f"params.yaml: {message}" in console
     assert "Traceback" not in console and "On instance" not in console  # one line, not a schema dump
-    assert outputs(repo) == before
+    # A failed check removes its own file (so no stage runs after it), and nothing else.
+    before.pop("data/params.ok")
+    assert outputs(repo).keys() - {"data/params.ok"} == before.keys()
+    assert {k: v for k, v in outputs(repo).items() if k != "data/params.ok"} == before
 
 
 def process_running(pid: int) -> bool:

@@ -26,7 +26,15 @@ def _run(args) -> int:
     from ..fileio import atomic_write_text
     from ..params import resolve
 
-    resolve(args.params)
+    try:
+        resolve(args.params)
+    except BaseException:
+        # Invalid params: no `checked` file, so no stage can run after this check, not even under
+        # `dvc repro --ignore-errors`, which goes on to every stage whose deps exist; DVC pastes budgets and
+        # seeds into their shell commands, so a stage run on unchecked params could run their text.
+        if args.output is not None:
+            args.output.unlink(missing_ok=True)
+        raise
     if args.output is not None and not (args.output.exists() and args.output.read_text() == CHECKED):
         atomic_write_text(args.output, CHECKED)
     print(f"{args.params}: ok")
