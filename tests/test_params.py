@@ -142,6 +142,22 @@ def test_duplicate_keys_and_bad_bytes_are_one_line_errors(tmp_path):
             {"samples_per_problem": 2, "k": 3},
             "eval.boosters.k (3) exceeds eval.boosters.samples_per_problem (2)",
         ),
+        # The second probe's: each passed check-params, then `dvc repro` removed the stage's outputs before
+        # the stage refused (issue 20, item 2), or lm-eval was turned off in silence (item 7).
+        (
+            "lm_eval",
+            "max_gen_toks",
+            1000,
+            "lm_eval.max_gen_toks (1000) leaves no room for a prompt in the model's context of 512 tokens "
+            "(base_model.tiny.max_position_embeddings)",
+        ),
+        (
+            "base_model",
+            "name",
+            "org/na me",
+            "base_model.name: 'org/na me' is neither `tiny`, a local model folder, nor a hub model id",
+        ),
+        ("lm_eval", "models", ["prep-sft"], "lm_eval.models: 'prep-sft' matches no model of the DAG (base, prep_sft"),
     ],
 )
 def test_check_params_refuses_what_would_fail_later_in_one_line(tmp_path, section, key, value, message):
@@ -194,3 +210,30 @@ def test_snakemake_refuses_duplicate_keys_like_gsm8k(tmp_path, configfile):
     proc = subprocess.run(["snakemake", "-n", "--cores", "1", *configfile], cwd=repo, capture_output=True, text=True)
     assert proc.returncode == 1
     assert f"snakemake: error: {expected}" in proc.stderr, proc.stderr
+
+
+def test_check_params_refuses_a_precision_this_machine_cannot_compute_in(tmp_path):
+    """bf16 on a machine without a GPU passed check-params, then `dvc repro` removed models/prep_sft/model
+    before train-sft refused (issue 20, item 2): the machine is checked with the params, and the check's
+    output is removed so that no stage runs after it."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU computes in bf16")
+    path = write(tmp_path, test_params(precision="bf16"))
+    out = tmp_path / "data" / "params.ok"
+    out.parent.mkdir()
+    out.write_text("from an earlier check")
+    proc = subprocess.run(
+        ["gsm8k", "check-params", "--params", str(path), "--output", str(out)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"gsm8k check-params: error: {path}: precision: bf16 needs a CUDA GPU")
+    assert not out.exists()
+    # Snakemake checks it when it parses the workflow, for jobs it runs here (it removes a job's outputs first).
+    from conftest import make_checkout
+
+    repo = make_checkout(tmp_path / "repo", test_params(precision="bf16"))
+    proc = subprocess.run(["snakemake", "--cores", "1", "data/params.ok"], cwd=repo, capture_output=True, text=True)
+    assert proc.returncode == 1 and "snakemake: error: params.yaml: precision: bf16 needs a CUDA GPU" in proc.stderr
+    assert not (repo / "data").exists()

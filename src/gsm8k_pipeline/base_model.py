@@ -14,14 +14,13 @@ read from GGUF metadata get this wrong in some transformers versions; the fixes 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import PipelineError
 from .fileio import atomic_dir, write_manifest
 from .formatting import FORMAT_TOKENS, prompt_messages, to_target
-from .params import is_pypi
+from .params import COMMIT, HUB_ID, is_pypi
 from .pypi_model import parse
 
 TINY = "tiny"
@@ -45,8 +44,6 @@ class BaseModelConfig:
 # dependency of base_model (DVC hashes its content), and the Snakefile passes base_model the selected folder's
 # content hash as a param (Snakemake compares only the mtimes of a directory input, not of the files in it).
 PRETRAINED = Path("models/pretrained")
-HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 def source(spec: dict, params_file: Path, cache_dir: Path | None = None) -> dict:

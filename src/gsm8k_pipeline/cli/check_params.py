@@ -27,7 +27,8 @@ def _run(args) -> int:
     from ..params import resolve
 
     try:
-        resolve(args.params)
+        params = resolve(args.params)
+        _check_machine(args.params, params)
     except BaseException:
         # Invalid params: no `checked` file, so no stage can run after this check, not even under
         # `dvc repro --ignore-errors`, which goes on to every stage whose deps exist; DVC pastes budgets and
@@ -39,3 +40,22 @@ def _run(args) -> int:
         atomic_write_text(args.output, CHECKED)
     print(f"{args.params}: ok")
     return 0
+
+
+def _check_machine(path: Path, params: dict) -> None:
+    """What only this machine can tell: `precision` needs a GPU that computes in it. Here, not in the stages,
+    since DVC removes a stage's outputs before its command runs. Not under Snakemake, which checks it when it
+    parses the workflow, and then only for jobs it runs locally: its check_params job runs on the submit
+    host, which need not be the machine (a cluster's GPU node) the stages run on."""
+    from . import engine_ancestor
+
+    found = engine_ancestor()
+    if found is not None and found[1] == "snakemake":
+        return
+    from .. import PipelineError
+    from ..device import check_precision
+
+    try:
+        check_precision(params["precision"])
+    except PipelineError as exc:
+        raise PipelineError(f"{path}: {exc}") from None
