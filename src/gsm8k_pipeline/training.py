@@ -15,7 +15,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .fileio import atomic_dir, atomic_write_text, write_manifest
+from .fileio import atomic_dir, atomic_write_json, atomic_write_text, write_manifest
 
 
 @dataclass(frozen=True)
@@ -90,11 +90,19 @@ def trainer_args(params: dict, dirs: StageDirs, total_steps: int) -> dict:
     }
 
 
-def run(trainer, dirs: StageDirs, resume_from: str | None, stage: str, base: Path | None = None) -> None:
+def run(
+    trainer,
+    dirs: StageDirs,
+    resume_from: str | None,
+    stage: str,
+    base: Path | None = None,
+    records: dict[str, dict] | None = None,
+) -> None:
     """Train (resuming if a checkpoint exists), then publish model/ and train_log.csv atomically.
 
     `stage`: the DAG stage, named in errors. `base`: the full-weights folder a LoRA adapter applies to,
-    recorded in the adapter (adapters.py). A run whose loss or weights go non-finite publishes nothing.
+    recorded in the adapter (adapters.py). `records`: JSON files (name -> content) published in model/
+    with it. A run whose loss or weights go non-finite publishes nothing.
     """
     from . import timings
     from .adapters import record_base
@@ -118,6 +126,8 @@ def run(trainer, dirs: StageDirs, resume_from: str | None, stage: str, base: Pat
         trainer.processing_class.save_pretrained(str(tmp))
         if (tmp / "adapter_config.json").exists():
             record_base(tmp, base, final_dir=dirs.model)
+        for name, content in (records or {}).items():
+            atomic_write_json(tmp / name, content)
         write_manifest(tmp)  # what Snakemake checks the folder against (workflow/rules/common.smk)
     timings.write(dirs.timings, {"log": wall_clock(trainer.state.log_history)})
     atomic_write_text(dirs.log, csv_text(trainer.state.log_history))
