@@ -30,8 +30,16 @@ def base_folder(model_dir: Path) -> Path:
     record_path = model_dir / BASE_FILE
     if not record_path.exists():
         raise PipelineError(f"{model_dir}: adapter without {BASE_FILE}; retrain it with this version")
-    record = json.loads(record_path.read_text())
+    record = _read_record(record_path)
     base = (model_dir / record["path"]).resolve()
+    # Adapters arrive from other agents (`gsm8k artifacts get`): the file must not make a stage read and
+    # hash whatever it names. The base is a model folder of this checkout, the working directory.
+    root = Path.cwd().resolve()
+    if Path(record["path"]).is_absolute() or (base != root and root not in base.parents):
+        raise PipelineError(
+            f"{record_path}: path {record['path']!r} leads outside the checkout ({root}); an adapter's base "
+            "is a model folder of the checkout, relative to the adapter"
+        )
     if not base.is_dir():
         raise PipelineError(f"{model_dir}: its base model {base} is missing (base sha256 {record['sha256'][:12]})")
     found = content_hash(base)
@@ -41,6 +49,22 @@ def base_folder(model_dir: Path) -> Path:
             f"holds a different model (sha256 {found[:12]})"
         )
     return base
+
+
+def _read_record(record_path: Path) -> dict:
+    """base.json's {"path", "sha256"}, or a one-line error naming the file."""
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise PipelineError(f"{record_path}: not a readable JSON file ({' '.join(str(exc).split())})") from None
+    if not (
+        isinstance(record, dict)
+        and isinstance(record.get("path"), str)
+        and record["path"]
+        and isinstance(record.get("sha256"), str)
+    ):
+        raise PipelineError(f"{record_path}: needs a non-empty string `path` and a string `sha256`")
+    return record
 
 
 def record_base(adapter_dir: Path, base: Path, final_dir: Path | None = None) -> None:
