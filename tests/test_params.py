@@ -157,6 +157,13 @@ def test_duplicate_keys_and_bad_bytes_are_one_line_errors(tmp_path):
             "org/na me",
             "base_model.name: 'org/na me' is neither `tiny`, a local model folder, nor a hub model id",
         ),
+        (
+            "base_model",
+            "tiny",
+            {"hidden_size": 30, "num_attention_heads": 4},
+            "base_model.tiny.hidden_size (30) is not a multiple of base_model.tiny.num_attention_heads (4)",
+        ),
+        ("prompt", "system", "x" * 200_000, "prompt.system: 200000 characters, more than the maximum of 10000"),
         ("lm_eval", "models", ["prep-sft"], "lm_eval.models: 'prep-sft' matches no model of the DAG (base, prep_sft"),
     ],
 )
@@ -237,3 +244,19 @@ def test_check_params_refuses_a_precision_this_machine_cannot_compute_in(tmp_pat
     proc = subprocess.run(["snakemake", "--cores", "1", "data/params.ok"], cwd=repo, capture_output=True, text=True)
     assert proc.returncode == 1 and "snakemake: error: params.yaml: precision: bf16 needs a CUDA GPU" in proc.stderr
     assert not (repo / "data").exists()
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("seed", -1, "seed: -1 is less than the minimum of 0"),
+        ("seed", 2**32, "seed: 4294967296 is greater than the maximum of 2147483647"),
+        ("seeds", [0, 2**40], "seeds.1: 1099511627776 is greater than the maximum of 2147483647"),
+    ],
+)
+def test_seeds_numpy_and_torch_refuse_are_refused_by_check_params(tmp_path, key, value, message):
+    """A negative seed or one of 2**32 passed check-params, then failed in numpy with a traceback."""
+    path = write(tmp_path, test_params(**{key: value}))
+    proc = subprocess.run(["gsm8k", "check-params", "--params", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"gsm8k check-params: error: {path}: {message}")

@@ -58,6 +58,8 @@ def _describe(error) -> str:
         allowed = sorted(error.schema.get("properties", {}))
         unknown = sorted(set(error.instance) - set(allowed))
         return f"{where}: unknown key(s) {', '.join(map(repr, unknown))} (allowed: {', '.join(allowed)})"
+    if error.validator == "maxLength":  # not the text itself: it may be megabytes
+        return f"{where}: {len(error.instance)} characters, more than the maximum of {error.validator_value}"
     return f"{where}: {error.message}"
 
 
@@ -192,6 +194,12 @@ def _clashes(params: dict) -> list[str]:
     # A pypi: model's pin (version, sha256) is checked before any stage: DVC removes a stage's outputs first.
     if problem := spec_problem(params["base_model"]):
         out.append(problem)
+    tiny = params["base_model"]["tiny"]
+    if tiny["hidden_size"] % tiny["num_attention_heads"]:
+        out.append(
+            f"base_model.tiny.hidden_size ({tiny['hidden_size']}) is not a multiple of "
+            f"base_model.tiny.num_attention_heads ({tiny['num_attention_heads']})"
+        )
     if problem := name_problem(params["base_model"]):
         out.append(problem)
     # lm-eval's generation has to fit the model's context: checked in the eval stage too, after DVC removed
