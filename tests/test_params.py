@@ -1,4 +1,5 @@
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -260,3 +261,25 @@ def test_seeds_numpy_and_torch_refuse_are_refused_by_check_params(tmp_path, key,
     proc = subprocess.run(["gsm8k", "check-params", "--params", str(path)], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith(f"gsm8k check-params: error: {path}: {message}")
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once_naming_the_file(tmp_path):
+    """1 KB of nested aliases took check-params 41 s at 8 levels, over a minute at 9 (issue 20, item 9)."""
+    levels = ["a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    for i in range(1, 10):
+        levels.append(f"{'abcdefghij'[i]}: &{'abcdefghij'[i]} [{', '.join(['*' + 'abcdefghij'[i - 1]] * 9)}]")
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(test_params()) + "\n".join(levels) + "\n")
+    assert path.stat().st_size < 50_000
+    started = time.monotonic()
+    proc = subprocess.run(["gsm8k", "check-params", "--params", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"{path}: more than 100,000 values once its aliases" in proc.stderr
+    assert time.monotonic() - started < 20  # the process starting, not the bomb
+
+
+def test_a_recursive_alias_is_one_line_too(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("a: &a [*a]\n")
+    with pytest.raises(params.ParamsError, match="once its aliases"):
+        params.read(path)

@@ -243,10 +243,47 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# A params file is a few hundred values. Aliases repeat what an anchor names, so a 1 KB file of nested
+# aliases (a "billion laughs") expands to billions of values, which every walk of the params (the checks,
+# the schema, the digest) would visit: refuse more than this many values, counted with aliases expanded.
+MAX_VALUES = 100_000
+
+
+def _expanded_size(node, sizes: dict) -> int:
+    """How many values `node` stands for with every alias expanded (linear: each node counted once)."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    sizes[id(node)] = MAX_VALUES + 1  # a node reached again while being counted: a recursive alias
+    if isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(v, sizes) for v in node.value)
+    else:
+        size = 1
+    sizes[id(node)] = min(size, MAX_VALUES + 1)
+    return sizes[id(node)]
+
+
+def _load(text: str, path: Path) -> Any:
+    loader = _UniqueKeyLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_VALUES:
+            raise ParamsError(
+                f"{path}: more than {MAX_VALUES:,} values once its aliases (*name) are expanded; "
+                "a params file needs no aliases"
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def read(path: Path) -> Any:
     """params.yaml parsed (not validated); unreadable files are a ParamsError naming the file."""
     try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+        return _load(path.read_text(encoding="utf-8"), path)
     except FileNotFoundError:
         raise ParamsError(f"{path}: no such params file") from None
     except UnicodeDecodeError as exc:
