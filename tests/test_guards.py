@@ -148,6 +148,23 @@ def test_a_second_trainer_on_a_folder_in_use_fails_at_once_touching_nothing(tmp_
 
 
 @pytest.mark.parametrize(
+    "command, output",
+    [(["download"], "data/gsm8k"), (["base-model"], "models/base")],
+)
+def test_download_and_base_model_refuse_an_output_another_run_is_writing(tmp_path, command, output):
+    """download and base-model took no lock, so DVC reran them under a running Snakemake job (issue 20,
+    item 12): like the trainers, they refuse at once, naming the output and the holder, writing nothing."""
+    from gsm8k_pipeline.guards import exclusive
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(test_params()))
+    with exclusive(tmp_path / output):
+        proc = subprocess.run(["gsm8k", *command], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert f"{output}: another run (pid {os.getpid()}) is writing it" in proc.stderr
+    assert not (tmp_path / output).exists()
+
+
+@pytest.mark.parametrize(
     "argv, engine",
     [
         (["/repo/.venv/bin/python", "/repo/.venv/bin/dvc", "repro"], "dvc"),  # a console script
