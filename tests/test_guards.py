@@ -62,6 +62,28 @@ def test_params_text_never_reaches_a_shell_even_under_dvc_ignore_errors(tmp_path
     assert not (repo / "data" / "params.ok").exists()
 
 
+def test_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path):
+    """ENOSPC gave a stack trace (issue 20): a process whose files may not grow (RLIMIT_FSIZE, EFBIG as a full
+    disk would give ENOSPC) gets one line, exit 2, and no file."""
+    import resource
+
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (10, 10))
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(test_params()))
+    proc = subprocess.run(
+        ["gsm8k", "check-params", "--output", "data/params.ok"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        preexec_fn=limited,
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("gsm8k check-params: error: ") and "File too large" in proc.stderr
+    assert [p.name for p in (tmp_path / "data").iterdir()] == []
+
+
 # --- the lock, fast ---------------------------------------------------------------------------------------
 
 

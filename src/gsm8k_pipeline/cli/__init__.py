@@ -19,6 +19,7 @@ under `nohup dvc repro &` whose terminal closed, since the engine itself lives o
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import select
@@ -121,7 +122,18 @@ def main(argv: list[str] | None = None) -> None:
     except PipelineError as exc:
         print(f"gsm8k {args.command}: error: {exc}", file=sys.stderr)
         code = 2
+    except OSError as exc:
+        # The machine's storage, not a bug: one line naming the file. Stages write each file whole or not
+        # at all (fileio), so what the failed write was for is absent, not half-written.
+        if exc.errno not in STORAGE_ERRORS:
+            raise
+        print(f"gsm8k {args.command}: error: {exc.filename or 'a write'}: {exc.strerror}", file=sys.stderr)
+        code = 2
     sys.exit(code)
+
+
+# A full disk or quota, a file-size limit, a read-only file system.
+STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 
 # --- no stage outlives its engine --------------------------------------------------------------------------
