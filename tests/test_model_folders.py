@@ -176,3 +176,35 @@ def test_a_damaged_local_pretrained_folder_is_one_line(checkout):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "base_model.name: models/pretrained/cut/model.safetensors: truncated or padded" in proc.stderr
     assert not (checkout / "models" / "local_base").exists()
+
+
+def test_train_sft_into_a_folder_it_cannot_replace_refuses_before_training(checkout):
+    """A direct train-sft into a read-only model/ trained fully, then failed with a traceback, deleted
+    train_log.csv and left the old model looking current (issue 20): it refuses before training, one line
+    naming the file, and the old model and its log stay as they were, together. An immutable folder
+    (chattr +i) stands for a read-only one, which root (the test machine's user) could still write."""
+    rows = [{"question": f"What is {i} + 1?", "answer": f"{i} + 1 = {i + 1}\n#### {i + 1}"} for i in range(4)]
+    (checkout / "data" / "gsm8k" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = checkout / "models" / "readonly"
+    (out / "model").mkdir(parents=True)
+    (out / "model" / "model.safetensors").write_text("the old model")
+    (out / "train_log.csv").write_text("the old log")
+    if subprocess.run(["chattr", "+i", str(out / "model")], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:
+        proc = subprocess.run(
+            ["gsm8k", "train-sft", "--stage", "prep", "--output-dir", str(out.relative_to(checkout))],
+            cwd=checkout,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**__import__("os").environ, "PREP_TRAIN_SAMPLES": "4"},
+        )
+    finally:
+        subprocess.run(["chattr", "-i", str(out / "model")], check=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "cannot replace the previous result (Operation not permitted)" in errors[0]
+    assert "trained to step" not in proc.stdout
+    assert (out / "model" / "model.safetensors").read_text() == "the old model"
+    assert (out / "train_log.csv").read_text() == "the old log"

@@ -12,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import PipelineError
 from .fileio import atomic_dir, atomic_write_json, atomic_write_text, write_manifest
 
 
@@ -115,9 +117,19 @@ def run(
     if resume_from:
         print(f"resuming from {resume_from}", flush=True)
         restore_token_count(trainer, resume_from)
-    # A failed run must not leave an older result looking current.
-    shutil.rmtree(dirs.model, ignore_errors=True)
-    dirs.log.unlink(missing_ok=True)
+    # A failed run must not leave an older result looking current; and one that can't be removed (a read-only
+    # folder) stops the run here, not after training, when publishing would fail.
+    try:
+        if dirs.model.is_dir() and not dirs.model.is_symlink():
+            shutil.rmtree(dirs.model)
+        else:
+            dirs.model.unlink(missing_ok=True)
+        dirs.log.unlink(missing_ok=True)
+        tempfile.TemporaryFile(dir=dirs.out_dir).close()  # where model/ will be written
+    except OSError as exc:
+        raise PipelineError(
+            f"{exc.filename or dirs.out_dir}: cannot replace the previous result ({exc.strerror}); nothing was trained"
+        ) from None
     output = trainer.train(resume_from_checkpoint=resume_from)
     print(f"trained to step {output.global_step}", flush=True)
     check_weights(trainer.model, where)
