@@ -61,6 +61,11 @@ def adapter(checkout: Path, base_path: str, config: str = '{"peft_type": "LORA"}
     return folder
 
 
+def bad_record(folder: Path) -> Path:
+    (folder / "base.json").write_text('{"path": 5}')
+    return folder
+
+
 def damaged(checkout: Path, damage) -> Path:
     folder = checkout / "models" / "damaged" / "model"
     shutil.rmtree(folder, ignore_errors=True)
@@ -106,6 +111,10 @@ CASES = {
     "base.json climbing out": (
         lambda c: adapter(c, "../../../../../../../../usr/lib/python3"),
         r"models/arrived/model/base.json: path '\.\./.*python3' leads outside the checkout",
+    ),
+    "bad base.json": (
+        lambda c: bad_record(adapter(c, "../../base/model")),
+        r"models/arrived/model/base.json: needs a non-empty string `path` and a string `sha256`",
     ),
     "bad adapter_config.json": (
         lambda c: adapter(c, "../../base/model", config="[1, 2"),

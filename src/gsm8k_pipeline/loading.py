@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from . import PipelineError
-from .adapters import base_folder, is_adapter, load_adapter_model
+from .adapters import base_path, is_adapter, load_adapter_model
 
 
 def ensure_pad_token(tokenizer) -> None:
@@ -83,7 +83,7 @@ def check_folder(model_path: Path) -> None:
             raise PipelineError(f"{model_path}: adapter without weights ({' or '.join(ADAPTER_WEIGHTS)})")
         if weights[0].suffix == ".safetensors":
             safetensors_names(weights[0])
-        check_folder(base_folder(model_path))  # base.json: confined, hashed, and itself complete
+        check_folder(base_path(model_path)[0])  # base.json: confined, and its base complete (hashed on load)
         return
     config = _json_file(model_path / "config.json")
     weights = [model_path / n for n in WEIGHTS_FILES if (model_path / n).is_file()]
