@@ -137,7 +137,17 @@ def context_length(params: dict) -> tuple[int, str] | None:
     if params["base_model"]["name"] == TINY:
         return params["base_model"]["tiny"]["max_position_embeddings"], "base_model.tiny.max_position_embeddings"
     name = params["base_model"]["name"]
-    for folder in ([Path(name)] if Path(name).is_dir() else []) + [BASE_MODEL_DIR]:
+    folders = [Path(name)] if Path(name).is_dir() else []
+    try:  # the built base model, when it is this one (info.json names it): not one of an earlier base_model
+        info = json.loads((BASE_MODEL_DIR.parent / "info.json").read_text())
+        if isinstance(info, dict) and (info.get("name"), info.get("revision")) == (
+            name,
+            params["base_model"].get("revision"),
+        ):
+            folders.append(BASE_MODEL_DIR)
+    except (OSError, ValueError):
+        pass
+    for folder in folders:
         try:
             config = json.loads((folder / "config.json").read_text())
         except (OSError, ValueError):
