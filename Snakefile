@@ -32,16 +32,20 @@ configfile: "params.yaml"
 
 try:
     validate(config, Path("params.yaml"))
-    # What only the machine can tell, when the jobs run on this one (not on a cluster's nodes, not a dry
-    # run): Snakemake removes a job's outputs before the job could refuse them.
-    if workflow.local_exec and not workflow.dryrun and not workflow.touch:
-        from gsm8k_pipeline.device import check_precision  # noqa: E402
-
-        check_precision(config["precision"])
 except ParamsError as exc:
     _params_error(exc)
-except PipelineError as exc:  # named like the params errors, in one line
-    _params_error(f"params.yaml: {exc}")
+
+
+# What only the machine can tell, when the jobs run on this one (not on a cluster's nodes; not a dry run,
+# which runs no onstart): Snakemake removes a job's outputs before the job could refuse them.
+onstart:
+    if workflow.local_exec and not workflow.touch:
+        from gsm8k_pipeline.device import check_precision  # noqa: E402
+
+        try:
+            check_precision(config["precision"])
+        except PipelineError as exc:  # named like the params errors, in one line
+            _params_error(f"params.yaml: {exc}")
 
 
 # `snakemake --report report.html` (after a run) opens on the leaderboard stage's answer: the Answer to both

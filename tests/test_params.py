@@ -238,13 +238,16 @@ def test_check_params_refuses_a_precision_this_machine_cannot_compute_in(tmp_pat
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith(f"gsm8k check-params: error: {path}: precision: bf16 needs a CUDA GPU")
     assert not out.exists()
-    # Snakemake checks it when it parses the workflow, for jobs it runs here (it removes a job's outputs first).
+    # Snakemake checks it as it starts (onstart), for jobs it runs here (it removes a job's outputs first).
     from conftest import make_checkout
 
     repo = make_checkout(tmp_path / "repo", test_params(precision="bf16"))
     proc = subprocess.run(["snakemake", "--cores", "1", "data/params.ok"], cwd=repo, capture_output=True, text=True)
     assert proc.returncode == 1 and "snakemake: error: params.yaml: precision: bf16 needs a CUDA GPU" in proc.stderr
     assert not (repo / "data").exists()
+    # A dry run runs nothing here: the GPU configuration still validates and dry-runs on a CPU machine.
+    proc = subprocess.run(["snakemake", "-n", "--cores", "1"], cwd=repo, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
 
 
 @pytest.mark.parametrize(
