@@ -185,6 +185,12 @@ def test_a_damaged_local_pretrained_folder_is_one_line(checkout):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "base_model.name: models/pretrained/cut/model.safetensors: truncated or padded" in proc.stderr
     assert not (checkout / "models" / "local_base").exists()
+    # ... and check-params says so first, before DVC would remove models/base.
+    proc = subprocess.run(
+        ["gsm8k", "check-params", "--params", "local.yaml"], cwd=checkout, capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "local.yaml: base_model.name: models/pretrained/cut/model.safetensors: truncated" in proc.stderr
 
 
 def test_train_sft_into_a_folder_it_cannot_replace_refuses_before_training(checkout):

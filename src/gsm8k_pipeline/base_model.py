@@ -67,6 +67,12 @@ def source(spec: dict, params_file: Path, cache_dir: Path | None = None) -> dict
                 f"{params_file}: base_model.revision: {name} is a local folder, identified by its "
                 f"content hash; set revision: null"
             )
+        from .loading import check_folder
+
+        try:  # a missing or damaged file, named before any engine removes models/base (Snakemake plans here)
+            check_folder(Path(name))
+        except PipelineError as exc:
+            raise PipelineError(f"{params_file}: base_model.name: {exc}") from None
         return {"kind": "local", "path": Path(name), "sha256": content_hash(name, cache_dir)}
     if not HUB_ID.match(name):
         raise PipelineError(
@@ -160,12 +166,6 @@ def identity(spec: dict, params_file: Path = Path("params.yaml"), cache_dir: Pat
 def load_local(folder: Path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .loading import check_folder
-
-    try:
-        check_folder(folder)  # one line naming a missing or damaged file, before transformers reads it
-    except PipelineError as exc:
-        raise PipelineError(f"base_model.name: {exc}") from None
     try:
         return AutoModelForCausalLM.from_pretrained(folder, dtype="auto"), AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError) as exc:

@@ -28,6 +28,7 @@ def _run(args) -> int:
 
     try:
         params = resolve(args.params)
+        _check_base_folder(args.params, params)
         _check_machine(args.params, params)
     except BaseException:
         # Invalid params: no `checked` file, so no stage can run after this check, not even under
@@ -40,6 +41,21 @@ def _run(args) -> int:
         atomic_write_text(args.output, CHECKED)
     print(f"{args.params}: ok")
     return 0
+
+
+def _check_base_folder(path: Path, params: dict) -> None:
+    """A local base model folder's files (not their content hash: that is base_model's, and can take minutes
+    on a large model): a missing or damaged file is named here, before DVC removes models/base."""
+    name = params["base_model"]["name"]
+    if name == "tiny" or not Path(name).is_dir():
+        return
+    from .. import PipelineError
+    from ..loading import check_folder
+
+    try:
+        check_folder(Path(name))
+    except PipelineError as exc:
+        raise PipelineError(f"{path}: base_model.name: {exc}") from None
 
 
 def _check_machine(path: Path, params: dict) -> None:
