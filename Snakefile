@@ -10,6 +10,7 @@ min_version("9.0")
 
 # This checkout's package, not whichever copy happens to be installed.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from gsm8k_pipeline import PipelineError  # noqa: E402
 from gsm8k_pipeline.params import ParamsError, read, validate  # noqa: E402
 
 
@@ -49,6 +50,18 @@ onstart:
     if not workflow.touch and (errors := [f.what for f in PREFLIGHT if f.level == "error"]):
         sys.exit(f"snakemake: error: preflight: this machine can't run these params ({', '.join(errors)}: the "
                  "warnings above name the keys); a dry run (-n) still plans")
+
+
+# What only the machine can tell, when the jobs run on this one (not on a cluster's nodes; not a dry run,
+# which runs no onstart): Snakemake removes a job's outputs before the job could refuse them.
+onstart:
+    if workflow.local_exec and not workflow.touch:
+        from gsm8k_pipeline.device import check_precision  # noqa: E402
+
+        try:
+            check_precision(config["precision"])
+        except PipelineError as exc:  # named like the params errors, in one line
+            _params_error(f"params.yaml: {exc}")
 
 
 # `snakemake --report report.html` (after a run) opens on the leaderboard stage's answer: the Answer to both

@@ -29,8 +29,8 @@ def test_hub_shaped_lora_dag_in_both_engines(tmp_path):
     params = test_params(
         base_model={"name": "models/pretrained/hub_model", "revision": None},
         lora={"enabled": True, "r": 4, "alpha": 8},
-        prep_sft={"max_length": 256},
-        full_sft={"max_length": 256},
+        prep_sft={"max_length": 384},  # the stand-in's tokenizer: up to 322 tokens per example
+        full_sft={"max_length": 384},
     )
     seconds = {}
     repos = {}

@@ -43,6 +43,47 @@ def test_check_params_writes_the_same_file_for_any_valid_params_and_none_for_inv
     assert written[0] == written[1] and written[0] and written[2] is None
 
 
+def test_params_text_never_reaches_a_shell_even_under_dvc_ignore_errors(tmp_path):
+    """DVC pastes budgets and seeds into its stages' shell commands before any check. A checkout checked
+    once (data/params.ok present) and the deps of full_sft present: with a budget of shell text, the failed
+    check removes data/params.ok, so `dvc repro --ignore-errors` runs no stage after it."""
+    repo = make_checkout(tmp_path / "repo", test_params())
+    run(["gsm8k", "check-params", "--params", "params.yaml", "--output", "data/params.ok"], repo)
+    (repo / "models" / "prep_sft" / "model").mkdir(parents=True)
+    (repo / "data" / "gsm8k").mkdir(parents=True)
+    (repo / "data" / "gsm8k" / "train.jsonl").write_text("")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["budgets"] = ["8; touch PWNED; echo"]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = run(["dvc", "repro", "--ignore-errors", "full_sft"], repo, check=False)
+    console = proc.stdout + proc.stderr
+    assert "params.yaml: budgets.0: '8; touch PWNED; echo' is not of type 'integer'" in console
+    assert not list(repo.rglob("PWNED")), console
+    assert not (repo / "data" / "params.ok").exists()
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path):
+    """ENOSPC gave a stack trace (issue 20): a process whose files may not grow (RLIMIT_FSIZE, EFBIG as a full
+    disk would give ENOSPC) gets one line, exit 2, and no file."""
+    import resource
+
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (10, 10))
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(test_params()))
+    proc = subprocess.run(
+        ["gsm8k", "check-params", "--output", "data/params.ok"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        preexec_fn=limited,
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("gsm8k check-params: error: ") and "File too large" in proc.stderr
+    assert [p.name for p in (tmp_path / "data").iterdir()] == []
+
+
 # --- the lock, fast ---------------------------------------------------------------------------------------
 
 
@@ -129,6 +170,23 @@ def test_a_second_trainer_on_a_folder_in_use_fails_at_once_touching_nothing(tmp_
 
 
 @pytest.mark.parametrize(
+    "command, output",
+    [(["download"], "data/gsm8k"), (["base-model"], "models/base")],
+)
+def test_download_and_base_model_refuse_an_output_another_run_is_writing(tmp_path, command, output):
+    """download and base-model took no lock, so DVC reran them under a running Snakemake job (issue 20,
+    item 12): like the trainers, they refuse at once, naming the output and the holder, writing nothing."""
+    from gsm8k_pipeline.guards import exclusive
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(test_params()))
+    with exclusive(tmp_path / output):
+        proc = subprocess.run(["gsm8k", *command], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert f"{output}: another run (pid {os.getpid()}) is writing it" in proc.stderr
+    assert not (tmp_path / output).exists()
+
+
+@pytest.mark.parametrize(
     "argv, engine",
     [
         (["/repo/.venv/bin/python", "/repo/.venv/bin/dvc", "repro"], "dvc"),  # a console script
@@ -208,7 +266,10 @@ def test_invalid_params_stop_both_engines_before_any_output_changes(repo, engine
     assert proc.returncode != 0, console
     assert f"params.yaml: {message}" in console
     assert "Traceback" not in console and "On instance" not in console  # one line, not a schema dump
-    assert outputs(repo) == before
+    # A failed check removes its own file (so no stage runs after it), and nothing else.
+    before.pop("data/params.ok")
+    assert outputs(repo).keys() - {"data/params.ok"} == before.keys()
+    assert {k: v for k, v in outputs(repo).items() if k != "data/params.ok"} == before
 
 
 def process_running(pid: int) -> bool:

@@ -1,6 +1,8 @@
 """The leaderboard stage on planted eval results: records, groups over seeds, the Answer, the plots."""
 
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -148,3 +150,33 @@ def test_boosters_table_compares_each_group_with_greedy_on_the_same_runs(tmp_pat
     cost = json.loads((config.out_dir / "timings.json").read_text())["boosters_seconds_per_eval"]
     assert cost == {"greedy": 2.0, "calculator": 3.0, "maj@4": 8.0, "pass@4": 8.0}
     assert "seconds" not in (config.out_dir / "all.json").read_text() and "8.0" not in board
+
+
+# `gsm8k leaderboard`'s writes in a process whose files may not grow past LIMIT bytes (RLIMIT_FSIZE: the
+# write fails with EFBIG, as with a full disk): the plots and LEADERBOARD.md fit, answer.rst does not.
+_LIMITED = """
+import json, resource, signal, sys
+from pathlib import Path
+from gsm8k_pipeline.leaderboard import LeaderboardConfig, main
+if len(sys.argv) > 2:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), int(sys.argv[2])))
+root = Path(sys.argv[1])
+main(json.loads((root / "params.json").read_text()),
+     LeaderboardConfig(eval_dir=root / "eval", out_dir=root / "out", models_dir=root / "models"))
+"""
+
+
+def test_a_leaderboard_that_cannot_finish_leaves_none_of_its_files(tmp_path):
+    """A leaderboard that hit ENOSPC left a new LEADERBOARD.md beside the old all.json and answer.rst, a mixed
+    set that looks finished (issue 20, item 10): a failed run leaves none, and says so in one line."""
+    config = plant(tmp_path, lambda model_id: [i % 2 for i in range(60)])
+    (tmp_path / "params.json").write_text(json.dumps(PARAMS))
+    subprocess.run([sys.executable, "-c", _LIMITED, str(tmp_path)], check=True, capture_output=True)
+    sizes = {p.name: p.stat().st_size for p in config.out_dir.iterdir()}
+    assert sizes["answer.rst"] > max(sizes[n] for n in ("LEADERBOARD.md", "accuracy_vs_budget.png"))
+    limit = max(sizes[n] for n in ("LEADERBOARD.md", "accuracy_vs_budget.png", "grpo_reward.png")) + 1000
+    proc = subprocess.run([sys.executable, "-c", _LIMITED, str(tmp_path), str(limit)], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "cannot write the leaderboard (File too large)" in proc.stderr, proc.stderr
+    assert sorted(p.name for p in config.out_dir.iterdir()) == []

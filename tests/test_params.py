@@ -1,4 +1,5 @@
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -142,6 +143,29 @@ def test_duplicate_keys_and_bad_bytes_are_one_line_errors(tmp_path):
             {"samples_per_problem": 2, "k": 3},
             "eval.boosters.k (3) exceeds eval.boosters.samples_per_problem (2)",
         ),
+        # The second probe's: each passed check-params, then `dvc repro` removed the stage's outputs before
+        # the stage refused (issue 20, item 2), or lm-eval was turned off in silence (item 7).
+        (
+            "lm_eval",
+            "max_gen_toks",
+            1000,
+            "lm_eval.max_gen_toks (1000) leaves no room for a prompt in the model's context of 512 tokens "
+            "(base_model.tiny.max_position_embeddings)",
+        ),
+        (
+            "base_model",
+            "name",
+            "org/na me",
+            "base_model.name: 'org/na me' is neither `tiny`, a local model folder, nor a hub model id",
+        ),
+        (
+            "base_model",
+            "tiny",
+            {"hidden_size": 30, "num_attention_heads": 4},
+            "base_model.tiny.hidden_size (30) is not a multiple of base_model.tiny.num_attention_heads (4)",
+        ),
+        ("prompt", "system", "x" * 200_000, "prompt.system: 200000 characters, more than the maximum of 10000"),
+        ("lm_eval", "models", ["prep-sft"], "lm_eval.models: 'prep-sft' matches no model of the DAG (base, prep_sft"),
     ],
 )
 def test_check_params_refuses_what_would_fail_later_in_one_line(tmp_path, section, key, value, message):
@@ -194,3 +218,71 @@ def test_snakemake_refuses_duplicate_keys_like_gsm8k(tmp_path, configfile):
     proc = subprocess.run(["snakemake", "-n", "--cores", "1", *configfile], cwd=repo, capture_output=True, text=True)
     assert proc.returncode == 1
     assert f"snakemake: error: {expected}" in proc.stderr, proc.stderr
+
+
+def test_check_params_refuses_a_precision_this_machine_cannot_compute_in(tmp_path):
+    """bf16 on a machine without a GPU passed check-params, then `dvc repro` removed models/prep_sft/model
+    before train-sft refused (issue 20, item 2): the machine is checked with the params, and the check's
+    output is removed so that no stage runs after it."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU computes in bf16")
+    path = write(tmp_path, test_params(precision="bf16"))
+    out = tmp_path / "data" / "params.ok"
+    out.parent.mkdir()
+    out.write_text("from an earlier check")
+    proc = subprocess.run(
+        ["gsm8k", "check-params", "--params", str(path), "--output", str(out)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"gsm8k check-params: error: {path}: precision: bf16 needs a CUDA GPU")
+    assert not out.exists()
+    # Snakemake checks it as it starts (onstart), for jobs it runs here (it removes a job's outputs first).
+    from conftest import make_checkout
+
+    repo = make_checkout(tmp_path / "repo", test_params(precision="bf16"))
+    proc = subprocess.run(["snakemake", "--cores", "1", "data/params.ok"], cwd=repo, capture_output=True, text=True)
+    assert proc.returncode == 1 and "snakemake: error: params.yaml: precision: bf16 needs a CUDA GPU" in proc.stderr
+    assert not (repo / "data").exists()
+    # A dry run runs nothing here: the GPU configuration still validates and dry-runs on a CPU machine.
+    proc = subprocess.run(["snakemake", "-n", "--cores", "1"], cwd=repo, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("seed", -1, "seed: -1 is less than the minimum of 0"),
+        ("seed", 2**32, "seed: 4294967296 is greater than the maximum of 2147483647"),
+        ("seeds", [0, 2**40], "seeds.1: 1099511627776 is greater than the maximum of 2147483647"),
+    ],
+)
+def test_seeds_numpy_and_torch_refuse_are_refused_by_check_params(tmp_path, key, value, message):
+    """A negative seed or one of 2**32 passed check-params, then failed in numpy with a traceback."""
+    path = write(tmp_path, test_params(**{key: value}))
+    proc = subprocess.run(["gsm8k", "check-params", "--params", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"gsm8k check-params: error: {path}: {message}")
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once_naming_the_file(tmp_path):
+    """1 KB of nested aliases took check-params 41 s at 8 levels, over a minute at 9 (issue 20, item 9)."""
+    levels = ["a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    for i in range(1, 10):
+        levels.append(f"{'abcdefghij'[i]}: &{'abcdefghij'[i]} [{', '.join(['*' + 'abcdefghij'[i - 1]] * 9)}]")
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(test_params()) + "\n".join(levels) + "\n")
+    assert path.stat().st_size < 50_000
+    started = time.monotonic()
+    proc = subprocess.run(["gsm8k", "check-params", "--params", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"{path}: more than 100,000 values once its aliases" in proc.stderr
+    assert time.monotonic() - started < 20  # the process starting, not the bomb
+
+
+def test_a_recursive_alias_is_one_line_too(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("a: &a [*a]\n")
+    with pytest.raises(params.ParamsError, match="once its aliases"):
+        params.read(path)

@@ -79,6 +79,9 @@ def test_solution_must_hold_just_the_number():
 
 def test_number_match_gives_partial_credit_without_format():
     assert number_match("so the answer is 7", "#### 7") == 1
+    # ... but not for a tag-less hedge (issue 20, item 6).
+    for hedge in ("maybe 5 or 7", "5, 6, 7", "between 5 and 7", "<SOLUTION>5 or 7", "the answer is 5 or 7"):
+        assert number_match(hedge, "#### 7") == 0, hedge
     assert correctness("so the answer is 7", "#### 7") == 0
 
 

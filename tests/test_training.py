@@ -143,11 +143,34 @@ def test_same_params_and_seed_give_identical_eval_metrics(repo):
             repo,
         )
     assert json.loads((repo / "determinism0/eval/prep.json").read_text())["boosters"]  # sampled ones too
+    # Every example trained whole, and the stage says so in the model folder.
+    kept = json.loads((repo / "determinism0/model/sft_examples.json").read_text())
+    assert (kept["asked"], kept["trained"], kept["truncated"], kept["dropped"]) == (48, 48, 0, 0)
     # Byte for byte: wall time, the one thing allowed to differ, is in the timings file (conftest.outputs).
     assert outputs(repo / "determinism0", "eval") == outputs(repo / "determinism1", "eval")
     assert (repo / "determinism0/model/model.safetensors").read_bytes() == (
         repo / "determinism1/model/model.safetensors"
     ).read_bytes()
+
+
+def test_sft_refuses_a_max_length_that_loses_examples_naming_the_key_and_the_count(repo, tmp_path):
+    """TRL cuts examples at max_length and drops, in silence, those left without a completion token: at 64
+    tokens it trained 3 of 48 examples and published (issue 20, item 1). The stage refuses in one line
+    before training, and leaves no model and no checkpoints."""
+    params = params_of(repo)
+    params["prep_sft"]["max_length"] = 64
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    out = tmp_path / "prep_sft"
+    proc = run(
+        ["gsm8k", "train-sft", "--params", str(tmp_path / "params.yaml"), "--stage", "prep", "--output-dir", str(out)],
+        repo,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    error = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(error) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert re.search(r"error: prep_sft\.max_length: 64 tokens lose 4\d of 48 training examples", error[0]), error
+    assert not (out / "model").exists() and not (out / "checkpoints").exists()
 
 
 def test_grpo_trains_and_logs_rewards(repo):

@@ -254,16 +254,19 @@ def test_top_level_symlinks_are_refused_unless_followed(ws, tmp_path, capsys):
     (tmp_path / "dirlink").symlink_to(folder)
     common = ["--workspace", ws.url, "--agent-id", "alice"]
     before = snapshot(ws.root)
-    for link in ("link", "dirlink", "dirlink/"):
+    # Through a linked parent too (issue 20, item 5): `put dirlink/f00000.bin` uploaded in silence.
+    for link in ("link", "dirlink", "dirlink/", "dirlink/f00000.bin"):
         code, _, err = gsm8k(capsys, "artifacts", "put", *common, f"{tmp_path}/{link}", "data/")
         assert code == 2 and "a symlink (to " in err and "--follow-symlinks" in err, err
+        assert ("its parent" in err) == link.endswith(".bin"), err
     assert snapshot(ws.root) == before
+    # Followed, an artifact is named as given, not after the link's target.
     code, out, err = gsm8k(capsys, "artifacts", "put", *common, tmp_path / "link", "data/", "--follow-symlinks")
-    assert code == 0 and out.strip() == "artifacts/data/alice/secret", err
-    published = ws.root / "artifacts/data/alice/secret"
+    assert code == 0 and out.strip() == "artifacts/data/alice/link", err
+    published = ws.root / "artifacts/data/alice/link"
     assert published.read_text() == "s3cret\n" and published.stat().st_mode & 0o777 == 0o640
     code, out, err = gsm8k(capsys, "artifacts", "put", *common, tmp_path / "dirlink", "data/", "--follow-symlinks")
-    assert code == 0 and out.splitlines()[0] == "artifacts/data/alice/folder", err
+    assert code == 0 and out.splitlines()[0] == "artifacts/data/alice/dirlink", err
 
 
 def test_uploads_keep_file_modes_never_group_or_other_writable(ws, tmp_path, capsys):

@@ -4,8 +4,10 @@ republished runs counted once, hostile or impossible results skipped, every cell
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,7 @@ from conftest import REPO
 from gsm8k_pipeline.results import Invalid, check_consistent, validate_record
 from gsm8k_pipeline.stats import wilson_interval
 from gsm8k_pipeline.workspace.publish import cell, publish
+from gsm8k_pipeline.workspace.store import open_store
 from support.workspace import (
     COMPARISONS,
     gsm8k,
@@ -151,3 +154,38 @@ def test_leaderboard_ranks_every_agent_and_dedups_republished_runs(ws, tmp_path)
     assert re.fullmatch(r"artifacts/results/alice/\d{8}T\d{6}\.\d{6}Z\.alice\.results\.[0-9a-f]{8}\.json", r1.path)
     md = (ws.root / "LEADERBOARD.md").read_text()
     assert "80.0 % (73.9–85.0)" in md and "| bob |" in md
+
+
+def _publisher(url: str, options: dict, agent: str, metrics: str, times: int, barrier, queue) -> None:
+    try:
+        barrier.wait(timeout=120)
+        with open_store(url, **options) as store:
+            for _ in range(times):
+                publish(store, agent, metrics=Path(metrics), params=REPO / "params.yaml", dvc_lock=REPO / "dvc.yaml")
+        queue.put((agent, None))
+    except BaseException as exc:  # reported to the test, which fails on it
+        queue.put((agent, repr(exc)))
+
+
+def test_concurrent_publishers_leave_a_leaderboard_of_every_result_file(ws, tmp_path):
+    """A publisher whose replace of LEADERBOARD.md lost the race three times left a board without another's
+    rows (issue 20, item 11): whoever writes last, the board covers every results file."""
+    processes, times = 6, 4
+    metrics = write_metrics(tmp_path / "all.json", {"grpo_8": 0.5, "full_sft_8": 0.6})
+    ctx = mp.get_context("fork")
+    barrier, queue = ctx.Barrier(processes), ctx.Queue()
+    procs = [
+        ctx.Process(target=_publisher, args=(ws.url, ws.options, f"pub-{k}", str(metrics), times, barrier, queue))
+        for k in range(processes)
+    ]
+    for p in procs:
+        p.start()
+    errors = [err for _, err in (queue.get(timeout=600) for _ in procs) if err]
+    for p in procs:
+        p.join(timeout=60)
+    assert errors == []
+    files = list((ws.root / "artifacts" / "results").rglob("*.json"))
+    assert len(files) == processes * times
+    board = (ws.root / "LEADERBOARD.md").read_text()
+    assert f"from {processes} agents in {processes * times} files." in board, board[:600]
+    assert all(f"pub-{k}" in board for k in range(processes))

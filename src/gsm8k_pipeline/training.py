@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .fileio import atomic_dir, atomic_write_text, write_manifest
+from . import PipelineError
+from .fileio import atomic_dir, atomic_write_json, atomic_write_text, write_manifest
 
 
 @dataclass(frozen=True)
@@ -90,11 +92,19 @@ def trainer_args(params: dict, dirs: StageDirs, total_steps: int) -> dict:
     }
 
 
-def run(trainer, dirs: StageDirs, resume_from: str | None, stage: str, base: Path | None = None) -> None:
+def run(
+    trainer,
+    dirs: StageDirs,
+    resume_from: str | None,
+    stage: str,
+    base: Path | None = None,
+    records: dict[str, dict] | None = None,
+) -> None:
     """Train (resuming if a checkpoint exists), then publish model/ and train_log.csv atomically.
 
     `stage`: the DAG stage, named in errors. `base`: the full-weights folder a LoRA adapter applies to,
-    recorded in the adapter (adapters.py). A run whose loss or weights go non-finite publishes nothing.
+    recorded in the adapter (adapters.py). `records`: JSON files (name -> content) published in model/
+    with it. A run whose loss or weights go non-finite publishes nothing.
     """
     from . import timings
     from .adapters import record_base
@@ -107,9 +117,19 @@ def run(trainer, dirs: StageDirs, resume_from: str | None, stage: str, base: Pat
     if resume_from:
         print(f"resuming from {resume_from}", flush=True)
         restore_token_count(trainer, resume_from)
-    # A failed run must not leave an older result looking current.
-    shutil.rmtree(dirs.model, ignore_errors=True)
-    dirs.log.unlink(missing_ok=True)
+    # A failed run must not leave an older result looking current; and one that can't be removed (a read-only
+    # folder) stops the run here, not after training, when publishing would fail.
+    try:
+        if dirs.model.is_dir() and not dirs.model.is_symlink():
+            shutil.rmtree(dirs.model)
+        else:
+            dirs.model.unlink(missing_ok=True)
+        dirs.log.unlink(missing_ok=True)
+        tempfile.TemporaryFile(dir=dirs.out_dir).close()  # where model/ will be written
+    except OSError as exc:
+        raise PipelineError(
+            f"{exc.filename or dirs.out_dir}: cannot replace the previous result ({exc.strerror}); nothing was trained"
+        ) from None
     timings.work_begins()
     output = trainer.train(resume_from_checkpoint=resume_from)
     print(f"trained to step {output.global_step}", flush=True)
@@ -119,6 +139,8 @@ def run(trainer, dirs: StageDirs, resume_from: str | None, stage: str, base: Pat
         trainer.processing_class.save_pretrained(str(tmp))
         if (tmp / "adapter_config.json").exists():
             record_base(tmp, base, final_dir=dirs.model)
+        for name, content in (records or {}).items():
+            atomic_write_json(tmp / name, content)
         write_manifest(tmp)  # what Snakemake checks the folder against (workflow/rules/common.smk)
     timings.write(dirs.timings, {"log": wall_clock(trainer.state.log_history)})
     atomic_write_text(dirs.log, csv_text(trainer.state.log_history))

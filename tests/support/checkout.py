@@ -45,8 +45,8 @@ TEST_SIZE = {
     "seeds": [0],
     "traces": {"batch_size": 8, "max_attempts": 2, "max_new_tokens": 16},
     "train": {"save_steps": 2, "logging_steps": 1},
-    "prep_sft": {"samples": 48, "epochs": 1, "batch_size": 8, "max_length": 128},
-    "full_sft": {"epochs": 1, "batch_size": 4, "max_length": 128},
+    "prep_sft": {"samples": 48, "epochs": 1, "batch_size": 8, "max_length": 384},
+    "full_sft": {"epochs": 1, "batch_size": 4, "max_length": 384},
     "grpo": {"num_generations": 2, "prompts_per_step": 2, "max_completion_length": 16},
 }
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import errno
 import importlib
 import os
 import re
@@ -241,6 +242,13 @@ def main(argv: list[str] | None = None) -> None:
             except PipelineError as exc:
                 print(f"gsm8k {args.command}: error: {exc}", file=sys.stderr)
                 code = 2
+            except OSError as exc:
+                # The machine's storage, not a bug: one line naming the file. Stages write each file whole or
+                # not at all (fileio), so what the failed write was for is absent, not half-written.
+                if exc.errno not in STORAGE_ERRORS:
+                    raise
+                print(f"gsm8k {args.command}: error: {exc.filename or 'a write'}: {exc.strerror}", file=sys.stderr)
+                code = 2
         sys.stdout.flush()  # here, so that a closed pipe is met inside the try
     except BrokenPipeError:
         # The reader has gone: nothing more to say. Point stdout at /dev/null so that Python's own flush at
@@ -248,6 +256,10 @@ def main(argv: list[str] | None = None) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = CLOSED_PIPE_EXIT
     sys.exit(code)
+
+
+# A full disk or quota, a file-size limit, a read-only file system.
+STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 
 # --- no stage outlives its engine --------------------------------------------------------------------------

@@ -25,8 +25,11 @@ def add_cli(sub) -> None:
 
 def _run(args) -> int:
     from ..base_model import BaseModelConfig, main
+    from ..guards import exclusive
 
     params = params_for(args, "base_model")
-    set_threads(params)
-    print(main(params, BaseModelConfig(train_file=args.train_file, out_dir=args.output_dir, params_file=args.params)))
+    with exclusive(args.output_dir):  # one run per output: a second engine's run refuses at once
+        set_threads(params)
+        config = BaseModelConfig(train_file=args.train_file, out_dir=args.output_dir, params_file=args.params)
+        print(main(params, config))
     return 0

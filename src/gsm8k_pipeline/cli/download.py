@@ -24,7 +24,10 @@ def _run(args) -> int:
     import json
 
     from ..download import DownloadConfig, main
+    from ..guards import exclusive
 
-    stats = main(params_for(args, "download"), DownloadConfig(out_dir=args.output_dir))
+    params = params_for(args, "download")
+    with exclusive(args.output_dir):  # one run per output: a second engine's run refuses at once
+        stats = main(params, DownloadConfig(out_dir=args.output_dir))
     print(json.dumps({s: stats[s]["rows"] for s in ("train", "test")}))
     return 0

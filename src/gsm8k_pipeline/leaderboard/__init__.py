@@ -19,7 +19,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import SHARED, PipelineError, RunId, timings
+from .. import SHARED, STAGES, PipelineError, RunId, timings
 from ..fileio import atomic_write_json, atomic_write_text
 from ..results import record
 from . import boosters as booster_table
@@ -143,6 +143,30 @@ def main(params: dict, config: LeaderboardConfig = LeaderboardConfig()) -> list[
             if r["budget"] is not None
         ]
     )
+    # The files are one set: a run that fails part-way (a full disk) must not leave new files beside old
+    # ones, which would look like a finished leaderboard. None is left until all are written.
+    outputs = [config.out_dir / name for name in OUTPUTS]
+    for path in outputs:
+        path.unlink(missing_ok=True)
+    try:
+        _write(config, params, ids, metrics, records, harness, groups, comparisons, boosters, trends, curve)
+    except BaseException as exc:
+        for path in outputs:
+            path.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise PipelineError(
+                f"{exc.filename or config.out_dir}: cannot write the leaderboard ({exc.strerror}); "
+                f"none of its files is left in {config.out_dir}"
+            ) from None
+        raise
+    return records
+
+
+# What the stage writes into its out_dir: the stage table's leaderboard outputs.
+OUTPUTS = tuple(Path(path).name for path in STAGES["leaderboard"].outputs.values())
+
+
+def _write(config, params, ids, metrics, records, harness, groups, comparisons, boosters, trends, curve) -> None:
     atomic_write_text(config.out_dir / "accuracy_vs_budget.csv", curve.to_csv(index=False))
     plot_accuracy(records, groups, config.out_dir / "accuracy_vs_budget.png")
     plot_rewards(trends, config.out_dir / "grpo_reward.png")
@@ -179,4 +203,3 @@ def main(params: dict, config: LeaderboardConfig = LeaderboardConfig()) -> list[
         config.out_dir / timings.TIMINGS,
         {"boosters_seconds_per_eval": booster_table.time_cost(boosters, config.eval_dir)},
     )
-    return records

@@ -12,9 +12,12 @@ def _save(fig, path: Path) -> None:
 
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100, metadata={"Software": None})  # no version stamp: same data, same bytes
-    tmp.replace(path)
-    plt.close(fig)
+    try:
+        fig.savefig(tmp, dpi=100, metadata={"Software": None})  # no version stamp: same data, same bytes
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write (a full disk) leaves no part of it
+        plt.close(fig)
 
 
 def plot_accuracy(records: list[dict], groups: dict, path: Path) -> None:

@@ -201,14 +201,20 @@ def put(
     agent_id = validate_agent_id(agent_id)
     kind, name = parse_target(target)
     local = Path(local_path)
-    if local.is_symlink() and not follow_symlinks:  # a link to /etc would publish all of /etc
+    # A link to /etc would publish all of /etc, and so would `etclink/hostname` through a linked parent: every
+    # part of the path as given is checked (not the folders above the working directory).
+    typed = [Path(*local.parts[: i + 1]) for i in range(len(local.parts))]
+    link = next((p for p in reversed(typed) if p.is_symlink()), None)
+    if link is not None and not follow_symlinks:
+        where = "" if link == local else f"its parent {link} is "
         raise WorkspaceError(
-            f"{local}: a symlink (to {printable(os.readlink(local), 200)}), not uploaded; "
+            f"{local}: {where}a symlink (to {printable(os.readlink(link), 200)}), not uploaded; "
             "pass --follow-symlinks to upload what it points to"
         )
     if not local.exists():
         raise WorkspaceError(f"{local}: no such local file or directory")
-    name = name or check_name(local.resolve().name, "name (rename it with KIND/NEWNAME)")
+    # Named as given, not after a link's target: what the user typed is what they expect to find.
+    name = name or check_name(local.name or local.resolve().name, "name (rename it with KIND/NEWNAME)")
     is_dir = local.is_dir()
     dirs, files, warnings = _local_tree(local, select) if is_dir else ([], [], [])
     if not is_dir and not local.is_file():

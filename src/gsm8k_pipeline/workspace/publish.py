@@ -22,8 +22,10 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import random
 import re
 import subprocess
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -368,13 +370,36 @@ def render_leaderboard(rows: list[dict], files: int, skipped: list[tuple[str, st
     return "\n".join(lines)
 
 
+# The board's last line: a digest of the result files it was made from, so any publisher can tell whether
+# the stored board covers every file there is now.
+_COVERS_RE = re.compile(rb"<!-- gsm8k-results: covers ([0-9a-f]{64}) -->\n\Z")
+_ROUNDS = 50
+
+
+def _covers(names: frozenset) -> str:
+    return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()
+
+
+def _stored_covers(store: Store) -> str | None:
+    try:
+        m = _COVERS_RE.search(store.read(LEADERBOARD, 64 * 2**20))
+    except WorkspaceError:
+        return None
+    return m[1].decode() if m else None
+
+
 def regenerate_leaderboard(store: Store) -> LeaderboardReport:
-    """Rewrite LEADERBOARD.md from every results file; again if results arrived meanwhile (bounded)."""
-    for _ in range(3):
+    """Rewrite LEADERBOARD.md from every results file, then read it back: while the stored board does not
+    cover every results file there is now (results arrived meanwhile, or a slower publisher replaced it
+    with a board made before ours), make it again. So the last publisher to write always leaves a board of
+    every file: one whose replace lost the race sees it and writes again."""
+    for attempt in range(_ROUNDS):
         rows, files, skipped, seen = collect(store)
-        store.replace(LEADERBOARD, render_leaderboard(rows, files, skipped, _now()).encode("utf-8"))
-        if collect_names(store) == seen:
+        text = render_leaderboard(rows, files, skipped, _now()) + f"\n<!-- gsm8k-results: covers {_covers(seen)} -->\n"
+        store.replace(LEADERBOARD, text.encode("utf-8"))
+        if _stored_covers(store) == _covers(collect_names(store)):
             break
+        time.sleep(random.uniform(0, 0.02 * (attempt + 1)))  # out of step with the other writers
     return LeaderboardReport(rows, files, skipped)
 
 
