@@ -46,15 +46,13 @@ for _finding in PREFLIGHT:
     print(f"snakemake: warning: preflight: {_finding.message}", file=sys.stderr)
 
 
+# Then what only the machine can tell, when the jobs run on this one (not on a cluster's nodes; not a dry run,
+# which runs no onstart): Snakemake removes a job's outputs before the job could refuse them. One handler:
+# Snakemake keeps only the last `onstart`.
 onstart:
     if not workflow.touch and (errors := [f.what for f in PREFLIGHT if f.level == "error"]):
         sys.exit(f"snakemake: error: preflight: this machine can't run these params ({', '.join(errors)}: the "
                  "warnings above name the keys); a dry run (-n) still plans")
-
-
-# What only the machine can tell, when the jobs run on this one (not on a cluster's nodes; not a dry run,
-# which runs no onstart): Snakemake removes a job's outputs before the job could refuse them.
-onstart:
     if workflow.local_exec and not workflow.touch:
         from gsm8k_pipeline.device import check_precision  # noqa: E402
 

@@ -243,7 +243,8 @@ def test_check_params_refuses_a_precision_this_machine_cannot_compute_in(tmp_pat
 
     repo = make_checkout(tmp_path / "repo", test_params(precision="bf16"))
     proc = subprocess.run(["snakemake", "--cores", "1", "data/params.ok"], cwd=repo, capture_output=True, text=True)
-    assert proc.returncode == 1 and "snakemake: error: params.yaml: precision: bf16 needs a CUDA GPU" in proc.stderr
+    assert proc.returncode == 1 and "precision: bf16 needs a CUDA GPU" in proc.stderr  # the preflight's warning
+    assert "snakemake: error: preflight: this machine can't run these params (no GPU" in proc.stderr
     assert not (repo / "data").exists()
     # A dry run runs nothing here: the GPU configuration still validates and dry-runs on a CPU machine.
     proc = subprocess.run(["snakemake", "-n", "--cores", "1"], cwd=repo, capture_output=True, text=True)

@@ -186,6 +186,11 @@ def _clashes(params: dict) -> list[str]:
         for kind, r in params["resources"].items()
         if r["cpus"] < params["threads"]
     ]
+    prep_threads = params["prep_sft"].get("threads")
+    if prep_threads and params["resources"]["train"]["cpus"] < prep_threads:
+        out.append(
+            f"resources.train.cpus: {params['resources']['train']['cpus']} is less than prep_sft.threads ({prep_threads})"
+        )
     synthetic = params["data"]["synthetic"]
     if synthetic["min_steps"] > synthetic["max_steps"]:
         out.append(

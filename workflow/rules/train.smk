@@ -14,7 +14,7 @@ rule prep_sft:
         **outputs("prep_sft"),
     params:
         **stage_params("prep_sft"),
-    threads: config["threads"]
+    threads: config["prep_sft"].get("threads") or config["threads"]
     resources: **resources_for("train")
     log:
         "logs/prep_sft.log",

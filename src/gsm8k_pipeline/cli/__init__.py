@@ -104,13 +104,13 @@ def params_for(args, stage: str, cli: dict | None = None) -> dict:
     return stage_params(stage, resolved) | {"run": resolved["run"]}
 
 
-def set_threads(params: dict) -> None:
-    """torch's CPU threads, from params.yaml: the thread count changes float sums, and Snakemake sets
-    OMP_NUM_THREADS to the job's threads while DVC leaves torch's default, so without this the two engines
-    train different weights."""
+def set_threads(params: dict, threads: int | None = None) -> None:
+    """torch's CPU threads, from params.yaml (`threads`, or a stage's own, e.g. prep_sft.threads): the thread
+    count can change float sums, and Snakemake sets OMP_NUM_THREADS to the job's threads while DVC leaves
+    torch's default, so without this the two engines could train different weights."""
     import torch
 
-    torch.set_num_threads(params["threads"])
+    torch.set_num_threads(threads or params["threads"])
 
 
 def output_dir(params: dict, default: str) -> Path:

@@ -71,12 +71,18 @@ def _run(args) -> int:
         for f in found:  # one line each, warnings first
             if f not in errors:
                 logging.getLogger("gsm8k_pipeline").warning(f"{what}: {f.message}")
+        if len(errors) == 1:  # one line, as every other refusal
+            print(
+                f"gsm8k check-params: error: {what}: {errors[0].message} (--warn-only checks the params alone)",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
         for f in errors:
             print(f"gsm8k check-params: error: {what}: {f.message}", file=sys.stderr)
         if errors:
             print(
                 f"gsm8k check-params: error: {what}: the params are valid, but this machine lacks what they need "
-                f"({len(errors)} error(s) above; --warn-only checks the params alone)",
+                f"({len(errors)} errors above; --warn-only checks the params alone)",
                 file=sys.stderr,
             )
             raise SystemExit(2)

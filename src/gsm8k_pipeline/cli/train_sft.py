@@ -51,7 +51,7 @@ def _run(args) -> int:
     params = params_for(args, stage, {samples_key: args.samples, "run.output_dir": args.output_dir, "seed": args.seed})
     folder = output_dir(params, "models/prep_sft" if args.stage == "prep" else "models/full_sft")
     with exclusive(folder):  # before anything reads or clears its checkpoints
-        set_threads(params)
+        set_threads(params, params["prep_sft"].get("threads") if args.stage == "prep" else None)
         main(
             params,
             SFTStageConfig(
