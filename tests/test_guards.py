@@ -209,8 +209,7 @@ def test_engines_are_told_from_their_command_lines(argv, engine):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """A checkout with results: DVC built everything up to eval@base; Snakemake's provenance touched."""
-    # threads 2: a resources request below it is the check only the code makes
-    repo = make_checkout(tmp_path_factory.mktemp("built"), test_params(threads=2))
+    repo = make_checkout(tmp_path_factory.mktemp("built"), test_params())
     run(["dvc", "repro", "eval@base"], repo)
     run(["snakemake", "--cores", "1", "--touch", "--forceall", "metrics/eval/base.json"], repo)
     return repo
@@ -243,9 +242,9 @@ INVALID = [
     ("grpo", "beta", "high", "grpo.beta: 'high' is not of type 'number'"),
     (
         "resources",
-        "eval",
-        {"gpus": 0, "cpus": 1, "mem_mb": 2000, "runtime": 15},
-        "resources.eval.cpus: 1 is less than threads (2)",
+        "train",
+        {"gpus": 0, "cpus": 1, "mem_mb": 3000, "runtime": 30},
+        "resources.train.cpus: 1 is less than prep_sft.threads (2)",
     ),
 ]
 ENGINE_RUNS = {

@@ -44,7 +44,7 @@ RESOURCES = {
 # resources: the profile's default-resources, and CPUs from their threads (1, and `threads` for base_model).
 EXPECTED = {
     "download": ("1", "2000M", "00:30:00"),
-    "base_model": ("2", "2000M", "00:30:00"),
+    "base_model": (str(test_params()["threads"]), "2000M", "00:30:00"),
     "prep_sft": ("2", "2500M", "00:20:00"),
     "eval": ("2", "1500M", "00:10:00"),
 }

@@ -209,8 +209,8 @@ def _clashes(params: dict) -> list[str]:
     # A pypi: model's pin (version, sha256) is checked before any stage: DVC removes a stage's outputs first.
     if problem := spec_problem(params["base_model"]):
         out.append(problem)
-    tiny = params["base_model"]["tiny"]
-    if tiny["hidden_size"] % tiny["num_attention_heads"]:
+    tiny = params["base_model"].get("tiny")  # the schema lets a config without the tiny model leave it out
+    if tiny and tiny["hidden_size"] % tiny["num_attention_heads"]:
         out.append(
             f"base_model.tiny.hidden_size ({tiny['hidden_size']}) is not a multiple of "
             f"base_model.tiny.num_attention_heads ({tiny['num_attention_heads']})"
