@@ -32,10 +32,11 @@ def test_score_and_summarize():
     assert m["n"] == 3 and m["problems_per_second"] == 1.5
 
 
-def test_metrics_and_debug_csv_carry_every_booster(tmp_path):
+def test_metrics_and_debug_csv_carry_every_booster_of_the_selected_models(tmp_path):
     """The eval stage on a (random) tiny model: greedy stays the primary accuracy; calculator, maj@k, pass@1 and
     pass@k each get accuracy, interval and n, and debug.csv a per-problem column each; every pass's seconds go
-    to timings.json, none to the result files."""
+    to timings.json, none to the result files. A model eval.boosters.models does not select gets none."""
+    import dataclasses
     import json
 
     import pandas as pd
@@ -47,7 +48,12 @@ def test_metrics_and_debug_csv_carry_every_booster(tmp_path):
 
     train, test = generate_splits(200, 6, 0)
     params = test_params(
-        eval={"samples": 6, "batch_size": 3, "max_new_tokens": 8, "boosters": {"samples_per_problem": 3, "k": 2}}
+        eval={
+            "samples": 6,
+            "batch_size": 3,
+            "max_new_tokens": 8,
+            "boosters": {"samples_per_problem": 3, "k": 2, "models": ["m"]},
+        }
     )
     model, tokenizer = base_model.build_tiny(train, params["base_model"]["tiny"], seed=1, system=None)
     model.save_pretrained(tmp_path / "model")
@@ -86,3 +92,8 @@ def test_metrics_and_debug_csv_carry_every_booster(tmp_path):
     assert (debug["answers:sampled"].fillna("").str.count(r"\|") == 2).all()  # 3 answers per problem
     summary = (tmp_path / "eval/m/summary.txt").read_text()
     assert "calculator" in summary and " s)" not in summary and "time" not in summary
+
+    # A model eval.boosters.models does not select: the same greedy accuracy, and no booster at all.
+    other = evaluate.main(params, dataclasses.replace(config, output_file="other.json"))
+    assert "boosters" not in other and other["accuracy"] == metrics["accuracy"]
+    assert not [c for c in pd.read_csv(tmp_path / "eval/other/debug.csv").columns if ":" in c]

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import run, test_params
-from gsm8k_pipeline import PipelineError, harness
+from gsm8k_pipeline import PipelineError, harness, selected
 from gsm8k_pipeline.task import read_jsonl
 
 N_TEST = test_params()["data"]["synthetic"]["n_test"]
@@ -65,10 +65,10 @@ def evaluate(root: Path, model: str, output_file: str, *extra: str) -> dict:
 
 
 def test_selection_is_by_glob_on_model_ids():
-    assert harness.selected("grpo_64_s0", ["prep_sft", "grpo_*"])
-    assert harness.selected("prep_sft", ["prep_sft", "grpo_*"])
-    assert not harness.selected("full_sft_64_s0", ["prep_sft", "grpo_*"])
-    assert not harness.selected("prep_sft", [])
+    assert selected("grpo_64_s0", ["prep_sft", "grpo_*"])
+    assert selected("prep_sft", ["prep_sft", "grpo_*"])
+    assert not selected("full_sft_64_s0", ["prep_sft", "grpo_*"])
+    assert not selected("prep_sft", [])
 
 
 def test_the_local_task_is_lm_evals_gsm8k_on_the_local_files(tmp_path):

@@ -1,5 +1,6 @@
 """The leaderboard stage on planted eval results: records, groups over seeds, the Answer, the plots."""
 
+import fnmatch
 import json
 import subprocess
 import sys
@@ -107,12 +108,16 @@ def test_the_answer_names_a_clear_winner_and_says_when_the_data_cant_tell(tmp_pa
     assert len(curve) == 3 * 2 * 3 and set(curve["seed"]) == {0, 1, 2}
 
 
-def test_boosters_table_compares_each_group_with_greedy_on_the_same_runs(tmp_path):
+@pytest.mark.parametrize("scored", ["*", "*_s0"])
+def test_boosters_table_compares_each_group_with_greedy_on_the_same_runs(tmp_path, scored):
     """Planted boosters: the calculator fixes problems 0-19 of every run (where greedy is wrong), maj@4 changes
     nothing, pass@4 is right everywhere. The table shows each protocol, and the best usable booster is the
-    calculator with a gain whose interval excludes zero (pass@4, an oracle, is never chosen)."""
+    calculator with a gain whose interval excludes zero (pass@4, an oracle, is never chosen). Where only the
+    seed-0 runs scored boosters (the default's eval.boosters.models), the table rests on those and says so."""
     config = plant(tmp_path, lambda model_id: [int(i % 3 == 0) for i in range(60)])
     for model_id in model_ids(PARAMS):
+        if not fnmatch.fnmatchcase(model_id, scored) and model_id not in ("base", "prep_sft"):
+            continue
         debug = pd.read_csv(config.eval_dir / model_id / "debug.csv")
         debug["correct:calculator"] = [1.0 if i < 20 else c for i, c in enumerate(debug["correct"])]
         debug["correct:maj@4"] = debug["correct"].astype(float)
@@ -143,9 +148,13 @@ def test_boosters_table_compares_each_group_with_greedy_on_the_same_runs(tmp_pat
     gain = grpo["gain"]
     assert gain["difference"] == pytest.approx(13 / 60) and gain["ci95"][0] > 0
     assert out["models"]["grpo_8_s0"]["boosters"]["maj@4"] == pytest.approx(20 / 60)
+    seeds = [0, 1, 2] if scored == "*" else [0]
+    assert grpo["runs"] == [f"grpo_8_s{s}" for s in seeds]
+    assert bool(out["models"]["grpo_8_s1"]["boosters"]) == (scored == "*")
     board = (config.out_dir / "LEADERBOARD.md").read_text()
     assert board.index("## Methods by budget") < board.index("## Test-time boosters") < board.index("## Every model")
-    assert "| grpo | 8 | 33.3 (" in board and "| calculator: +21.7 (" in board
+    assert f"| grpo | 8 | {', '.join(map(str, seeds))} | 33.3 (" in board and "| calculator: +21.7 (" in board
+    assert "| prep_sft | — | — | 33.3 (" in board
     # What each protocol costs is in the timings file, never in the reproducible leaderboard.
     cost = json.loads((config.out_dir / "timings.json").read_text())["boosters_seconds_per_eval"]
     assert cost == {"greedy": 2.0, "calculator": 3.0, "maj@4": 8.0, "pass@4": 8.0}

@@ -134,9 +134,14 @@ def test_estimates_from_the_measured_rates():
     assert 40 < total < 50
     cpu = preflight.estimate(SHIPPED)
     assert "for 49 jobs" in cpu and "2 CPU cores" in cpu
-    shares = json.loads((REPO / "bench/results/default_dag_snakemake.json").read_text())["stage_share"]
-    measured = sum(float(v.split()[0]) for v in shares.values())  # the default's stage time in bench/results
+    dag = json.loads((REPO / "bench/results/default_dag_snakemake.json").read_text())
+    measured = sum(float(v.split()[0]) for v in dag["stage_share"].values())  # the default's stage time
     assert cpu.startswith(f"estimate: about {round(measured / 60)} min")
+    assert f"(about {round(dag['wall_seconds'] / 60)} min of wall time at `--cores 2`)" in cpu
+    # Boosters on every model instead of the default's selection: more sampled eval, the same greedy work.
+    everywhere = preflight.work(overlay(SHIPPED, {"eval": {"boosters": {"models": ["*"]}}}))
+    default = preflight.work(SHIPPED)
+    assert everywhere["eval_sampled"] > default["eval_sampled"] > 0 and everywhere["grpo"] == default["grpo"]
     assert preflight.estimate(overlay(SHIPPED, {"base_model": {"name": "some/model"}})) is None  # not measured
 
 

@@ -138,11 +138,11 @@ def test_same_params_and_seed_give_identical_eval_metrics(repo):
                 "--output-dir",
                 str(out / "eval"),
                 "--output-file",
-                "prep.json",
+                "prep_sft.json",  # an id params eval.boosters.models selects
             ],
             repo,
         )
-    assert json.loads((repo / "determinism0/eval/prep.json").read_text())["boosters"]  # sampled ones too
+    assert json.loads((repo / "determinism0/eval/prep_sft.json").read_text())["boosters"]  # sampled ones too
     # Every example trained whole, and the stage says so in the model folder.
     kept = json.loads((repo / "determinism0/model/sft_examples.json").read_text())
     assert (kept["asked"], kept["trained"], kept["truncated"], kept["dropped"]) == (48, 48, 0, 0)

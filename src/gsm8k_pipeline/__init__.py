@@ -8,7 +8,8 @@ share and nothing else:
   its outputs and the id of the model it writes. The Snakefile builds its rules from it, dvc.yaml's params
   lists are generated from it (`python -m gsm8k_pipeline.dag`), the CLI hands each stage exactly its sections,
   and the leaderboard names the models with it;
-- `RunId`: builds and parses the model id `<method>_<budget>_s<seed>` of a budgeted run.
+- `RunId`: builds and parses the model id `<method>_<budget>_s<seed>` of a budgeted run; `selected`: whether a
+  model id matches params' glob patterns (lm_eval.models, eval.boosters.models).
 
 Standard library only: the Snakefile imports it at parse time, and dvc.yaml reads METHODS from it as a vars
 file (DVC parses the module-level literals of a .py file).
@@ -16,6 +17,7 @@ file (DVC parses the module-level literals of a .py file).
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass
 
@@ -63,6 +65,11 @@ class RunId:
     def every(cls, params: dict, methods: list[str] = METHODS) -> list[RunId]:
         """Every budgeted run of the DAG, method by method, budget by budget, seed by seed."""
         return [cls(m, b, s) for m in methods for b in params["budgets"] for s in params["seeds"]]
+
+
+def selected(model_id: str, patterns: list[str]) -> bool:
+    """Whether `model_id` matches one of the glob patterns (e.g. params lm_eval.models; [] selects none)."""
+    return any(fnmatch.fnmatchcase(model_id, p) for p in patterns)
 
 
 @dataclass(frozen=True)

@@ -108,10 +108,13 @@ def add_boosters(
     model_id: str,
     passes: list | None = None,
 ) -> None:
-    """Test-time boosters (boosters.py, params eval.boosters) on the same problems: metrics gain
-    `boosters` (one entry per protocol), each debug record its per-problem `correct:<protocol>` columns."""
-    from . import boosters
+    """Test-time boosters (boosters.py, params eval.boosters) on the same problems, for the models
+    eval.boosters.models selects: metrics gain `boosters` (one entry per protocol), each debug record its
+    per-problem `correct:<protocol>` columns. Nothing for the others."""
+    from . import boosters, selected
 
+    if not selected(model_id, ev["boosters"]["models"]):
+        return
     found, columns = boosters.run(
         model, tokenizer, prompts, [r["gold"] for r in records], ev, f"eval {model_id}", record=passes
     )

@@ -15,12 +15,13 @@ prompt fits, and the metrics say so (`num_fewshot_used`, `note`).
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import tempfile
 import time
 from pathlib import Path
+
+from . import selected
 
 TASK = "gsm8k_local"
 SOURCE_TASK = "gsm8k"  # lm-eval's task this one copies
@@ -29,11 +30,6 @@ VARIANTS = {
     "chat": {"apply_chat_template": True, "fewshot_as_multiturn": True},
 }
 FILTERS = ("strict-match", "flexible-extract")
-
-
-def selected(model_id: str, patterns: list[str]) -> bool:
-    """Whether `model_id` matches one of the glob patterns (params lm_eval.models; [] selects none)."""
-    return any(fnmatch.fnmatchcase(model_id, p) for p in patterns)
 
 
 def task_config(test_file: Path, train_file: Path) -> dict:

@@ -31,6 +31,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import SHARED, RunId, selected
+
 HUB_TIMEOUT = 3.0  # seconds: a hub that answers at all answers well within this
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")  # base_model.py's
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "results"  # the checkout's measured rates
@@ -157,9 +159,9 @@ def work(params: dict) -> dict[str, float]:
     )
     boosters = ev["boosters"]
     n = boosters["samples_per_problem"]
-    greedy_passes = 1 + bool(boosters["calculator"])
     sampled_passes = (1 + bool(boosters["sampled_calculator"])) * n if n else 0
-    models = 2 + 3 * _runs(params)
+    ids = [*SHARED, *map(str, RunId.every(params))]
+    boosted = sum(selected(i, boosters["models"]) for i in ids)  # eval.boosters.models
     total = sum(budgets) * len(seeds)
     return {
         # Fixed costs, a job each: seconds on a CPU; nothing to speak of next to the GPU stages (no GPU rate).
@@ -171,8 +173,8 @@ def work(params: dict) -> dict[str, float]:
         "sft_from_traces": total * full["epochs"],
         "grpo": total * grpo["epochs"] * grpo["num_generations"] * grpo["max_completion_length"],
         "traces": total * traces["max_attempts"] * traces["max_new_tokens"],
-        "eval": models * problems * ev["max_new_tokens"] * greedy_passes,
-        "eval_sampled": models * problems * ev["max_new_tokens"] * sampled_passes,
+        "eval": (len(ids) + boosted * bool(boosters["calculator"])) * problems * ev["max_new_tokens"],
+        "eval_sampled": boosted * problems * ev["max_new_tokens"] * sampled_passes,
     }
 
 
@@ -183,8 +185,9 @@ def _read(name: str) -> dict | None:
         return None
 
 
-def _gpu_rates() -> tuple[dict[str, float], str] | None:
-    """Seconds per unit of work() on one GPU, from the H100 smoke bench (bench/gpu_smoke.py)."""
+def _gpu_rates() -> tuple[dict[str, float], str, None] | None:
+    """Seconds per unit of work() on one GPU, from the H100 smoke bench (bench/gpu_smoke.py); no wall ratio
+    (one job at a time)."""
     smoke, boosters = _read("gpu_smoke_h100.json"), _read("gpu_smoke_boosters_h100.json")
     if not smoke or not boosters:
         return None
@@ -193,22 +196,27 @@ def _gpu_rates() -> tuple[dict[str, float], str] | None:
     per_problem_token = e["boosters"]["calculator"]["seconds"] / (e["problems"] * e["max_new_tokens"])  # warm greedy
     sampled = e["boosters"]["maj@4"]["seconds"] / (e["problems"] * e["max_new_tokens"] * 4)
     sft = tokens_per_example / smoke["sft"]["tokens_per_s"]
-    return {
-        "prep_sft": sft,
-        "full_sft": sft,
-        "sft_from_traces": sft,
-        "grpo": g["step_s"] / (g["completions_per_step"] * g["max_completion_length"]),
-        "traces": 1 / (smoke["traces"]["sequences_per_s"] * smoke["traces"]["generation"]["max_new_tokens"]),
-        "eval": per_problem_token,
-        "eval_sampled": sampled,
-    }, smoke["device"]
+    return (
+        {
+            "prep_sft": sft,
+            "full_sft": sft,
+            "sft_from_traces": sft,
+            "grpo": g["step_s"] / (g["completions_per_step"] * g["max_completion_length"]),
+            "traces": 1 / (smoke["traces"]["sequences_per_s"] * smoke["traces"]["generation"]["max_new_tokens"]),
+            "eval": per_problem_token,
+            "eval_sampled": sampled,
+        },
+        smoke["device"],
+        None,
+    )
 
 
-def _cpu_rates() -> tuple[dict[str, float], str] | None:
+def _cpu_rates() -> tuple[dict[str, float], str, float] | None:
     """Seconds per unit of work() on the 2-core machine the default DAG was measured on (tiny model), from
     bench/results/default_dag_snakemake.json's stage seconds (each job from its start to its end in
-    Snakemake's log, one job at a time, so Python's and torch's start are in them) and the shipped
-    params.yaml's work. Scaled linearly, so a test-sized run, where the starts dominate, comes out short."""
+    Snakemake's log, so Python's and torch's start are in them) and the shipped params.yaml's work, and that
+    run's wall time over its stage time (its jobs ran two at a time). Scaled linearly, so a test-sized run,
+    where the starts dominate, comes out short."""
     dag = _read("default_dag_snakemake.json")
     shipped = BENCH.parents[1] / "params.yaml"
     if not dag or not shipped.exists():
@@ -220,7 +228,9 @@ def _cpu_rates() -> tuple[dict[str, float], str] | None:
     greedy_share = base["eval"] / (base["eval"] + base["eval_sampled"])  # as if sampled tokens cost greedy ones
     evals = seconds["eval"] + seconds["eval_budget"]
     spent = {**seconds, "eval": evals * greedy_share, "eval_sampled": evals * (1 - greedy_share)}
-    return {k: spent[k] / base[k] for k in base if base[k]}, f"{dag['cores']} CPU cores"
+    rates = {k: spent[k] / base[k] for k in base if base[k]}
+    # Two jobs at once (`--cores 2`) finish the stage time in less wall time: the measured run's ratio.
+    return rates, f"{dag['cores']} CPU cores", dag["wall_seconds"] / sum(seconds.values())
 
 
 def estimate(params: dict) -> str | None:
@@ -232,9 +242,10 @@ def estimate(params: dict) -> str | None:
     found = _gpu_rates() if gpu else _cpu_rates()
     if found is None:
         return None
-    rates, where = found
+    rates, where, wall_ratio = found
     seconds = {stage: units * rates.get(stage, 0.0) for stage, units in work(params).items()}
     total = sum(seconds.values())
+    wall = f" (about {_duration(total * wall_ratio)} of wall time at `--cores 2`)" if wall_ratio else ""
     # check_params, download, base_model, prep_sft; 4 stages per run; eval of base and prep_sft, 3 per run; leaderboard
     jobs = 4 + 4 * _runs(params) + 2 + 3 * _runs(params) + 1
     top = sorted(((s, k) for k, s in seconds.items() if s), reverse=True)[:3]
@@ -246,7 +257,7 @@ def estimate(params: dict) -> str | None:
         else f"{where}, each stage's seconds in bench/results/default_dag_snakemake.json (tiny model, job "
         "starts included) scaled by its work; lm-eval not counted"
     )
-    return f"estimate: about {_duration(total)} of stage time for {jobs} jobs, one at a time ({parts}); {basis}"
+    return f"estimate: about {_duration(total)} of stage time for {jobs} jobs ({parts}){wall}; {basis}"
 
 
 def _duration(seconds: float) -> str:

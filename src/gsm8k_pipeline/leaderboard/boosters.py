@@ -1,6 +1,6 @@
 """The leaderboard's "Test-time boosters" section: per (method, budget), greedy against each booster the
-eval stage scored (gsm8k_pipeline/boosters.py), means over seeds with 95 % two-level bootstrap intervals, and the best
-booster's gain over greedy on the same runs and problems (stats.bootstrap_same_runs).
+eval stage scored (gsm8k_pipeline/boosters.py), means over the runs that scored them (params eval.boosters.models)
+with 95 % bootstrap intervals, and the best booster's gain over greedy on the same runs and problems (stats.bootstrap_same_runs).
 
 "Best" is chosen among the boosters that need no answer key (calculator, maj@k); pass@k counts a problem
 solved when any of k samples is right, which only a verifier could act on, so it is shown but never "best".
@@ -28,17 +28,18 @@ def _columns(eval_dir: Path, model_id: str, names: list[str]) -> dict[str, list[
 
 def aggregate(groups: dict, eval_dir: Path) -> dict:
     """Per group of `groups` (the leaderboard's aggregate: a method and budget over seeds, or one shared model):
-    each protocol's bootstrap accuracy, and the best booster's gain over greedy. {} when the evals scored
-    no boosters."""
+    each protocol's bootstrap accuracy, and the best booster's gain over greedy, over the group's runs that
+    scored boosters (params eval.boosters.models: by default seed 0). {} when no eval scored them."""
     from ..stats import bootstrap_accuracy, bootstrap_same_runs
 
     out = {}
     for key, group in groups.items():
         runs = [str(RunId(group["method"], group["budget"], s)) for s in group["seeds"]] or [key]
-        metrics = [json.loads((eval_dir / f"{run}.json").read_text()) for run in runs]
-        names = list(metrics[0].get("boosters", {}))
-        if not names:
+        scored = {run: json.loads((eval_dir / f"{run}.json").read_text()).get("boosters") for run in runs}
+        runs = [run for run in runs if scored[run]]
+        if not runs:
             continue
+        names = list(scored[runs[0]])
         columns = [_columns(eval_dir, run, names) for run in runs]
         protocols = {name: bootstrap_accuracy([c[name] for c in columns]) for name in ["greedy", *names]}
         usable = [n for n in names if not n.startswith("pass@")]
@@ -59,12 +60,13 @@ def render(boosters: dict) -> list[str]:
     lines = [
         "## Test-time boosters",
         "",
-        "Each model's greedy accuracy against the boosters scored on the same problems (mean over seeds, "
-        "95 % two-level bootstrap interval), and the best of calculator and maj@k minus greedy on the same "
-        "runs and problems. pass@k is an oracle (any of k samples right) and is never the best.",
+        "Each model's greedy accuracy against the boosters scored on the same problems (mean over the runs "
+        "that scored them, params `eval.boosters.models`: the `seeds` column; 95 % bootstrap interval, "
+        "two-level over several runs), and the best of calculator and maj@k minus greedy on the same runs and "
+        "problems. pass@k is an oracle (any of k samples right) and is never the best.",
         "",
-        "| method | budget | " + " | ".join(names) + " | best booster − greedy (95 % CI, p) |",
-        "|---|---|" + "---|" * len(names) + "---|",
+        "| method | budget | seeds | " + " | ".join(names) + " | best booster − greedy (95 % CI, p) |",
+        "|---|---|---|" + "---|" * len(names) + "---|",
     ]
     for b in sorted(boosters.values(), key=lambda b: (b["budget"] or 0, b["method"])):
         cells = [
@@ -79,7 +81,8 @@ def render(boosters: dict) -> list[str]:
                 f"{b['best']}: {100 * g['difference']:+.1f} ({100 * g['ci95'][0]:+.1f} to "
                 f"{100 * g['ci95'][1]:+.1f}, p = {g['p_value']:.2g})"
             )
-        lines.append(f"| {b['method']} | {b['budget'] or '—'} | " + " | ".join(cells) + f" | {gain} |")
+        seeds = ", ".join(str(r.seed) for r in map(RunId.parse, b["runs"]) if r) or "—"
+        lines.append(f"| {b['method']} | {b['budget'] or '—'} | {seeds} | " + " | ".join(cells) + f" | {gain} |")
     lines += [
         "",
         f"What each protocol costs, in seconds per eval: `{TIME_COST}` (wall-clock figures stay out of "
