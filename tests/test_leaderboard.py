@@ -8,6 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
+from gsm8k_pipeline import RunId
 from gsm8k_pipeline.leaderboard import LeaderboardConfig, main, model_ids
 from gsm8k_pipeline.results import record
 from gsm8k_pipeline.stats import wilson_interval
@@ -106,6 +107,24 @@ def test_the_answer_names_a_clear_winner_and_says_when_the_data_cant_tell(tmp_pa
         assert (config.out_dir / png).read_bytes()[:4] == b"\x89PNG"
     curve = pd.read_csv(config.out_dir / "accuracy_vs_budget.csv")
     assert len(curve) == 3 * 2 * 3 and set(curve["seed"]) == {0, 1, 2}
+
+
+def test_the_answer_says_when_a_method_ended_below_the_model_it_started_from(tmp_path):
+    """prep_sft right on 40 of 60 problems, full_sft on 30 (it lost accuracy by training), GRPO on 45, SFT on
+    traces on 40: the difference GRPO − full_sft comes with full_sft's fall, and only with that."""
+    right = {"prep_sft": 40, "full_sft": 30, "grpo": 45, "sft_from_traces": 40, "base": 0}
+
+    def accuracy_of(model_id):
+        run = RunId.parse(model_id)
+        return [int(i < right[run.method if run else model_id]) for i in range(60)]
+
+    config = plant(tmp_path, accuracy_of)
+    main(PARAMS, config)
+    board = (config.out_dir / "LEADERBOARD.md").read_text()
+    answer = board[board.index("## Answer") : board.index("## Methods by budget")]
+    fell = "but full_sft ends below prep_sft, the model it started from (50.0 % against 66.7 %)"
+    assert answer.count(fell) == 2 * 2  # both questions compare with full_sft, at both budgets
+    assert "grpo ends below" not in answer and "sft_from_traces ends below" not in answer
 
 
 @pytest.mark.parametrize("scored", ["*", "*_s0"])

@@ -31,6 +31,18 @@ def verdict(c: dict) -> str:
     return "the data can't tell"
 
 
+START = "prep_sft"  # the model every budgeted method starts from
+
+
+def below_start(groups: dict, method: str, budget: int) -> str | None:
+    """A note when `method`'s mean at `budget` ended below the model it started from (a method that lost
+    accuracy by training: its difference to another method says little about which method is better)."""
+    start, group = groups.get(START), groups.get(f"{method}_{budget}")
+    if start is None or group is None or group["mean"] >= start["mean"]:
+        return None
+    return f"{method} ends below {START}, the model it started from ({100 * group['mean']:.1f} % against {100 * start['mean']:.1f} %)"
+
+
 def render_answer(comparisons: dict, groups: dict, n_seeds: int) -> list[str]:
     n = next(iter(groups.values()))["n"]
     lines = [
@@ -45,9 +57,11 @@ def render_answer(comparisons: dict, groups: dict, n_seeds: int) -> list[str]:
         parts = []
         for c in (c for c in comparisons.values() if c["first"] == first and c["second"] == second):
             lo, hi = c["ci95"]
+            notes = [note for m in (first, second) if (note := below_start(groups, m, c["budget"]))]
             parts.append(
                 f"at budget {c['budget']}, {first} − {second} = {_points(c['difference'])} "
                 f"(95 % CI {_points(lo)} to {_points(hi)}, p = {c['p_value']:.2g}): {verdict(c)}"
+                + "".join(f" — but {note}" for note in notes)
             )
         lines.append(f"- **{question}:** " + "; ".join(parts) + ".")
     return lines + [""]
