@@ -7,8 +7,8 @@ import yaml
 from conftest import make_checkout, run, test_params
 
 
-def stage(tmp_path, source: str):
-    params = test_params(data={"source": source})
+def stage(tmp_path, source: str, **data):
+    params = test_params(data={"source": source, **data})
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     out = tmp_path / "data"
@@ -21,20 +21,46 @@ def stage(tmp_path, source: str):
     return proc, out
 
 
+def read(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def test_synthetic_default_writes_all_outputs(tmp_path):
+    """Test size: 312 synthetic train rows, the last 12 carved into validation.jsonl."""
+    from gsm8k_pipeline.synthetic import generate_splits
+
     proc, out = stage(tmp_path, "synthetic")
     assert proc.returncode == 0, proc.stderr
     stats = json.loads((out / "stats.json").read_text())
-    assert stats["train"]["rows"] == 300 and stats["test"]["rows"] == 24
-    assert stats["train_test_question_overlap"] == 0
-    rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
-    assert all(r["answer"].rsplit("\n", 1)[1].startswith("#### ") for r in rows)
+    assert stats["train"]["rows"] == 300 and stats["validation"]["rows"] == 12 and stats["test"]["rows"] == 24
+    assert stats["train_test_question_overlap"] == 0 and stats["validation_test_question_overlap"] == 0
+    train, validation, test = (read(out / f"{s}.jsonl") for s in ("train", "validation", "test"))
+    assert all(r["answer"].rsplit("\n", 1)[1].startswith("#### ") for r in train)
+    # Disjoint from train and test, and carving it left train.jsonl as a 300-row source would have made it.
+    questions = [{r["question"] for r in rows} for rows in (train, validation, test)]
+    assert not questions[0] & questions[1] and not questions[1] & questions[2]
+    knobs = {k: v for k, v in test_params()["data"]["synthetic"].items() if k not in ("n_train", "n_test", "seed")}
+    assert train == generate_splits(300, 24, 0, **knobs)[0]
+
+
+def test_no_validation_split_and_one_too_large(tmp_path):
+    (tmp_path / "none").mkdir()
+    proc, out = stage(tmp_path / "none", "synthetic", validation=0)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "validation.jsonl").read_text() == "" and len(read(out / "train.jsonl")) == 312
+    folder = local_source(tmp_path, [row(i) for i in range(1, 6)], [row(9)])
+    proc, out = stage(tmp_path, f"local:{folder}", validation=5)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "data.validation (5) leaves no train rows: the source's train split has 5" in proc.stderr
+    assert not out.exists() or list(out.iterdir()) == []
 
 
 def test_local_real_gsm8k_row_counts_through_snakemake(tmp_path, shared_gsm8k):
     repo = make_checkout(tmp_path / "repo", test_params(data={"source": f"local:{shared_gsm8k}"}))
     run(["snakemake", "--cores", "1", "data/gsm8k/train.jsonl", "data/gsm8k/test.jsonl"], repo)
-    assert len((repo / "data/gsm8k/train.jsonl").read_text().splitlines()) == 7473
+    train, validation = (read(repo / f"data/gsm8k/{s}.jsonl") for s in ("train", "validation"))
+    assert (len(train), len(validation)) == (7473 - 12, 12)
+    assert train + validation == read(shared_gsm8k / "train.jsonl")  # the source's last 12 rows, in order
     assert len((repo / "data/gsm8k/test.jsonl").read_text().splitlines()) == 1319
 
 
@@ -148,7 +174,7 @@ def test_contamination_refuse_fails_the_download_in_one_line(tmp_path):
 
 
 def test_clean_data_gives_no_warning(tmp_path):
-    proc, _ = stage(tmp_path, f"local:{local_source(tmp_path, [row(i) for i in range(5)], [row(9)])}")
+    proc, _ = stage(tmp_path, f"local:{local_source(tmp_path, [row(i) for i in range(5)], [row(9)])}", validation=2)
     assert proc.returncode == 0 and "warning" not in proc.stderr
 
 

@@ -110,7 +110,12 @@ STAGES: dict[str, Stage] = {
     "download": Stage(
         "download",
         ["data"],
-        {"train": "data/gsm8k/train.jsonl", "test": "data/gsm8k/test.jsonl", "stats": "data/gsm8k/stats.json"},
+        {
+            "train": "data/gsm8k/train.jsonl",
+            "validation": "data/gsm8k/validation.jsonl",
+            "test": "data/gsm8k/test.jsonl",
+            "stats": "data/gsm8k/stats.json",
+        },
     ),
     "base_model": Stage(
         "base-model", [*_MODEL, "base_model"], {"model": "models/base/model", "info": "models/base/info.json"}, "base"

@@ -1,6 +1,10 @@
-"""`download` stage: data/gsm8k/{train,test}.jsonl + stats.json from the source named in params.
+"""`download` stage: data/gsm8k/{train,validation,test}.jsonl + stats.json from the source named in params.
 
-Every row is validated; one bad row fails the stage with FILE:LINE: reason, and nothing is dropped.
+Every row is validated; one bad row fails the stage with FILE:LINE: reason, and nothing is dropped. The
+validation split is the last `data.validation` rows of the source's train split: every training stage takes the
+first rows of train.jsonl, so none trains on them, and they are held out from test's role (choices are made on
+validation, test is read once). Carving the end keeps the rows before it where they were: a synthetic source
+grown by the validation rows (its train stream only extends) gives the same train.jsonl as before.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from . import contamination
 from .fileio import atomic_write_json, atomic_write_jsonl
 from .task import DataError, read_jsonl, validate_row
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "test")  # the source's; download writes validation (carved from train) too
 HF_DATASET = "openai/gsm8k"
 
 
@@ -70,6 +74,8 @@ def load_source(data_params: dict) -> dict[str, list[dict]]:
 
 
 def split_stats(rows: list[dict]) -> dict:
+    if not rows:  # data.validation: 0
+        return {"rows": 0}
     steps = [r["answer"].count("<<") for r in rows]
     return {
         "rows": len(rows),
@@ -81,17 +87,29 @@ def split_stats(rows: list[dict]) -> dict:
 
 def main(params: dict, config: DownloadConfig = DownloadConfig()) -> dict:
     out = config.out_dir
-    outputs = [out / f"{s}.jsonl" for s in SPLITS] + [out / "stats.json"]
+    outputs = [out / f"{s}.jsonl" for s in (*SPLITS, "validation")] + [out / "stats.json"]
     for stale in outputs:  # a failed run must not leave an older result looking current
         stale.unlink(missing_ok=True)
 
-    data = load_source(params["data"])
-    found = contamination.overlap(data["train"], data["test"])
+    source = load_source(params["data"])
+    # Against the source's whole train split: a test question repeated in validation counts as much.
+    found = contamination.overlap(source["train"], source["test"])
     contamination.check(found, params["data"]["contamination"])  # refuse: fails before anything is written
+    carve = params["data"]["validation"]
+    if carve >= len(source["train"]):
+        raise DataError(
+            f"params.yaml: data.validation ({carve}) leaves no train rows: the source's train split has "
+            f"{len(source['train'])}"
+        )
+    kept = len(source["train"]) - carve
+    data = {"train": source["train"][:kept], "validation": source["train"][kept:], "test": source["test"]}
     stats = {
         "source": params["data"]["source"],
-        "contamination": found,
+        "contamination": found,  # rows of the source's train split: train.jsonl's, then validation.jsonl's
         "train_test_question_overlap": len(found["test_rows_in_train"]),
+        "validation_test_question_overlap": len(
+            contamination.overlap(data["validation"], data["test"])["test_rows_in_train"]
+        ),
     }
     for split, rows in data.items():
         path = out / f"{split}.jsonl"

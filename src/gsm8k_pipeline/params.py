@@ -192,6 +192,11 @@ def _clashes(params: dict) -> list[str]:
             f"resources.train.cpus: {params['resources']['train']['cpus']} is less than prep_sft.threads ({prep_threads})"
         )
     synthetic = params["data"]["synthetic"]
+    if params["data"]["source"] == "synthetic" and params["data"]["validation"] >= synthetic["n_train"]:
+        out.append(
+            f"data.validation ({params['data']['validation']}) leaves no train rows of "
+            f"data.synthetic.n_train ({synthetic['n_train']})"
+        )
     if synthetic["min_steps"] > synthetic["max_steps"]:
         out.append(
             f"data.synthetic.min_steps ({synthetic['min_steps']}) is greater than "

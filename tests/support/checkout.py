@@ -29,7 +29,7 @@ PIPELINE_FILES = (
 )
 
 TEST_SIZE = {
-    "data": {"synthetic": {"n_train": 300, "n_test": 24}},
+    "data": {"validation": 12, "synthetic": {"n_train": 312, "n_test": 24}},
     "base_model": {
         "tiny": {
             "vocab_size": 400,
