@@ -34,13 +34,20 @@ def verdict(c: dict) -> str:
 START = "prep_sft"  # the model every budgeted method starts from
 
 
-def below_start(groups: dict, method: str, budget: int) -> str | None:
-    """A note when `method`'s mean at `budget` ended below the model it started from (a method that lost
-    accuracy by training: its difference to another method says little about which method is better)."""
-    start, group = groups.get(START), groups.get(f"{method}_{budget}")
-    if start is None or group is None or group["mean"] >= start["mean"]:
-        return None
-    return f"{method} ends below {START}, the model it started from ({100 * group['mean']:.1f} % against {100 * start['mean']:.1f} %)"
+def below_start(groups: dict, methods: tuple[str, ...], budget: int) -> str:
+    """A note for the methods whose mean at `budget` ended below the model they started from (a method that
+    lost accuracy by training: its difference to another says little about which method is better), or ""."""
+    start = groups.get(START)
+    fell = [
+        (m, g["mean"]) for m in methods if (g := groups.get(f"{m}_{budget}")) and start and g["mean"] < start["mean"]
+    ]
+    if not fell:
+        return ""
+    if len(fell) == 1:
+        ((method, mean),) = fell
+        return f" — but {method} ends below {START}, the model it started from ({100 * mean:.1f} % against {100 * start['mean']:.1f} %)"
+    means = ", ".join(f"{m} {100 * mean:.1f} %" for m, mean in fell)
+    return f" — but both end below {START}, the model they started from ({means}, against {100 * start['mean']:.1f} %)"
 
 
 def render_answer(comparisons: dict, groups: dict, n_seeds: int) -> list[str]:
@@ -57,11 +64,10 @@ def render_answer(comparisons: dict, groups: dict, n_seeds: int) -> list[str]:
         parts = []
         for c in (c for c in comparisons.values() if c["first"] == first and c["second"] == second):
             lo, hi = c["ci95"]
-            notes = [note for m in (first, second) if (note := below_start(groups, m, c["budget"]))]
             parts.append(
                 f"at budget {c['budget']}, {first} − {second} = {_points(c['difference'])} "
                 f"(95 % CI {_points(lo)} to {_points(hi)}, p = {c['p_value']:.2g}): {verdict(c)}"
-                + "".join(f" — but {note}" for note in notes)
+                + below_start(groups, (first, second), c["budget"])
             )
         lines.append(f"- **{question}:** " + "; ".join(parts) + ".")
     return lines + [""]
