@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO
 from gsm8k_pipeline.results import Invalid, check_consistent, validate_record
 from gsm8k_pipeline.stats import wilson_interval
-from gsm8k_pipeline.workspace.publish import cell, publish
+from gsm8k_pipeline.workspace.publish import LEADERBOARD, cell, publish
 from gsm8k_pipeline.workspace.store import open_store
 from support.workspace import (
     COMPARISONS,
@@ -189,3 +189,44 @@ def test_concurrent_publishers_leave_a_leaderboard_of_every_result_file(ws, tmp_
     board = (ws.root / "LEADERBOARD.md").read_text()
     assert f"from {processes} agents in {processes * times} files." in board, board[:600]
     assert all(f"pub-{k}" in board for k in range(processes))
+
+
+class _OthersPublishing:
+    """The workspace's store as one publisher sees it while others publish: each time it is about to replace
+    LEADERBOARD.md, one more agent's results file lands (made after its collect, so the board it is writing
+    misses it), until `arrivals` run out. The other agents' own boards are the ones its replaces overwrite."""
+
+    def __init__(self, store, arrivals: list):
+        self._store, self._arrivals = store, arrivals
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def replace(self, path: str, data: bytes):
+        if path == LEADERBOARD and self._arrivals:
+            self._arrivals.pop(0)()
+        return self._store.replace(path, data)
+
+
+def test_a_board_stale_at_every_replace_is_made_again_until_it_covers_every_file(ws, tmp_path):
+    """Issue 20, item 11, made deterministic: four results files land while one publisher regenerates the
+    board, each after it collected and before its replace. A publisher that gave up after three rounds (the
+    code before the fix) left a board without the last of them; the board must cover every file."""
+    metrics = write_metrics(tmp_path / "all.json", {"grpo_8": 0.5, "full_sft_8": 0.6})
+    late = [f"late-{k}" for k in range(4)]
+    arrivals = [
+        lambda agent=agent: write_results(ws, agent, "r.json", results_doc(agent, [record("grpo_8", 0.4)]))
+        for agent in late
+    ]
+    with open_store(ws.url, **ws.options) as store:
+        publish(
+            _OthersPublishing(store, arrivals),
+            "alice",
+            metrics=metrics,
+            params=REPO / "params.yaml",
+            dvc_lock=REPO / "dvc.yaml",
+        )
+    assert arrivals == []  # every arrival happened
+    board = (ws.root / "LEADERBOARD.md").read_text()
+    assert "from 5 agents in 5 files." in board, board[:600]
+    assert all(agent in board for agent in ["alice", *late])
