@@ -153,18 +153,14 @@ def run(
 
 def method_learning_rate(params: dict, section: str) -> float:
     """The rate a full_sft, grpo or sft_from_traces run trains at: the one its command was given
-    (--learning-rate, --learning-rate-from: run.learning_rate), else the grid's when it holds one value.
-    A grid of several values has no default: the DAG always says which (a candidate's, or the chosen one)."""
-    given = params["run"]["learning_rate"]
-    grid = params[section]["learning_rates"]
+    (--learning-rate, --learning-rate-from: run.learning_rate), else the middle of the grid (the lower of
+    the two middle values of an even grid), which the shipped grids are centred on. The DAG always gives
+    one (a candidate's, or the chosen one); the default is for a command run by hand."""
+    given = params["run"].get("learning_rate")  # callers of main() that build `run` themselves may leave it out
     if given is not None:
         return given
-    if len(grid) == 1:
-        return grid[0]
-    raise PipelineError(
-        f"{section}.learning_rates holds {len(grid)} rates: give --learning-rate RATE, or --learning-rate-from "
-        "the selection file (metrics/select/<method>_<budget>.json) that chose one"
-    )
+    grid = sorted(params[section]["learning_rates"])
+    return grid[(len(grid) - 1) // 2]
 
 
 def at_rate(section: dict, rate: float) -> dict:
@@ -183,7 +179,7 @@ def add_learning_rate(p) -> None:
         metavar="RATE",
         type=float,
         default=None,
-        help="train at this rate (a candidate of the grid; default: the grid's value when it has one)",
+        help="train at this rate (a candidate of the grid; default: the middle of the grid)",
     )
     group.add_argument(
         "--learning-rate-from",
