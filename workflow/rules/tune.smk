@@ -3,22 +3,14 @@
 # full_sft's) at the first seed; tune_eval_<method> scores it greedy on data/gsm8k/validation.jsonl, never on
 # test; select_<method> chooses the rate that full_sft, grpo and sft_from_traces then train every seed with
 # (train.smk: --learning-rate-from). Rules per method, as dvc.yaml's stages: each grid is its own section's.
+# Written out, not made in a loop: a rule's shell command is evaluated when its job runs, so a loop variable
+# in it would hold the last method for every rule.
 # A rate appears in paths and commands as Python writes the float (str(0.0003) == "0.0003"), which is how
 # DVC renders it too, so both engines name the same files.
 SEED0 = config["seeds"][0]  # the tuning seed
+RATE = r"[0-9][0-9.e+-]*"  # a rate as Python writes a float
 # sft_from_traces' candidates train on the traces of the final grpo run of the tuning seed.
 TUNE_TRACES = STAGES["traces"].outputs["traces"].replace("{seed}", str(SEED0))
-
-
-def _tune_shell(method):
-    folder = f"models/tune/{method}/{{wildcards.budget}}/lr{{wildcards.lr}}"
-    rate = "--learning-rate {wildcards.lr}"
-    if method == "grpo":
-        return (f"gsm8k train-grpo --params {{PARAMS_FILE}} --model {{input.model}} --seed {SEED0} "
-                f"--samples {{wildcards.budget}} {rate} --output-dir {folder} > {{log}} 2>&1")
-    data = "--traces-file {input.traces}" if method == "sft_from_traces" else "--samples {wildcards.budget}"
-    return (f"gsm8k train-sft --params {{PARAMS_FILE}} --stage full --model {{input.model}} --seed {SEED0} "
-            f"{data} {rate} --output-dir {folder} > {{log}} 2>&1")
 
 
 def _candidates(method):
@@ -29,61 +21,178 @@ def _candidates(method):
     return lambda w: [path.format(budget=w.budget, lr=lr) for path in outs.values() for lr in grid]
 
 
-for _method in METHODS:
-    rule:
-        name: f"tune_{_method}"
-        input:
-            model=rules.prep_sft.output.model,
-            **({"traces": TUNE_TRACES} if _method == "sft_from_traces" else {"train": rules.download.output.train}),
-            checked=CHECKED,
-            code=code(STAGES[f"tune_{_method}"].command),
-            intact=remake_if_gutted(STAGES[f"tune_{_method}"].outputs["model"]),
-        output:
-            **outputs(f"tune_{_method}"),
-        params:
-            **stage_params(f"tune_{_method}"),
-        wildcard_constraints:
-            lr=r"[0-9][0-9.e+-]*",
-        threads: config["threads"]
-        resources: **resources_for("train")
-        log:
-            f"logs/tune_{_method}/{{budget}}/lr{{lr}}.log",
-        shell:
-            _tune_shell(_method)
+rule tune_full_sft:
+    input:
+        model=rules.prep_sft.output.model,
+        train=rules.download.output.train,
+        checked=CHECKED,
+        code=code("train-sft"),
+        intact=remake_if_gutted(STAGES["tune_full_sft"].outputs["model"]),
+    output:
+        **outputs("tune_full_sft"),
+    params:
+        **stage_params("tune_full_sft"),
+    wildcard_constraints:
+        lr=RATE,
+    threads: config["threads"]
+    resources: **resources_for("train")
+    log:
+        "logs/tune_full_sft/{budget}/lr{lr}.log",
+    shell:
+        "gsm8k train-sft --params {PARAMS_FILE} --stage full --model {input.model} --seed {SEED0} "
+        "--samples {wildcards.budget} --learning-rate {wildcards.lr} --output-dir models/tune/full_sft/{wildcards.budget}/lr{wildcards.lr} > {log} 2>&1"
 
-    rule:
-        name: f"tune_eval_{_method}"
-        input:
-            model=STAGES[f"tune_{_method}"].outputs["model"],
-            validation=rules.download.output.validation,  # and not the test split: choices are made on validation
-            checked=CHECKED,
-            code=code("evaluate"),
-        output:
-            **outputs(f"tune_eval_{_method}"),
-        params:
-            **stage_params(f"tune_eval_{_method}"),
-        wildcard_constraints:
-            lr=r"[0-9][0-9.e+-]*",
-        threads: config["threads"]
-        resources: **resources_for("eval")
-        log:
-            f"logs/tune_eval_{_method}/{{budget}}/lr{{lr}}.log",
-        shell:
-            "gsm8k evaluate --params {PARAMS_FILE} --test-file {input.validation} --model {input.model} "
-            "--output {output.metrics} > {log} 2>&1"
 
-    rule:
-        name: f"select_{_method}"
-        localrule: True  # a second of json: never worth a cluster job
-        input:
-            candidates=_candidates(_method),
-            checked=CHECKED,
-            code=code("select"),
-        output:
-            **outputs(f"select_{_method}"),
-        params:
-            **stage_params(f"select_{_method}"),
-        log:
-            f"logs/select_{_method}/{{budget}}.log",
-        shell:
-            f"gsm8k select --params {{PARAMS_FILE}} --method {_method} --budget {{wildcards.budget}} > {{log}} 2>&1"
+rule tune_eval_full_sft:
+    input:
+        model=STAGES["tune_full_sft"].outputs["model"],
+        validation=rules.download.output.validation,  # and not the test split: choices are made on validation
+        checked=CHECKED,
+        code=code("evaluate"),
+    output:
+        **outputs("tune_eval_full_sft"),
+    params:
+        **stage_params("tune_eval_full_sft"),
+    wildcard_constraints:
+        lr=RATE,
+    threads: config["threads"]
+    resources: **resources_for("eval")
+    log:
+        "logs/tune_eval_full_sft/{budget}/lr{lr}.log",
+    shell:
+        "gsm8k evaluate --params {PARAMS_FILE} --test-file {input.validation} --model {input.model} "
+        "--output {output.metrics} > {log} 2>&1"
+
+
+rule select_full_sft:
+    input:
+        candidates=_candidates("full_sft"),
+        checked=CHECKED,
+        code=code("select"),
+    output:
+        **outputs("select_full_sft"),
+    params:
+        **stage_params("select_full_sft"),
+    localrule: True  # a second of json: never worth a cluster job
+    log:
+        "logs/select_full_sft/{budget}.log",
+    shell:
+        "gsm8k select --params {PARAMS_FILE} --method full_sft --budget {wildcards.budget} > {log} 2>&1"
+
+
+rule tune_grpo:
+    input:
+        model=rules.prep_sft.output.model,
+        train=rules.download.output.train,
+        checked=CHECKED,
+        code=code("train-grpo"),
+        intact=remake_if_gutted(STAGES["tune_grpo"].outputs["model"]),
+    output:
+        **outputs("tune_grpo"),
+    params:
+        **stage_params("tune_grpo"),
+    wildcard_constraints:
+        lr=RATE,
+    threads: config["threads"]
+    resources: **resources_for("train")
+    log:
+        "logs/tune_grpo/{budget}/lr{lr}.log",
+    shell:
+        "gsm8k train-grpo --params {PARAMS_FILE} --model {input.model} --seed {SEED0} "
+        "--samples {wildcards.budget} --learning-rate {wildcards.lr} --output-dir models/tune/grpo/{wildcards.budget}/lr{wildcards.lr} > {log} 2>&1"
+
+
+rule tune_eval_grpo:
+    input:
+        model=STAGES["tune_grpo"].outputs["model"],
+        validation=rules.download.output.validation,  # and not the test split: choices are made on validation
+        checked=CHECKED,
+        code=code("evaluate"),
+    output:
+        **outputs("tune_eval_grpo"),
+    params:
+        **stage_params("tune_eval_grpo"),
+    wildcard_constraints:
+        lr=RATE,
+    threads: config["threads"]
+    resources: **resources_for("eval")
+    log:
+        "logs/tune_eval_grpo/{budget}/lr{lr}.log",
+    shell:
+        "gsm8k evaluate --params {PARAMS_FILE} --test-file {input.validation} --model {input.model} "
+        "--output {output.metrics} > {log} 2>&1"
+
+
+rule select_grpo:
+    input:
+        candidates=_candidates("grpo"),
+        checked=CHECKED,
+        code=code("select"),
+    output:
+        **outputs("select_grpo"),
+    params:
+        **stage_params("select_grpo"),
+    localrule: True  # a second of json: never worth a cluster job
+    log:
+        "logs/select_grpo/{budget}.log",
+    shell:
+        "gsm8k select --params {PARAMS_FILE} --method grpo --budget {wildcards.budget} > {log} 2>&1"
+
+
+rule tune_sft_from_traces:
+    input:
+        model=rules.prep_sft.output.model,
+        traces=TUNE_TRACES,
+        checked=CHECKED,
+        code=code("train-sft"),
+        intact=remake_if_gutted(STAGES["tune_sft_from_traces"].outputs["model"]),
+    output:
+        **outputs("tune_sft_from_traces"),
+    params:
+        **stage_params("tune_sft_from_traces"),
+    wildcard_constraints:
+        lr=RATE,
+    threads: config["threads"]
+    resources: **resources_for("train")
+    log:
+        "logs/tune_sft_from_traces/{budget}/lr{lr}.log",
+    shell:
+        "gsm8k train-sft --params {PARAMS_FILE} --stage full --model {input.model} --seed {SEED0} "
+        "--traces-file {input.traces} --learning-rate {wildcards.lr} --output-dir models/tune/sft_from_traces/{wildcards.budget}/lr{wildcards.lr} > {log} 2>&1"
+
+
+rule tune_eval_sft_from_traces:
+    input:
+        model=STAGES["tune_sft_from_traces"].outputs["model"],
+        validation=rules.download.output.validation,  # and not the test split: choices are made on validation
+        checked=CHECKED,
+        code=code("evaluate"),
+    output:
+        **outputs("tune_eval_sft_from_traces"),
+    params:
+        **stage_params("tune_eval_sft_from_traces"),
+    wildcard_constraints:
+        lr=RATE,
+    threads: config["threads"]
+    resources: **resources_for("eval")
+    log:
+        "logs/tune_eval_sft_from_traces/{budget}/lr{lr}.log",
+    shell:
+        "gsm8k evaluate --params {PARAMS_FILE} --test-file {input.validation} --model {input.model} "
+        "--output {output.metrics} > {log} 2>&1"
+
+
+rule select_sft_from_traces:
+    input:
+        candidates=_candidates("sft_from_traces"),
+        checked=CHECKED,
+        code=code("select"),
+    output:
+        **outputs("select_sft_from_traces"),
+    params:
+        **stage_params("select_sft_from_traces"),
+    localrule: True  # a second of json: never worth a cluster job
+    log:
+        "logs/select_sft_from_traces/{budget}.log",
+    shell:
+        "gsm8k select --params {PARAMS_FILE} --method sft_from_traces --budget {wildcards.budget} > {log} 2>&1"
