@@ -68,7 +68,7 @@ def test_the_shared_flags_mean_one_thing_everywhere():
     wanted = {
         "--model": {"train-sft", "train-grpo", "generate-traces", "evaluate"},
         "--output-dir": {"download", "base-model", "train-sft", "train-grpo", "leaderboard"},
-        "--output": {"check-params", "generate-traces", "evaluate"},
+        "--output": {"check-params", "generate-traces", "evaluate", "select"},
         "--samples": {"train-sft", "train-grpo", "generate-traces", "evaluate"},
     }
     for flag, commands in wanted.items():

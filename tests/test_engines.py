@@ -28,6 +28,21 @@ def evals(*methods: str) -> set[str]:
 
 EVALS = {"eval@base", "eval@prep_sft"} | evals("full_sft", "grpo", "sft_from_traces")
 MODELS = ["base", "prep_sft"] + [f"{m}_8_s{s}" for m in ("full_sft", "grpo", "sft_from_traces") for s in SEEDS]
+METHODS = ("full_sft", "grpo", "sft_from_traces")
+# The test grids (tests/support/checkout.py), as both engines write the rates.
+RATES = {"full_sft": ["0.001", "0.003"], "grpo": ["5e-05", "0.00015"], "sft_from_traces": ["0.001", "0.003"]}
+
+
+def tuning(kind: str, *methods: str) -> set[str]:
+    """The learning-rate selection's jobs at budget 8: kind tune or tune_eval, one per rate; select, one."""
+    if kind == "select":
+        return {f"select_{m}@8" for m in methods}
+    return {f"{kind}_{m}@8-{lr}" for m in methods for lr in RATES[m]}
+
+
+TUNE_EVALS = tuning("tune_eval", *METHODS)
+SELECTS = tuning("select", *METHODS)
+TUNING = tuning("tune", *METHODS) | TUNE_EVALS | SELECTS
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +67,12 @@ def test_engines_build_everything_and_identically(repos):
         "metrics/LEADERBOARD.md",
         *(f"metrics/eval/{m}/summary.txt" for m in MODELS),
     } <= set(a)
+    assert {
+        "models/tune/grpo/8/lr5e-05/model/model.safetensors",
+        "models/tune/sft_from_traces/8/lr0.003/train_log.csv",
+        "metrics/tune/full_sft_8/full_sft_8_lr0.001/summary.txt",
+        *(f"metrics/select/{m}_8.json" for m in METHODS),
+    } <= set(a)
     assert not [k for k in a if "checkpoint" in k]
     # Every output but the timings files, byte for byte: train logs, metrics, summaries, leaderboard, plots.
     assert [k for k in a if a[k] != b[k]] == []
@@ -65,12 +86,25 @@ def test_engines_build_everything_and_identically(repos):
             assert ("boosters" in clock) == scored, m
             assert not scored or clock["boosters"]["calculator"]["seconds"] > 0
         assert "train_runtime" in json.loads((repo / "models/grpo/8/s1/timings.json").read_text())["log"][-1]
+        for m in METHODS:  # the candidates' validation evals: greedy only (no eval.boosters.models pattern)
+            for lr in RATES[m]:
+                clock = json.loads((repo / f"metrics/tune/{m}_8/{m}_8_lr{lr}/timings.json").read_text())
+                assert clock["seconds"] > 0 and "boosters" not in clock
         assert "seconds" not in (repo / "metrics/eval/prep_sft.json").read_text()
     records = [json.loads((r / "metrics/all.json").read_text()) for r in repos]
     assert all(len(m["git_commit"]) == 40 for m in records[0]["models"].values())
     board = (smk / "metrics/LEADERBOARD.md").read_text()
     assert all(f"| {m} |" in board for m in MODELS)
     assert board.startswith("# Leaderboard\n\n## Answer") and "mean over 2 seed(s)" in board
+    assert "## Learning rates chosen on validation" in board
+    for m in METHODS:
+        chosen = json.loads(a[f"metrics/select/{m}_8.json"])
+        assert [c["learning_rate"] for c in chosen["candidates"]] == [float(lr) for lr in RATES[m]]
+        assert chosen["at_edge"] and chosen["candidates"][0]["n"] == 12  # two rates: either is an edge
+        assert records[0]["selection"][f"{m}_8"] == chosen
+        # The final run of the tuning seed trains exactly as the chosen candidate did.
+        lr = f"{chosen['chosen']}"
+        assert a[f"models/{m}/8/s0/model/model.safetensors"] == a[f"models/tune/{m}/8/lr{lr}/model/model.safetensors"]
     # Different seeds train different models (else the "seeds" would measure nothing).
     assert a["models/grpo/8/s0/model/model.safetensors"] != a["models/grpo/8/s1/model/model.safetensors"]
 
@@ -129,18 +163,24 @@ ALL_JOBS = (
     | runs("grpo")
     | runs("traces")
     | runs("sft_from_traces")
+    | TUNING
 )
 # Module edited -> the stages of the test DAG whose command imports it (written out by hand, not computed
 # with dag.code_deps, so this checks the closure too).
+TRAINING = {"prep_sft"} | runs("full_sft") | runs("grpo") | runs("sft_from_traces") | tuning("tune", *METHODS)
+EVALUATING = EVALS | TUNE_EVALS
 IMPORTERS = {
-    "task.py": ALL_JOBS - {"leaderboard"},  # read_jsonl / gold
-    "grader.py": runs("grpo") | runs("traces") | EVALS,  # rewards and eval grade
-    "training.py": {"prep_sft"} | runs("full_sft") | runs("grpo") | runs("sft_from_traces"),
+    "task.py": ALL_JOBS - {"leaderboard"} - SELECTS,  # read_jsonl / gold
+    "grader.py": runs("grpo") | tuning("tune", "grpo") | runs("traces") | EVALUATING,  # rewards and eval grade
+    "training.py": TRAINING,
     "cli/__init__.py": ALL_JOBS,  # the dispatcher: every command
     "results.py": {"leaderboard"},
     "leaderboard/sections.py": {"leaderboard"},  # the leaderboard's text
-    "contamination.py": {"download", "leaderboard"} | EVALS,  # the leaderboard: its NORMALISATION, not its text
-    "generation.py": runs("grpo") | runs("traces") | EVALS,  # decoding: not the SFT stages (loading.py loads)
+    "select.py": SELECTS,  # the choice of a learning rate: json and the standard library, nothing else
+    # the leaderboard: its NORMALISATION, not its text
+    "contamination.py": {"download", "leaderboard"} | EVALUATING,
+    # decoding: not the SFT stages (loading.py loads)
+    "generation.py": runs("grpo") | tuning("tune", "grpo") | runs("traces") | EVALUATING,
     "dag.py": set(),  # planning: dvc.yaml's generator and the Snakefile's code deps, run by no stage
     "cli/grade.py": set(),  # `gsm8k grade`, a tool: the grader's library is grader.py
 }
@@ -148,28 +188,39 @@ IMPORTERS = {
 # the same file, so nothing reruns through it; Snakemake validates at parse time and never reruns it.
 CHECK = {"check_params"}
 CHECK_CODE = {"cli/__init__.py"}  # of IMPORTERS' modules, those `gsm8k check-params` executes
-DESCENDANTS = (
+# Each job's direct dependents in the test DAG; DESCENDANTS closes over them.
+CHILDREN = (
     {
-        "download": ALL_JOBS - {"download"},
-        "base_model": ALL_JOBS - {"download", "base_model"},
-        "prep_sft": ALL_JOBS - {"download", "base_model", "prep_sft", "eval@base"},
+        "download": {"base_model", "prep_sft"} | TRAINING - {"prep_sft"} | runs("traces") | EVALS,
+        "base_model": {"prep_sft", "eval@base"},
+        "prep_sft": {"eval@prep_sft"} | TRAINING - {"prep_sft"},
+        "traces@8-0": {"sft_from_traces@8-0"} | tuning("tune", "sft_from_traces"),
+        "traces@8-1": {"sft_from_traces@8-1"},
     }
-    | {f"full_sft@8-{s}": {f"eval_budget@full_sft-8-{s}", "leaderboard"} for s in SEEDS}
-    | {
-        f"grpo@8-{s}": {
-            f"traces@8-{s}",
-            f"sft_from_traces@8-{s}",
-            f"eval_budget@grpo-8-{s}",
-            f"eval_budget@sft_from_traces-8-{s}",
-            "leaderboard",
-        }
-        for s in SEEDS
-    }
-    | {f"traces@8-{s}": {f"sft_from_traces@8-{s}", f"eval_budget@sft_from_traces-8-{s}", "leaderboard"} for s in SEEDS}
-    | {f"sft_from_traces@8-{s}": {f"eval_budget@sft_from_traces-8-{s}", "leaderboard"} for s in SEEDS}
+    | {f"tune_{m}@8-{lr}": {f"tune_eval_{m}@8-{lr}"} for m in METHODS for lr in RATES[m]}
+    | {f"tune_eval_{m}@8-{lr}": {f"select_{m}@8"} for m in METHODS for lr in RATES[m]}
+    | {f"select_{m}@8": runs(m) for m in METHODS}
+    | {f"full_sft@8-{s}": {f"eval_budget@full_sft-8-{s}"} for s in SEEDS}
+    | {f"grpo@8-{s}": {f"traces@8-{s}", f"eval_budget@grpo-8-{s}"} for s in SEEDS}
+    | {f"sft_from_traces@8-{s}": {f"eval_budget@sft_from_traces-8-{s}"} for s in SEEDS}
     | {e: {"leaderboard"} for e in EVALS}
     | {"leaderboard": set()}
 )
+for _select in SELECTS:  # the leaderboard shows the selections
+    CHILDREN[_select] = CHILDREN[_select] | {"leaderboard"}
+
+
+def _descendants(job: str) -> set[str]:
+    found, todo = set(), [job]
+    while todo:
+        for child in CHILDREN.get(todo.pop(), set()) - found:
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+DESCENDANTS = {job: _descendants(job) for job in ALL_JOBS}
+assert DESCENDANTS["prep_sft"] == ALL_JOBS - {"download", "base_model", "prep_sft", "eval@base"}
 
 
 @pytest.mark.parametrize("module", sorted(IMPORTERS))
@@ -211,28 +262,50 @@ def test_editing_resources_reruns_nothing(repos):
     assert dvc_stale(dvc) == set()
 
 
-def test_editing_an_eval_param_reruns_only_evals_and_leaderboard(repos):
-    """Both engines plan exactly the evals and the leaderboard; DVC runs them for real (what ran is in its
-    output) and Snakemake, whose plan is what it runs, goes back to the old value and has nothing to do."""
+def test_editing_an_eval_param_reruns_the_evals_and_what_they_chose(repos):
+    """An eval param changes the test evals and the candidates' validation scores, so the selections too:
+    DVC runs the evals, the selections and the leaderboard for real (what ran is in its output), and a final
+    run only where a selection file changed; Snakemake, which compares times, not content, plans every job
+    after a selection, and, whose plan is what it runs, goes back to the old value and has nothing to do."""
     for repo in repos:
         edit(repo, "eval", "max_new_tokens", lambda v: v + 4)
     smk, dvc = repos
-    assert snakemake_plan(smk, "metrics/all.json") == EVALS | {"leaderboard"}
-    assert dvc_stale(dvc) == EVALS | {"leaderboard"} | CHECK
+    after_selection = set().union(*(DESCENDANTS[s] for s in SELECTS))
+    assert snakemake_plan(smk, "metrics/all.json") == EVALUATING | SELECTS | after_selection | {"leaderboard"}
+    assert dvc_stale(dvc) == EVALUATING | {"leaderboard"} | CHECK
 
     ran = [line for line in run(["dvc", "repro"], dvc).stdout.splitlines() if line.startswith("Running stage")]
-    assert {line.split("'")[1] for line in ran} == EVALS | {"leaderboard"} | CHECK
+    ran = {line.split("'")[1] for line in ran}
+    assert (
+        EVALUATING | SELECTS | {"leaderboard"} | CHECK
+        <= ran
+        <= EVALUATING | SELECTS | after_selection | {"leaderboard"} | CHECK
+    )
     assert json.loads((dvc / "metrics/eval/base.json").read_text())["generation"]["max_new_tokens"] == 16
     edit(smk, "eval", "max_new_tokens", lambda v: v - 4)
     assert snakemake_plan(smk, "metrics/all.json") == set()
 
 
-def test_editing_a_grpo_param_reruns_grpo_and_what_follows(repos):
+def test_editing_a_grpo_grid_reruns_grpo_and_what_follows(repos):
+    """A new grid: grpo's new candidates, its selection and what follows from it; full_sft's are untouched."""
     for repo in repos:
-        edit(repo, "grpo", "learning_rate", lambda v: v * 2)
-    expected = (
-        runs("grpo") | runs("traces") | runs("sft_from_traces") | evals("grpo", "sft_from_traces") | {"leaderboard"}
-    )
+        edit(repo, "grpo", "learning_rates", lambda v: [r * 2 for r in v])
+    RATES["grpo"] = ["0.0001", "0.0003"]  # the jobs of the new grid, as both engines name them
+    try:
+        candidates = tuning("tune", "grpo") | tuning("tune_eval", "grpo")
+        expected = (
+            candidates
+            | {"select_grpo@8"}
+            | runs("grpo")
+            | runs("traces")
+            | runs("sft_from_traces")
+            | evals("grpo", "sft_from_traces")
+            | tuning("tune", "sft_from_traces")
+            | tuning("tune_eval", "sft_from_traces")
+            | {"select_sft_from_traces@8", "leaderboard"}
+        )
+    finally:
+        RATES["grpo"] = ["5e-05", "0.00015"]
     smk, dvc = repos
     assert snakemake_plan(smk, "metrics/all.json") == expected
     # `dvc status` names only the stages whose own deps changed, so run DVC for real and see what ran.
@@ -240,4 +313,5 @@ def test_editing_a_grpo_param_reruns_grpo_and_what_follows(repos):
     # test-sized model) is rightly skipped, so what runs is a subset of Snakemake's plan.
     ran = [line for line in run(["dvc", "repro"], dvc).stdout.splitlines() if line.startswith("Running stage")]
     ran = {line.split("'")[1] for line in ran}
-    assert runs("grpo") | runs("traces") | evals("grpo") | {"leaderboard"} | CHECK <= ran <= expected | CHECK
+    must = candidates | {"select_grpo@8"} | runs("grpo") | runs("traces") | evals("grpo") | {"leaderboard"} | CHECK
+    assert must <= ran <= expected | CHECK

@@ -101,7 +101,7 @@ def lora_run(fixture_model, tmp_path_factory):
     params = test_params(
         lora={"enabled": True, "r": 4, "alpha": 8},
         prep_sft={"batch_size": 8, "learning_rate": 1e-2},
-        full_sft={"batch_size": 8, "learning_rate": 1e-2},
+        full_sft={"batch_size": 8, "learning_rates": [1e-2]},
     )
     prep = train_stage(tmp, base, tmp / "models/prep_sft", params)
     full = train_stage(tmp, prep, tmp / "models/full_sft", params, stage="full")

@@ -128,6 +128,50 @@ def test_the_answer_says_when_a_method_ended_below_the_model_it_started_from(tmp
     assert traces.count(both) == 2 and "grpo ends below" not in answer and "both" not in grpo
 
 
+def plant_selection(config, method, budget, scores: dict[float, float]):
+    """metrics/select/<method>_<budget>.json as `gsm8k select` writes it, from {rate: validation accuracy}."""
+    from gsm8k_pipeline.select import choose
+
+    candidates = [{"learning_rate": r, "accuracy": a, "correct": round(a * 12), "n": 12} for r, a in scores.items()]
+    path = config.selections / f"{method}_{budget}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"method": method, "budget": budget, **choose(candidates)}))
+
+
+def test_the_leaderboard_shows_the_rates_chosen_on_validation_and_the_answer_says_when_one_is_at_an_edge(tmp_path):
+    """GRPO's rate at budget 8 is its grid's largest (the best may lie beyond it); full_sft's is inside its
+    grid, and full_sft ends below prep_sft: the Answer gives both notes, each once per difference it concerns."""
+    right = {"prep_sft": 40, "full_sft": 30, "grpo": 45, "sft_from_traces": 45, "base": 0}
+
+    def accuracy_of(model_id):
+        run = RunId.parse(model_id)
+        return [int(i < right[run.method if run else model_id]) for i in range(60)]
+
+    config = plant(tmp_path, accuracy_of)
+    for b in PARAMS["budgets"]:
+        plant_selection(config, "full_sft", b, {3e-4: 0.25, 1e-3: 0.5, 3e-3: 0.5})  # a tie: the smaller rate
+        plant_selection(config, "grpo", b, {1.7e-5: 0.25, 5e-5: 0.5, 1.5e-4: 0.75 if b == 8 else 0.25})
+        plant_selection(config, "sft_from_traces", b, {3e-4: 0.25, 1e-3: 0.5, 3e-3: 0.25})
+    main(PARAMS, config)
+    board = (config.out_dir / "LEADERBOARD.md").read_text()
+    assert board.index("## Answer") < board.index("## Learning rates chosen on validation") < board.index("## Methods")
+    answer = board[board.index("## Answer") : board.index("## Learning rates chosen")]
+    grpo, traces = answer.split("\n- ")[1:3]
+    below = "— but full_sft ends below prep_sft, the model it started from (50.0 % against 66.7 %)"
+    edge = "— the chosen learning rate of grpo sits at the edge of its grid"
+    assert grpo.count(below) == 2 and grpo.count(edge) == 1
+    assert f"grpo is better {below} {edge}; at budget 16" in grpo  # both notes, after the verdict they qualify
+    assert "edge" not in traces
+    table = board[board.index("## Learning rates chosen") : board.index("## Methods")]
+    assert "| full_sft | 8 | 0.0003: 25.0 %, 0.001: 50.0 %, 0.003: 50.0 % | 0.001 | 12 |" in table
+    assert "| grpo | 8 | 1.7e-05: 25.0 %, 5e-05: 50.0 %, 0.00015: 75.0 % | 0.00015 (edge of the grid) | 12 |" in table
+    assert "| grpo | 16 | 1.7e-05: 25.0 %, 5e-05: 50.0 %, 0.00015: 25.0 % | 5e-05 | 12 |" in table
+    out = json.loads((config.out_dir / "all.json").read_text())
+    assert out["selection"]["grpo_8"]["chosen"] == 1.5e-4 and out["selection"]["grpo_8"]["at_edge"]
+    assert out["selection"]["full_sft_16"]["chosen"] == 1e-3 and not out["selection"]["full_sft_16"]["at_edge"]
+    assert edge in (config.out_dir / "answer.rst").read_text()
+
+
 @pytest.mark.parametrize("scored", ["*", "*_s0"])
 def test_boosters_table_compares_each_group_with_greedy_on_the_same_runs(tmp_path, scored):
     """Planted boosters: the calculator fixes problems 0-19 of every run (where greedy is wrong), maj@4 changes

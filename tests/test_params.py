@@ -71,8 +71,12 @@ def test_precedence_command_line_then_environment_then_params(tmp_path):
     assert resolve()["prep_sft"]["samples"] == 10  # params.yaml
     assert resolve({"PREP_TRAIN_SAMPLES": "20"})["prep_sft"]["samples"] == 20  # environment beats params
     assert resolve({"PREP_TRAIN_SAMPLES": "20"}, {"prep_sft.samples": 5})["prep_sft"]["samples"] == 5  # CLI beats both
-    assert resolve({"TRAIN_SAMPLES": "8", "OUTPUT_DIR": "out"})["run"] == {"samples": 8, "output_dir": "out"}
-    assert resolve()["run"] == {"samples": None, "output_dir": None}
+    assert resolve({"TRAIN_SAMPLES": "8", "OUTPUT_DIR": "out"})["run"] == {
+        "samples": 8,
+        "output_dir": "out",
+        "learning_rate": None,
+    }
+    assert resolve()["run"] == {"samples": None, "output_dir": None, "learning_rate": None}
 
 
 @pytest.mark.parametrize(
@@ -127,7 +131,13 @@ def test_duplicate_keys_and_bad_bytes_are_one_line_errors(tmp_path):
     [
         # The fault probe's findings: each passed check-params, then trained to inf weights or crashed.
         ("prep_sft", "learning_rate", float("nan"), "prep_sft.learning_rate: nan is not a finite number"),
-        ("full_sft", "learning_rate", 1e308, "full_sft.learning_rate: 1e+308 is greater than the maximum of 1"),
+        (
+            "full_sft",
+            "learning_rates",
+            [1e-3, 1e308],
+            "full_sft.learning_rates.1: 1e+308 is greater than the maximum of 1",
+        ),
+        ("grpo", "learning_rates", [], "grpo.learning_rates: [] should be non-empty"),
         ("eval", "max_new_tokens", 1e30, "eval.max_new_tokens: 1e+30 is greater than the maximum of 32768"),
         ("grpo", "rewards", {"correctness": float("-inf")}, "grpo.rewards.correctness: -inf is not a finite number"),
         (

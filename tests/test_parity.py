@@ -43,9 +43,35 @@ def test_budgets_and_seeds_expand_the_same_way(tmp_path, budgets, seeds):
                 f"eval_budget@sft_from_traces-{b}-{s}",
             } <= set(jobs)
             assert f"--seed {s}" in jobs[f"grpo@{b}-{s}"]["cmd"]
-    assert len(jobs) == 7 + 7 * len(budgets) * len(
-        seeds
-    )  # 7 shared: check_params, download … prep_sft, their evals, leaderboard
+    # 7 shared: check_params, download … prep_sft, their evals, leaderboard; per budget, each method's two
+    # candidates (trained, scored on validation) and its selection.
+    assert len(jobs) == 7 + 7 * len(budgets) * len(seeds) + 3 * (2 * 2 + 1) * len(budgets)
+    for b in budgets:
+        for method, grid in (("full_sft", ["0.001", "0.003"]), ("grpo", ["5e-05", "0.00015"])):
+            for lr in grid:
+                # one seed, the first, per candidate
+                assert f"--seed {seeds[0]} " in jobs[f"tune_{method}@{b}-{lr}"]["cmd"]
+                assert f"--learning-rate {lr} " in jobs[f"tune_{method}@{b}-{lr}"]["cmd"]
+        assert f"data/traces/grpo_{b}_s{seeds[0]}.jsonl" in jobs[f"tune_sft_from_traces@{b}-0.001"]["inputs"]
+        for s in seeds:
+            assert f"metrics/select/grpo_{b}.json" in jobs[f"grpo@{b}-{s}"]["inputs"]
+
+
+def test_tuning_reads_validation_never_test():
+    """The learning rates are chosen on validation: no tune or select stage declares the test split, in
+    either engine (Snakemake's jobs, DVC's stage index), and only validation is what the candidates are
+    scored on."""
+    smk, dvc = snakemake_jobs(REPO), dvc_stages(REPO)
+    for jobs in (smk, dvc):
+        tuning = {name: job for name, job in jobs.items() if name.startswith(("tune_", "select_"))}
+        assert {name.split("@")[0] for name in tuning} == {
+            f"{kind}_{m}" for kind in ("tune", "tune_eval", "select") for m in ("full_sft", "grpo", "sft_from_traces")
+        }
+        for name, job in tuning.items():
+            assert "data/gsm8k/test.jsonl" not in job["inputs"], name
+            if name.startswith("tune_eval_"):
+                assert "data/gsm8k/validation.jsonl" in job["inputs"]
+                assert "--test-file data/gsm8k/validation.jsonl" in job["cmd"]
 
 
 def test_every_stage_declares_the_code_its_command_runs():

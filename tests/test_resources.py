@@ -20,7 +20,8 @@ KIND = {
     "traces": "generate",
     "eval": "eval",
     "eval_budget": "eval",
-}
+} | {f"tune_{m}": "train" for m in ("full_sft", "grpo", "sft_from_traces")}  # learning-rate candidates
+KIND |= {f"tune_eval_{m}": "eval" for m in ("full_sft", "grpo", "sft_from_traces")}  # and their validation evals
 
 
 def planned_resources(repo, *args) -> dict[str, dict[str, str]]:

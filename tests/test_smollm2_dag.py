@@ -36,8 +36,14 @@ PARAMS = dict(
     lora={"enabled": True, "r": 4, "alpha": 8},
     train={"save_steps": 10, "logging_steps": 1},
     prep_sft={"samples": 4, "epochs": 1, "batch_size": 4, "max_length": 512, "learning_rate": 1.0e-3},
-    full_sft={"epochs": 1, "batch_size": 2, "max_length": 512, "learning_rate": 1.0e-3},
-    grpo={"num_generations": 2, "prompts_per_step": 2, "max_completion_length": 16, "epochs": 1},
+    full_sft={"epochs": 1, "batch_size": 2, "max_length": 512, "learning_rates": [1.0e-3]},  # one candidate each
+    grpo={
+        "num_generations": 2,
+        "prompts_per_step": 2,
+        "max_completion_length": 16,
+        "epochs": 1,
+        "learning_rates": [5.0e-5],
+    },
 )
 MODELS = ["base", "prep_sft", "full_sft_2_s0", "grpo_2_s0", "sft_from_traces_2_s0"]
 

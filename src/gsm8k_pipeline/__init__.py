@@ -93,16 +93,56 @@ def _trained(stage: str) -> dict[str, str]:
     return {"model": f"{folder}/model", "log": f"{folder}/train_log.csv", "timings": f"{folder}/timings.json"}
 
 
-def _evaluated(model: str) -> dict[str, str]:
+def _evaluated(model: str, folder: str = "metrics/eval") -> dict[str, str]:
     return {
-        "metrics": f"metrics/eval/{model}.json",
-        "debug": f"metrics/eval/{model}/debug.csv",
-        "summary": f"metrics/eval/{model}/summary.txt",
-        "timings": f"metrics/eval/{model}/timings.json",
+        "metrics": f"{folder}/{model}.json",
+        "debug": f"{folder}/{model}/debug.csv",
+        "summary": f"{folder}/{model}/summary.txt",
+        "timings": f"{folder}/{model}/timings.json",
     }
 
 
 _TRACES = "data/traces/grpo_{budget}_s{seed}.jsonl"
+
+
+def section_of(method: str) -> str:
+    """The params section that sets `method`'s training, its learning-rate grid included: sft_from_traces
+    trains with full_sft's settings (so the two SFT variants differ only in their targets)."""
+    return "grpo" if method == "grpo" else "full_sft"
+
+
+def candidate(method: str) -> str:
+    """A learning-rate candidate's model id, `<method>_<budget>_lr<rate>` (rate as Python writes the float,
+    which is also how DVC renders it in dvc.yaml's matrix: both engines name the same files)."""
+    return f"{method}_{{budget}}_lr{{lr}}"
+
+
+def _tuning() -> dict[str, Stage]:
+    """Per method, its learning-rate selection on the validation split (issue 22): `tune_<method>` trains
+    one candidate per rate of the grid at the first seed, `tune_eval_<method>` scores it greedy on
+    data/gsm8k/validation.jsonl, `select_<method>` picks the rate every seed then trains with. Stages per
+    method, not one with a method wildcard: each method's grid is its own section's, and DVC's matrix can
+    only range over one list per key. select_<method> reads its candidates' folder
+    (metrics/tune/<method>_<budget>/), which DVC tracks as a directory: its deps can't list a grid's files."""
+    stages = {}
+    for method in METHODS:
+        folder = f"models/tune/{method}/{{budget}}/lr{{lr}}"
+        section = section_of(method)
+        command = "train-grpo" if method == "grpo" else "train-sft"
+        stages[f"tune_{method}"] = Stage(
+            command,
+            [*_TRAIN, section],
+            {"model": f"{folder}/model", "log": f"{folder}/train_log.csv", "timings": f"{folder}/timings.json"},
+        )
+        stages[f"tune_eval_{method}"] = Stage(
+            "evaluate", [*_MODEL, "eval", "lm_eval"], _evaluated(candidate(method), f"metrics/tune/{method}_{{budget}}")
+        )
+        stages[f"select_{method}"] = Stage(
+            "select", [section], {"selection": f"metrics/select/{method}_{{budget}}.json"}
+        )
+    return stages
+
+
 STAGES: dict[str, Stage] = {
     # Validates the whole params file before any other stage runs; it depends on params.yaml as a file, so
     # any edit reruns it, and it hands no section to a stage (dvc.yaml, workflow/rules/common.smk).
@@ -127,6 +167,7 @@ STAGES: dict[str, Stage] = {
     # SFT on GRPO's traces with full_sft's settings, so the two SFT variants differ only in their targets.
     "sft_from_traces": Stage("train-sft", [*_TRAIN, "full_sft"], _trained("sft_from_traces"), RunId.PATTERN),
     "eval": Stage("evaluate", [*_MODEL, "eval", "lm_eval"], _evaluated("{model}"), "{model}"),
+    **_tuning(),
     "eval_budget": Stage("evaluate", [*_MODEL, "eval", "lm_eval"], _evaluated(RunId.PATTERN), RunId.PATTERN),
     # The leaderboard's None: every section but SCHEDULING, since it records a digest of them as provenance.
     "leaderboard": Stage(

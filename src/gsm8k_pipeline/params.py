@@ -326,7 +326,7 @@ ENVIRONMENT = {
     "TRAIN_SAMPLES": "run.samples",
     "OUTPUT_DIR": "run.output_dir",
 }
-RUN_DEFAULTS = {"samples": None, "output_dir": None}
+RUN_DEFAULTS = {"samples": None, "output_dir": None, "learning_rate": None}
 
 
 def _set(params: dict, dotted: str, value: Any) -> None:

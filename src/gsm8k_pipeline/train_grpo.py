@@ -63,9 +63,9 @@ def main(params: dict, config: GRPOStageConfig) -> None:
     from .loading import load_trainable
     from .rewards import reward_funcs
     from .task import gold, read_jsonl
-    from .training import StageDirs, fingerprint, prepare_checkpoints, run, trainer_args
+    from .training import StageDirs, at_rate, fingerprint, method_learning_rate, prepare_checkpoints, run, trainer_args
 
-    section = params["grpo"]
+    section = at_rate(params["grpo"], method_learning_rate(params, "grpo"))  # the rate of the grid it was given
     check_vllm(section["use_vllm"])
     rows = read_jsonl(config.train_file)
     n = params["run"]["samples"] or len(rows)

@@ -49,11 +49,13 @@ def main(params: dict, config: SFTStageConfig) -> None:
     from .adapters import base_folder
     from .formatting import prompt_messages
     from .loading import load_trainable
-    from .training import StageDirs, fingerprint, prepare_checkpoints, run, trainer_args
+    from .training import StageDirs, at_rate, fingerprint, method_learning_rate, prepare_checkpoints, run, trainer_args
 
     if config.stage not in STAGES:
         raise PipelineError(f"--stage must be one of {STAGES}, not {config.stage!r}")
     section = params["prep_sft" if config.stage == "prep" else "full_sft"]
+    if config.stage == "full":  # the rate of full_sft's grid this run was given (training.method_learning_rate)
+        section = at_rate(section, method_learning_rate(params, "full_sft"))
     rows = examples(config, params)
     system = params["prompt"]["system"]
     dataset = Dataset.from_list(

@@ -145,3 +145,64 @@ def run(
     timings.write(dirs.timings, {"log": wall_clock(trainer.state.log_history)})
     atomic_write_text(dirs.log, csv_text(trainer.state.log_history))
     shutil.rmtree(dirs.checkpoints)
+
+
+# --- the rate of a grid a run trains at (the commands train-sft and train-grpo; here, not in cli/__init__.py,
+# which every stage imports) --------------------------------------------------------------------------------
+
+
+def method_learning_rate(params: dict, section: str) -> float:
+    """The rate a full_sft, grpo or sft_from_traces run trains at: the one its command was given
+    (--learning-rate, --learning-rate-from: run.learning_rate), else the middle of the grid (the lower of
+    the two middle values of an even grid), which the shipped grids are centred on. The DAG always gives
+    one (a candidate's, or the chosen one); the default is for a command run by hand."""
+    given = params["run"].get("learning_rate")  # callers of main() that build `run` themselves may leave it out
+    if given is not None:
+        return given
+    grid = sorted(params[section]["learning_rates"])
+    return grid[(len(grid) - 1) // 2]
+
+
+def at_rate(section: dict, rate: float) -> dict:
+    """A method's section as one run trains with it: its grid replaced by the rate it trains at. What the run's
+    checkpoints are fingerprinted with, so a candidate resumes only its own rate's checkpoints, and other
+    values of the grid don't concern it."""
+    return {k: v for k, v in section.items() if k != "learning_rates"} | {"learning_rate": rate}
+
+
+def add_learning_rate(p) -> None:
+    """--learning-rate / --learning-rate-from, for the stages that train at a rate of a grid (full_sft,
+    grpo, sft_from_traces): a candidate is given its rate, a final run the one its selection chose."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--learning-rate",
+        metavar="RATE",
+        type=float,
+        default=None,
+        help="train at this rate (a candidate of the grid; default: the middle of the grid)",
+    )
+    group.add_argument(
+        "--learning-rate-from",
+        metavar="FILE",
+        type=Path,
+        default=None,
+        help="train at the rate this selection chose (metrics/select/<method>_<budget>.json, `gsm8k select`)",
+    )
+
+
+def learning_rate(args) -> float | None:
+    """The rate --learning-rate or --learning-rate-from gives (None: neither)."""
+    if args.learning_rate_from is None:
+        return args.learning_rate
+    return chosen_rate(args.learning_rate_from)
+
+
+def chosen_rate(path: str | Path) -> float:
+    """The rate a selection file (select.py) chose."""
+    path = Path(path)
+    try:
+        return float(json.loads(path.read_text())["chosen"])
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: no such selection file (the select_<method> stage writes it)") from None
+    except (ValueError, KeyError, TypeError):
+        raise PipelineError(f"{path}: not a selection file (no `chosen` rate)") from None

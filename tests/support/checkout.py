@@ -46,8 +46,15 @@ TEST_SIZE = {
     "traces": {"batch_size": 8, "max_attempts": 2, "max_new_tokens": 16},
     "train": {"save_steps": 2, "logging_steps": 1},
     "prep_sft": {"samples": 48, "epochs": 1, "batch_size": 8, "max_length": 384},
-    "full_sft": {"epochs": 1, "batch_size": 4, "max_length": 384},
-    "grpo": {"num_generations": 2, "prompts_per_step": 2, "max_completion_length": 16},
+    # Grids of two rates: the selection's every path (a choice between candidates, a tie, an edge) at half
+    # the shipped grid's candidates.
+    "full_sft": {"epochs": 1, "batch_size": 4, "max_length": 384, "learning_rates": [1.0e-3, 3.0e-3]},
+    "grpo": {
+        "num_generations": 2,
+        "prompts_per_step": 2,
+        "max_completion_length": 16,
+        "learning_rates": [5.0e-5, 1.5e-4],
+    },
 }
 
 

@@ -14,6 +14,9 @@ rule leaderboard:
         grpo=expand(rules.grpo.output.model, budget=config["budgets"], seed=config["seeds"])
         + expand(rules.grpo.output.log, budget=config["budgets"], seed=config["seeds"])
         + expand(rules.grpo.output.timings, budget=config["budgets"], seed=config["seeds"]),
+        # The learning rates chosen on validation (dvc.yaml: the metrics/select directory).
+        selection=[path.format(budget=b) for m in METHODS for b in config["budgets"]
+                   for path in [STAGES[f"select_{m}"].outputs["selection"]]],
         checked=CHECKED,
         code=code("leaderboard"),
     output:

@@ -1,6 +1,7 @@
 # Training stages. Each writes models/<stage>[/<budget>/s<seed>]/{model/,train_log.csv}; its checkpoints/
 # beside them are deliberately not outputs, so a killed job's checkpoints survive --rerun-incomplete and are
-# resumed. Stages after prep_sft run once per (budget, seed): `seeds` in params.yaml, passed as --seed.
+# resumed. Stages after prep_sft run once per (budget, seed): `seeds` in params.yaml, passed as --seed, at the
+# learning rate their method's selection on validation chose (tune.smk).
 
 
 rule prep_sft:
@@ -30,6 +31,7 @@ rule full_sft:
         checked=CHECKED,
         code=code("train-sft"),
         intact=remake_if_gutted(STAGES["full_sft"].outputs["model"]),
+        selection=STAGES["select_full_sft"].outputs["selection"],  # the learning rate chosen on validation
     output:
         **outputs("full_sft"),
     params:
@@ -40,7 +42,7 @@ rule full_sft:
         "logs/full_sft/{budget}/s{seed}.log",
     shell:
         "gsm8k train-sft --params {PARAMS_FILE} --stage full --model {input.model} --seed {wildcards.seed} "
-        "--samples {wildcards.budget} --output-dir models/full_sft/{wildcards.budget}/s{wildcards.seed} > {log} 2>&1"
+        "--samples {wildcards.budget} --learning-rate-from {input.selection} --output-dir models/full_sft/{wildcards.budget}/s{wildcards.seed} > {log} 2>&1"
 
 
 rule grpo:
@@ -50,6 +52,7 @@ rule grpo:
         checked=CHECKED,
         code=code("train-grpo"),
         intact=remake_if_gutted(STAGES["grpo"].outputs["model"]),
+        selection=STAGES["select_grpo"].outputs["selection"],  # the learning rate chosen on validation
     output:
         **outputs("grpo"),
     params:
@@ -60,7 +63,7 @@ rule grpo:
         "logs/grpo/{budget}/s{seed}.log",
     shell:
         "gsm8k train-grpo --params {PARAMS_FILE} --model {input.model} --seed {wildcards.seed} "
-        "--samples {wildcards.budget} --output-dir models/grpo/{wildcards.budget}/s{wildcards.seed} > {log} 2>&1"
+        "--samples {wildcards.budget} --learning-rate-from {input.selection} --output-dir models/grpo/{wildcards.budget}/s{wildcards.seed} > {log} 2>&1"
 
 
 rule traces:
@@ -89,6 +92,7 @@ rule sft_from_traces:
         checked=CHECKED,
         code=code("train-sft"),
         intact=remake_if_gutted(STAGES["sft_from_traces"].outputs["model"]),
+        selection=STAGES["select_sft_from_traces"].outputs["selection"],  # the learning rate chosen on validation
     output:
         **outputs("sft_from_traces"),
     params:
@@ -99,5 +103,5 @@ rule sft_from_traces:
         "logs/sft_from_traces/{budget}/s{seed}.log",
     shell:
         "gsm8k train-sft --params {PARAMS_FILE} --stage full --model {input.model} --seed {wildcards.seed} "
-        "--traces-file {input.traces} --output-dir models/sft_from_traces/{wildcards.budget}/s{wildcards.seed} "
+        "--traces-file {input.traces} --learning-rate-from {input.selection} --output-dir models/sft_from_traces/{wildcards.budget}/s{wildcards.seed} "
         "> {log} 2>&1"

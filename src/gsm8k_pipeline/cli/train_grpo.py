@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..training import add_learning_rate, learning_rate
 from . import add_stage, alias, output_dir, params_for, set_threads
 
 
@@ -33,6 +34,7 @@ def add_cli(sub) -> None:
         default=None,
         help="problems to train on (default: $TRAIN_SAMPLES, else all)",
     )
+    add_learning_rate(p)
     alias(p, "--base-model", "--model")
     p.set_defaults(func=_run)
 
@@ -41,9 +43,8 @@ def _run(args) -> int:
     from ..guards import exclusive
     from ..train_grpo import GRPOStageConfig, main
 
-    params = params_for(
-        args, "grpo", {"run.samples": args.samples, "run.output_dir": args.output_dir, "seed": args.seed}
-    )
+    cli = {"run.samples": args.samples, "run.output_dir": args.output_dir, "seed": args.seed}
+    params = params_for(args, "grpo", cli | {"run.learning_rate": learning_rate(args)})
     folder = output_dir(params, "models/grpo")
     with exclusive(folder):  # before anything reads or clears its checkpoints
         set_threads(params)

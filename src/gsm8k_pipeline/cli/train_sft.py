@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..training import add_learning_rate, learning_rate
 from . import add_stage, alias, output_dir, params_for, set_threads
 
 
@@ -38,17 +39,22 @@ def add_cli(sub) -> None:
         default=None,
         help="examples to train on (default: $PREP_TRAIN_SAMPLES / $TRAIN_SAMPLES, else params)",
     )
+    add_learning_rate(p)  # --stage full only: prep_sft has its own learning_rate
     alias(p, "--base-model", "--model")
     p.set_defaults(func=_run)
 
 
 def _run(args) -> int:
+    from .. import PipelineError
     from ..guards import exclusive
     from ..train_sft import SFTStageConfig, main
 
     stage = "prep_sft" if args.stage == "prep" else "sft_from_traces" if args.traces_file else "full_sft"
     samples_key = "prep_sft.samples" if args.stage == "prep" else "run.samples"
-    params = params_for(args, stage, {samples_key: args.samples, "run.output_dir": args.output_dir, "seed": args.seed})
+    if args.stage == "prep" and (args.learning_rate is not None or args.learning_rate_from is not None):
+        raise PipelineError("--learning-rate and --learning-rate-from are for --stage full (prep_sft.learning_rate)")
+    cli = {samples_key: args.samples, "run.output_dir": args.output_dir, "seed": args.seed}
+    params = params_for(args, stage, cli | {"run.learning_rate": learning_rate(args)})
     folder = output_dir(params, "models/prep_sft" if args.stage == "prep" else "models/full_sft")
     with exclusive(folder):  # before anything reads or clears its checkpoints
         set_threads(params, params["prep_sft"].get("threads") if args.stage == "prep" else None)

@@ -19,7 +19,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import SHARED, STAGES, PipelineError, RunId, timings
+from .. import METHODS, SHARED, STAGES, PipelineError, RunId, timings
 from ..fileio import atomic_write_json, atomic_write_text
 from ..results import record
 from . import boosters as booster_table
@@ -37,6 +37,11 @@ class LeaderboardConfig:
     eval_dir: Path = Path("metrics/eval")
     out_dir: Path = Path("metrics")
     models_dir: Path = Path("models")  # GRPO's training logs, for the reward curves
+    select_dir: Path | None = None  # the learning rates chosen on validation; None: eval_dir's sibling select/
+
+    @property
+    def selections(self) -> Path:
+        return self.select_dir or self.eval_dir.parent / "select"
 
 
 def git_commit() -> str | None:
@@ -120,6 +125,19 @@ def reward_trends(params: dict, models_dir: Path) -> dict:
     return trends
 
 
+def selections(params: dict, select_dir: Path) -> dict:
+    """Per method and budget (`<method>_<budget>`), its learning-rate selection on validation (select.py):
+    every candidate's validation accuracy, the chosen rate, whether it sits at the grid's edge. Results
+    published before the selection existed have none: {} for them."""
+    found = {}
+    for method in METHODS:
+        for b in params["budgets"]:
+            path = select_dir / f"{method}_{b}.json"
+            if path.is_file():
+                found[f"{method}_{b}"] = json.loads(path.read_text())
+    return found
+
+
 def main(params: dict, config: LeaderboardConfig = LeaderboardConfig()) -> list[dict]:
     import pandas as pd
 
@@ -136,6 +154,7 @@ def main(params: dict, config: LeaderboardConfig = LeaderboardConfig()) -> list[
     groups, comparisons = aggregate(params, config.eval_dir)
     boosters = booster_table.aggregate(groups, config.eval_dir)
     trends = reward_trends(params, config.models_dir)
+    selection = selections(params, config.selections)
     curve = pd.DataFrame(
         [
             {"method": r["method"], "budget": r["budget"], "seed": r["seed"], "accuracy": r["accuracy"]}
@@ -149,7 +168,7 @@ def main(params: dict, config: LeaderboardConfig = LeaderboardConfig()) -> list[
     for path in outputs:
         path.unlink(missing_ok=True)
     try:
-        _write(config, params, ids, metrics, records, harness, groups, comparisons, boosters, trends, curve)
+        _write(config, params, ids, metrics, records, harness, groups, comparisons, boosters, trends, curve, selection)
     except BaseException as exc:
         for path in outputs:
             path.unlink(missing_ok=True)
@@ -166,14 +185,16 @@ def main(params: dict, config: LeaderboardConfig = LeaderboardConfig()) -> list[
 OUTPUTS = tuple(Path(path).name for path in STAGES["leaderboard"].outputs.values())
 
 
-def _write(config, params, ids, metrics, records, harness, groups, comparisons, boosters, trends, curve) -> None:
+def _write(
+    config, params, ids, metrics, records, harness, groups, comparisons, boosters, trends, curve, selection
+) -> None:
     atomic_write_text(config.out_dir / "accuracy_vs_budget.csv", curve.to_csv(index=False))
     plot_accuracy(records, groups, config.out_dir / "accuracy_vs_budget.png")
     plot_rewards(trends, config.out_dir / "grpo_reward.png")
     contaminated = sections.contamination(records)
     atomic_write_text(
         config.out_dir / "LEADERBOARD.md",
-        sections.markdown(records, groups, comparisons, len(params["seeds"]), contaminated, boosters)
+        sections.markdown(records, groups, comparisons, len(params["seeds"]), contaminated, boosters, selection)
         + sections.lm_eval_table(harness, {m: metrics[m]["accuracy"] for m in ids}),
     )
     atomic_write_text(
@@ -184,6 +205,7 @@ def _write(config, params, ids, metrics, records, harness, groups, comparisons, 
             len(params["seeds"]),
             [config.out_dir / "accuracy_vs_budget.png", config.out_dir / "grpo_reward.png"],
             contaminated,
+            selection,
         ),
     )
     # Keyed by model id, group and question (not lists), so `dvc metrics diff` compares every number.
@@ -197,6 +219,7 @@ def _write(config, params, ids, metrics, records, harness, groups, comparisons, 
             "grpo_reward": {run: {k: t[k] for k in ("first", "last", "compared")} for run, t in trends.items()},
             "lm_eval": {m: sections.lm_eval_summary(h) for m, h in harness.items()},
             "boosters": boosters,
+            "selection": selection,  # the learning rates chosen on validation, with every candidate's score
         },
     )
     timings.write(

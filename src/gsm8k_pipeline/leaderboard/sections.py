@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import METHODS
 from ..contamination import NORMALISATION
 from ..harness import SOURCE_TASK, VARIANTS
 from .boosters import render as boosters_table
@@ -50,7 +51,18 @@ def below_start(groups: dict, methods: tuple[str, ...], budget: int) -> str:
     return f" — but both end below {START}, the model they started from ({means}, against {100 * start['mean']:.1f} %)"
 
 
-def render_answer(comparisons: dict, groups: dict, n_seeds: int) -> list[str]:
+def at_edge(selection: dict, methods: tuple[str, ...], budget: int) -> str:
+    """A note for the methods whose learning rate, chosen on validation, is the smallest or largest of its
+    grid (the best rate may lie beyond it, so the method may be under-tuned), or ""."""
+    edge = [m for m in methods if selection.get(f"{m}_{budget}", {}).get("at_edge")]
+    if not edge:
+        return ""
+    if len(edge) == 1:
+        return f" — the chosen learning rate of {edge[0]} sits at the edge of its grid"
+    return f" — the chosen learning rates of {' and '.join(edge)} sit at the edge of their grids"
+
+
+def render_answer(comparisons: dict, groups: dict, n_seeds: int, selection: dict | None = None) -> list[str]:
     n = next(iter(groups.values()))["n"]
     lines = [
         "## Answer",
@@ -68,6 +80,7 @@ def render_answer(comparisons: dict, groups: dict, n_seeds: int) -> list[str]:
                 f"at budget {c['budget']}, {first} − {second} = {_points(c['difference'])} "
                 f"(95 % CI {_points(lo)} to {_points(hi)}, p = {c['p_value']:.2g}): {verdict(c)}"
                 + below_start(groups, (first, second), c["budget"])
+                + at_edge(selection or {}, (first, second), c["budget"])
             )
         lines.append(f"- **{question}:** " + "; ".join(parts) + ".")
     return lines + [""]
@@ -84,12 +97,15 @@ def markdown(
     n_seeds: int,
     contaminated: dict | None = None,
     boosters: dict | None = None,
+    selection: dict | None = None,
 ) -> str:
     """LEADERBOARD.md but its lm-eval table. `contaminated`: contamination(records); a warning above the
-    Answer when it is loud. `boosters`: boosters.aggregate's, a table after the methods'."""
+    Answer when it is loud. `boosters`: boosters.aggregate's, a table after the methods'. `selection`: the
+    learning rates chosen on validation (leaderboard.selections), a table after the Answer."""
     notes = contamination_notes(contaminated) if contaminated else []
     loud = contaminated is not None and is_loud(contaminated)
-    lines = ["# Leaderboard", "", *(notes if loud else []), *render_answer(comparisons, groups, n_seeds)]
+    lines = ["# Leaderboard", "", *(notes if loud else []), *render_answer(comparisons, groups, n_seeds, selection)]
+    lines += selection_table(selection or {})
     lines += [
         "## Methods by budget (mean over seeds)",
         "",
@@ -117,7 +133,41 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
-def rst(groups: dict, comparisons: dict, n_seeds: int, images: list[Path], contaminated: dict | None = None) -> str:
+def _rate(rate: float) -> str:
+    return f"{rate:g}"
+
+
+def selection_table(selection: dict) -> list[str]:
+    """LEADERBOARD.md's "Learning rates chosen on validation": per method and budget, every candidate's
+    validation accuracy and the rate chosen (which every seed then trained with, and the test scored)."""
+    if not selection:
+        return []
+    lines = [
+        "## Learning rates chosen on validation",
+        "",
+        "Each method's learning rate, per budget, is the candidate of its grid with the best greedy accuracy "
+        "on the validation split (one run at the first seed per candidate; a tie goes to the smaller rate); "
+        "every seed then trains at it, and only those runs are scored on test.",
+        "",
+        "| method | budget | validation accuracy per learning rate | chosen | n |",
+        "|---|---|---|---|---|",
+    ]
+    for s in sorted(selection.values(), key=lambda s: (s["budget"], METHODS.index(s["method"]))):
+        scores = ", ".join(f"{_rate(c['learning_rate'])}: {100 * c['accuracy']:.1f} %" for c in s["candidates"])
+        edge = " (edge of the grid)" if s["at_edge"] else ""
+        n = s["candidates"][0]["n"]
+        lines.append(f"| {s['method']} | {s['budget']} | {scores} | {_rate(s['chosen'])}{edge} | {n} |")
+    return lines + [""]
+
+
+def rst(
+    groups: dict,
+    comparisons: dict,
+    n_seeds: int,
+    images: list[Path],
+    contaminated: dict | None = None,
+    selection: dict | None = None,
+) -> str:
     """The Answer, the methods table and the plots (inlined as data URIs) as reStructuredText: the
     workflow description of Snakemake's HTML report, so the report opens on the answer (and on a
     contamination warning, when there is one)."""
@@ -125,7 +175,7 @@ def rst(groups: dict, comparisons: dict, n_seeds: int, images: list[Path], conta
 
     warning = contamination_notes(contaminated) if contaminated and is_loud(contaminated) else []
     # The Answer's Markdown (bullets, **bold**) is also valid reST.
-    lines = ["The answer", "==========", "", *warning, *render_answer(comparisons, groups, n_seeds)[2:]]
+    lines = ["The answer", "==========", "", *warning, *render_answer(comparisons, groups, n_seeds, selection)[2:]]
     lines += [
         "Methods by budget (mean over seeds)",
         "-----------------------------------",
