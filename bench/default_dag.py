@@ -92,10 +92,16 @@ def job_timings(repo: Path) -> dict:
     (greedy, the calculator's, the sampled one the maj@k and pass@k protocols share), summed."""
     kinds: dict[str, dict] = defaultdict(lambda: {"jobs": 0, "process_seconds": 0.0, "startup_seconds": 0.0})
     passes = defaultdict(float)
-    for path in sorted([*repo.glob("metrics/eval/*/timings.json"), *repo.glob("models/**/timings.json")]):
+    found = [*repo.glob("metrics/eval/*/timings.json"), *repo.glob("metrics/tune/*/*/timings.json")]
+    for path in sorted([*found, *repo.glob("models/**/timings.json")]):
         clock = json.loads(path.read_text())
-        where = path.relative_to(repo).parts  # metrics/eval/<model>/… or models/<stage>/…
-        kind = "eval" if where[0] == "metrics" else where[1]
+        # metrics/eval/<model>/…, metrics/tune/<method>_<budget>/<candidate>/… (the learning-rate candidates'
+        # validation evals), models/<stage>/… or models/tune/<method>/… (the candidates' training)
+        where = path.relative_to(repo).parts
+        if where[0] == "metrics":
+            kind = "eval" if where[1] == "eval" else "tune_eval"
+        else:
+            kind = f"tune_{where[2]}" if where[1] == "tune" else where[1]
         k = kinds[kind]
         k["jobs"] += 1
         k["process_seconds"] += clock.get("process_seconds") or 0.0
