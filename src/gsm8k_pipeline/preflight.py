@@ -163,6 +163,10 @@ def work(params: dict) -> dict[str, float]:
     ids = [*SHARED, *map(str, RunId.every(params))]
     boosted = sum(selected(i, boosters["models"]) for i in ids)  # eval.boosters.models
     total = sum(budgets) * len(seeds)
+    # The learning-rate candidates: each rate of a grid trained once, at the first seed, on every budget, and
+    # scored greedy on the validation split (select.py).
+    sft_grid, grpo_grid = len(full["learning_rates"]), len(grpo["learning_rates"])
+    validation = params["data"]["validation"] * ev["max_new_tokens"]
     return {
         # Fixed costs, a job each: seconds on a CPU; nothing to speak of next to the GPU stages (no GPU rate).
         "download": 1,
@@ -175,7 +179,23 @@ def work(params: dict) -> dict[str, float]:
         "traces": total * traces["max_attempts"] * traces["max_new_tokens"],
         "eval": (len(ids) + boosted * bool(boosters["calculator"])) * problems * ev["max_new_tokens"],
         "eval_sampled": boosted * problems * ev["max_new_tokens"] * sampled_passes,
+        **{f"tune_{m}": sum(budgets) * full["epochs"] * sft_grid for m in ("full_sft", "sft_from_traces")},
+        "tune_grpo": sum(budgets)
+        * grpo["epochs"]
+        * grpo["num_generations"]
+        * grpo["max_completion_length"]
+        * grpo_grid,
+        **{f"tune_eval_{m}": len(budgets) * sft_grid * validation for m in ("full_sft", "sft_from_traces")},
+        "tune_eval_grpo": len(budgets) * grpo_grid * validation,
+        **{f"select_{m}": len(budgets) for m in ("full_sft", "grpo", "sft_from_traces")},  # seconds: json only
     }
+
+
+# A tuning stage that a measured run did not time costs what its counterpart costs per unit of work.
+COUNTERPART = {
+    **{f"tune_{m}": m for m in ("full_sft", "grpo", "sft_from_traces")},
+    **{f"tune_eval_{m}": "eval" for m in ("full_sft", "grpo", "sft_from_traces")},
+}
 
 
 def _read(name: str) -> dict | None:
@@ -228,7 +248,7 @@ def _cpu_rates() -> tuple[dict[str, float], str, float] | None:
     greedy_share = base["eval"] / (base["eval"] + base["eval_sampled"])  # as if sampled tokens cost greedy ones
     evals = seconds["eval"] + seconds["eval_budget"]
     spent = {**seconds, "eval": evals * greedy_share, "eval_sampled": evals * (1 - greedy_share)}
-    rates = {k: spent[k] / base[k] for k in base if base[k]}
+    rates = {k: spent[k] / base[k] for k in base if base[k] and k in spent}
     # Two jobs at once (`--cores 2`) finish the stage time in less wall time: the measured run's ratio.
     return rates, f"{dag['cores']} CPU cores", dag["wall_seconds"] / sum(seconds.values())
 
@@ -243,11 +263,15 @@ def estimate(params: dict) -> str | None:
     if found is None:
         return None
     rates, where, wall_ratio = found
+    # A tuning stage the measured run did not have (or a GPU bench never times) at its counterpart's rate.
+    rates = {**{k: rates[c] for k, c in COUNTERPART.items() if c in rates}, **rates}
     seconds = {stage: units * rates.get(stage, 0.0) for stage, units in work(params).items()}
     total = sum(seconds.values())
     wall = f" (about {_duration(total * wall_ratio)} of wall time at `--cores 2`)" if wall_ratio else ""
-    # check_params, download, base_model, prep_sft; 4 stages per run; eval of base and prep_sft, 3 per run; leaderboard
-    jobs = 4 + 4 * _runs(params) + 2 + 3 * _runs(params) + 1
+    # check_params, download, base_model, prep_sft; 4 stages per run; eval of base and prep_sft, 3 per run;
+    # per budget, each method's candidates (a training and an eval each) and its selection; leaderboard
+    grids = 2 * len(params["full_sft"]["learning_rates"]) + len(params["grpo"]["learning_rates"])
+    jobs = 4 + 4 * _runs(params) + 2 + 3 * _runs(params) + len(params["budgets"]) * (2 * grids + 3) + 1
     top = sorted(((s, k) for k, s in seconds.items() if s), reverse=True)[:3]
     parts = ", ".join(f"{k.replace('eval_sampled', 'sampled eval')} {_duration(s)}" for s, k in top)
     basis = (
