@@ -12,6 +12,7 @@ import yaml
 
 from conftest import make_checkout, run, test_params
 from engines import dvc_stale, snakemake_plan
+from gsm8k_pipeline import METHODS
 
 OUTPUT_DIRS = ("data", "models", "metrics")
 EVAL_FILES = [
@@ -167,7 +168,7 @@ def test_snakemake_touch_makes_a_pulled_clone_up_to_date(origin, clone):
         "eval",
         "eval_budget",
         "leaderboard",
-    }
+    } | {f"{stage}_{method}" for stage in ("tune", "tune_eval", "select") for method in METHODS}
     assert snakemake_metadata_rules(clone) == rules
     set_param(clone, "data.synthetic.n_test", 25)
     plan = snakemake_plan(clone, "metrics/all.json")
