@@ -9,16 +9,21 @@ import pytest
 
 from support.checkout import REPO, SHARED_GSM8K, make_checkout, outputs, run, test_params  # noqa: F401  (the tests import these from here)
 
-# The longest test files first (wall seconds each on 2 cores, measured 2026-12-05): with `--dist loadfile` a file
-# runs whole on one worker and pytest-xdist hands files out in collection order, so a long file collected late
-# would leave one worker running it alone at the end of the suite.
+# The longest test files first, so none is left running alone at the end (seconds of a worker each, measured
+# 2026-12-05 in a fresh clone on 2 cores): with `--dist loadfile` a file runs whole on one worker, and with
+# `--no-loadscope-reorder` (tests/run.sh) pytest-xdist hands files out in this order, not by test count,
+# which put the two-test SLURM file and the one-test SmolLM2 file last. The SLURM test waits on the
+# cluster most of its time, so it goes first, beside the SmolLM2 test's two engines at once.
 SLOWEST_FIRST = (
-    "test_engines.py",
-    "test_slurm.py",
-    "test_smollm2_dag.py",
-    "test_sharing.py",
-    "test_training.py",
-    "test_engines_hub.py",
+    "test_slurm.py",  # 369 s, mostly waiting (a 5x throttled job, the executor's status checks)
+    "test_smollm2_dag.py",  # 358 s, two engines at once
+    "test_engines.py",  # 418 s
+    "test_sharing.py",  # 158 s
+    "test_training.py",  # 150 s
+    "test_engines_hub.py",  # 75 s
+    "test_guards.py",  # 67 s
+    "test_finite.py",  # 52 s
+    "test_sweep.py",  # 45 s
 )
 
 

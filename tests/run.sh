@@ -19,4 +19,5 @@ if [ -n "$missing" ]; then
 fi
 # One worker per CPU, each test file on one worker (its module fixtures, e.g. the engines' built DAGs, are
 # built once); most of the suite waits on subprocesses (engines, daemons, model loads), so two cores serve two.
-exec uv run pytest -n auto --dist loadfile "$@"
+# Files go out longest first (tests/conftest.py: SLOWEST_FIRST), not by their number of tests.
+exec uv run pytest -n auto --dist loadfile --no-loadscope-reorder "$@"
