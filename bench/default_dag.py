@@ -96,12 +96,12 @@ def job_timings(repo: Path) -> dict:
     for path in sorted([*found, *repo.glob("models/**/timings.json")]):
         clock = json.loads(path.read_text())
         # metrics/eval/<model>/…, metrics/tune/<method>_<budget>/<candidate>/… (the learning-rate candidates'
-        # validation evals), models/<stage>/… or models/tune/<method>/… (the candidates' training)
+        # validation evals), models/<stage>/… or models/tune_<method>/… (the candidates' training)
         where = path.relative_to(repo).parts
         if where[0] == "metrics":
             kind = "eval" if where[1] == "eval" else "tune_eval"
         else:
-            kind = f"tune_{where[2]}" if where[1] == "tune" else where[1]
+            kind = where[1]  # the stage: prep_sft, grpo, tune_grpo, …
         k = kinds[kind]
         k["jobs"] += 1
         k["process_seconds"] += clock.get("process_seconds") or 0.0

@@ -54,8 +54,13 @@ with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
         if job.rule.name == "all":
             continue
         name = job.rule.name + ("@" + "-".join(job.wildcards) if len(job.wildcards) else "")
+        # Each param as DVC names what it tracks: a section, or `section.key` for each key of a section handed
+        # only in part (gsm8k_pipeline.Stage.ignores).
+        whole = workflow_api._workflow.config
+        params = [k if not isinstance(v, dict) or v == whole.get(k) else f"{k}.{sub}"
+                  for k, v in job.params.items() for sub in (v if isinstance(v, dict) and v != whole.get(k) else [k])]
         jobs[name] = {"inputs": sorted(job.input), "outputs": sorted(job.output),
-                      "params": sorted(job.params.keys()), "cmd": job.shellcmd}
+                      "params": sorted(set(params)), "cmd": job.shellcmd}
 print(json.dumps(jobs))
 """
 
@@ -94,11 +99,15 @@ import yaml
 from dvc.repo import Repo
 from dvc.dependency.param import ParamsDependency
 everything = sorted(yaml.safe_load(open("params.yaml")))  # `- params.yaml:` tracks every section
+# A params file other than params.yaml (a selection's `chosen`) is a file the stage depends on, as it is
+# Snakemake's input.
+def own(d):
+    return isinstance(d, ParamsDependency) and d.def_path == "params.yaml"
 with Repo(".") as repo:
     print(json.dumps({s.addressing: {
-        "inputs": sorted(d.def_path for d in s.deps if not isinstance(d, ParamsDependency)),
+        "inputs": sorted(d.def_path for d in s.deps if not own(d)),
         "outputs": sorted(o.def_path for o in s.outs),
-        "params": sorted(p for d in s.deps if isinstance(d, ParamsDependency) for p in (d.params or everything)),
+        "params": sorted(p for d in s.deps if own(d) for p in (d.params or everything)),
         "cmd": s.cmd} for s in repo.index.stages}))
 """
 

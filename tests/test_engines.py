@@ -68,8 +68,8 @@ def test_engines_build_everything_and_identically(repos):
         *(f"metrics/eval/{m}/summary.txt" for m in MODELS),
     } <= set(a)
     assert {
-        "models/tune/grpo/8/lr5e-05/model/model.safetensors",
-        "models/tune/sft_from_traces/8/lr0.003/train_log.csv",
+        "models/tune_grpo/8/lr5e-05/model/model.safetensors",
+        "models/tune_sft_from_traces/8/lr0.003/train_log.csv",
         "metrics/tune/full_sft_8/full_sft_8_lr0.001/summary.txt",
         *(f"metrics/select/{m}_8.json" for m in METHODS),
     } <= set(a)
@@ -104,7 +104,7 @@ def test_engines_build_everything_and_identically(repos):
         assert records[0]["selection"][f"{m}_8"] == chosen
         # The final run of the tuning seed trains exactly as the chosen candidate did.
         lr = f"{chosen['chosen']}"
-        assert a[f"models/{m}/8/s0/model/model.safetensors"] == a[f"models/tune/{m}/8/lr{lr}/model/model.safetensors"]
+        assert a[f"models/{m}/8/s0/model/model.safetensors"] == a[f"models/tune_{m}/8/lr{lr}/model/model.safetensors"]
     # Different seeds train different models (else the "seeds" would measure nothing).
     assert a["models/grpo/8/s0/model/model.safetensors"] != a["models/grpo/8/s1/model/model.safetensors"]
 

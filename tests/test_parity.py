@@ -24,7 +24,15 @@ def test_shipped_dag_is_the_same_in_both_engines():
     assert {"download", "base_model", "prep_sft", "eval@base", "eval@prep_sft"} <= set(jobs)
     shipped = yaml.safe_load((REPO / "params.yaml").read_text())
     grpo = f"grpo@{shipped['budgets'][0]}-{shipped['seeds'][0]}"
-    assert jobs[grpo]["params"] == {"seed", "threads", "precision", "prompt", "lora", "train", "grpo"}
+    # A final run tracks every key of its section but the grid: it trains at the rate its selection chose.
+    grpo_keys = {f"grpo.{k}" for k in shipped["grpo"] if k != "learning_rates"}
+    assert jobs[grpo]["params"] == {"seed", "threads", "precision", "prompt", "lora", "train", *grpo_keys}
+    assert f"metrics/select/grpo_{shipped['budgets'][0]}.json" in jobs[grpo]["inputs"]
+    # A validation eval tracks what scores greedy on validation, not the test split's cap, boosters or lm-eval.
+    tune_eval = next(job for name, job in jobs.items() if name.startswith("tune_eval_grpo@"))
+    assert {"eval.max_new_tokens", "eval.batch_size"} <= tune_eval["params"]
+    assert not {"eval.samples", "eval.boosters", "eval", "lm_eval"} & tune_eval["params"]
+    assert jobs[f"select_grpo@{shipped['budgets'][0]}"]["params"] == {"grpo.learning_rates"}
 
 
 @pytest.mark.parametrize("budgets, seeds", [([3], [0]), ([8, 16, 32], [0, 1, 2])])

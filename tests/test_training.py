@@ -204,3 +204,48 @@ def test_use_vllm_fails_clearly_on_cpu(repo, tmp_path):
     )
     assert proc.returncode != 0
     assert "grpo.use_vllm is true but" in proc.stderr
+
+
+def test_the_tuning_seeds_final_run_is_its_candidate_copied_and_the_same_as_training_it_again(repo):
+    """training.reuse: the final run of the tuning seed at the chosen rate copies the candidate that trained
+    exactly that run, and what it copies is byte for byte what training it again writes (the claim that
+    makes the copy honest). Another seed's run is not that candidate, and trains."""
+    sft = ["gsm8k", "train-sft", "--stage", "full", "--model", "models/base/model", "--samples", "8"]
+    candidates = "models/tune_full_sft/8"
+    run([*sft, "--seed", "0", "--learning-rate", "0.001", "--output-dir", f"{candidates}/lr0.001"], repo)
+    again = run([*sft, "--seed", "0", "--learning-rate", "0.001", "--output-dir", "models/full_sft/8/again"], repo)
+    copied = run(
+        [
+            *sft,
+            "--seed",
+            "0",
+            "--learning-rate",
+            "0.001",
+            "--candidates",
+            candidates,
+            "--output-dir",
+            "models/full_sft/8/s0",
+        ],
+        repo,
+    )
+    assert "reused" not in again.stdout and f"reused {candidates}/lr0.001" in copied.stdout
+    trained, reused = (outputs(repo / f"models/full_sft/8/{folder}", ".") for folder in ("again", "s0"))
+    assert "model/model.safetensors" in trained and "train_log.csv" in trained
+    assert trained == reused  # every file but the timings
+    assert json.loads((repo / "models/full_sft/8/s0/timings.json").read_text())["reused"] == f"{candidates}/lr0.001"
+    other = run(
+        [
+            *sft,
+            "--seed",
+            "1",
+            "--learning-rate",
+            "0.001",
+            "--candidates",
+            candidates,
+            "--output-dir",
+            "models/full_sft/8/s1",
+        ],
+        repo,
+    )
+    assert "reused" not in other.stdout
+    assert outputs(repo / "models/full_sft/8/s1", ".")["model/model.safetensors"] != reused["model/model.safetensors"]

@@ -75,9 +75,14 @@ def selected(model_id: str, patterns: list[str]) -> bool:
 @dataclass(frozen=True)
 class Stage:
     command: str  # `gsm8k <command>`: src/gsm8k_pipeline/cli/<command, - as _>.py
-    sections: list[str] | None  # params.yaml sections it is handed; None: all but SCHEDULING and `run`
+    # The params.yaml sections it is handed ("eval"), or single keys of one ("full_sft.learning_rates");
+    # None: all but SCHEDULING and `run`.
+    sections: list[str] | None
     outputs: dict[str, str]  # name -> path, with the engines' wildcards ({budget}, {seed}, ...)
     model_id: str | None = None  # the model it writes (training) or scores (eval), as a pattern
+    # Keys of its sections it is not handed ("eval.samples"): what it never reads, so that changing them
+    # reruns nothing of it. A grid's rate comes from the command line, a validation eval reads no test cap.
+    ignores: tuple[str, ...] = ()
 
 
 # The torch stages read `threads`: the thread count changes float sums, hence the results. Those that run
@@ -126,19 +131,24 @@ def _tuning() -> dict[str, Stage]:
     (metrics/tune/<method>_<budget>/), which DVC tracks as a directory: its deps can't list a grid's files."""
     stages = {}
     for method in METHODS:
-        folder = f"models/tune/{method}/{{budget}}/lr{{lr}}"
+        folder = f"models/tune_{method}/{{budget}}/lr{{lr}}"
         section = section_of(method)
         command = "train-grpo" if method == "grpo" else "train-sft"
         stages[f"tune_{method}"] = Stage(
             command,
             [*_TRAIN, section],
             {"model": f"{folder}/model", "log": f"{folder}/train_log.csv", "timings": f"{folder}/timings.json"},
+            ignores=(f"{section}.learning_rates",),  # its rate is its --learning-rate: a new one trains alone
         )
+        # Greedy on the validation split, whole: no test cap, no boosters, no lm-eval (those are the test's).
         stages[f"tune_eval_{method}"] = Stage(
-            "evaluate", [*_MODEL, "eval", "lm_eval"], _evaluated(candidate(method), f"metrics/tune/{method}_{{budget}}")
+            "evaluate",
+            [*_MODEL, "eval"],
+            _evaluated(candidate(method), f"metrics/tune/{method}_{{budget}}"),
+            ignores=("eval.samples", "eval.boosters"),
         )
         stages[f"select_{method}"] = Stage(
-            "select", [section], {"selection": f"metrics/select/{method}_{{budget}}.json"}
+            "select", [f"{section}.learning_rates"], {"selection": f"metrics/select/{method}_{{budget}}.json"}
         )
     return stages
 
@@ -161,11 +171,17 @@ STAGES: dict[str, Stage] = {
         "base-model", [*_MODEL, "base_model"], {"model": "models/base/model", "info": "models/base/info.json"}, "base"
     ),
     "prep_sft": Stage("train-sft", [*_TRAIN, "prep_sft"], _trained("prep_sft"), "prep_sft"),
-    "full_sft": Stage("train-sft", [*_TRAIN, "full_sft"], _trained("full_sft"), RunId.PATTERN),
-    "grpo": Stage("train-grpo", [*_TRAIN, "grpo"], _trained("grpo"), RunId.PATTERN),
+    # The budgeted runs train at the rate their selection chose (its `chosen`, a dependency of its own), not
+    # at every rate of the grid: a grid that grows by a value reruns them only if the choice moves.
+    "full_sft": Stage(
+        "train-sft", [*_TRAIN, "full_sft"], _trained("full_sft"), RunId.PATTERN, ("full_sft.learning_rates",)
+    ),
+    "grpo": Stage("train-grpo", [*_TRAIN, "grpo"], _trained("grpo"), RunId.PATTERN, ("grpo.learning_rates",)),
     "traces": Stage("generate-traces", [*_MODEL, "traces"], {"traces": _TRACES, "stats": _TRACES + ".stats.json"}),
     # SFT on GRPO's traces with full_sft's settings, so the two SFT variants differ only in their targets.
-    "sft_from_traces": Stage("train-sft", [*_TRAIN, "full_sft"], _trained("sft_from_traces"), RunId.PATTERN),
+    "sft_from_traces": Stage(
+        "train-sft", [*_TRAIN, "full_sft"], _trained("sft_from_traces"), RunId.PATTERN, ("full_sft.learning_rates",)
+    ),
     "eval": Stage("evaluate", [*_MODEL, "eval", "lm_eval"], _evaluated("{model}"), "{model}"),
     **_tuning(),
     "eval_budget": Stage("evaluate", [*_MODEL, "eval", "lm_eval"], _evaluated(RunId.PATTERN), RunId.PATTERN),
@@ -193,6 +209,17 @@ def result_sections(params: dict) -> list[str]:
 
 
 def stage_params(stage: str, params: dict) -> dict:
-    """The params.yaml sections `stage` reads, from a loaded params dict."""
-    sections = STAGES[stage].sections
-    return {k: params[k] for k in (sections if sections is not None else result_sections(params))}
+    """The params `stage` reads, from a loaded params dict: its sections (or single keys of one), less the
+    keys it ignores."""
+    spec = STAGES[stage]
+    picked: dict = {}
+    for name in spec.sections if spec.sections is not None else result_sections(params):
+        section, _, key = name.partition(".")
+        if key:
+            picked.setdefault(section, {})[key] = params[section][key]
+        else:
+            picked[section] = params[section]
+    for name in spec.ignores:
+        section, _, key = name.partition(".")
+        picked[section] = {k: v for k, v in picked[section].items() if k != key}
+    return picked

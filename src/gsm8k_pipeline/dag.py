@@ -85,11 +85,25 @@ def code_deps(command: str, root: Path | str = ".") -> list[str]:
     return sorted(str(p.relative_to(root)) for p in files)
 
 
+def dvc_params(stage: str, params: dict) -> list[str]:
+    """dvc.yaml's params entries for `stage`: its sections, or, for a section with keys it ignores, each
+    other key of it in params.yaml (DVC tracks a key as `section.key`)."""
+    spec = STAGES[stage]
+    names = []
+    for name in spec.sections:
+        ignored = [i.partition(".")[2] for i in spec.ignores if i.partition(".")[0] == name]
+        names += [f"{name}.{key}" for key in params[name] if key not in ignored] if ignored else [name]
+    return names
+
+
 def sync_dvc_yaml(path: Path | str = "dvc.yaml", root: Path | str = ".") -> bool:
     """Rewrite every stage's code deps in dvc.yaml (its `- src/gsm8k_pipeline/...` lines) to code_deps of
     the stage's command, and its params list to the stage table; True if anything changed. Text in, text out:
     comments stay."""
+    import yaml  # here, not at the top: the Snakefile imports this module, and reads params itself
+
     path = Path(path)
+    defaults = yaml.safe_load((Path(root) / "params.yaml").read_text())
     lines = path.read_text().splitlines(keepends=True)
     start = next(k for k, line in enumerate(lines) if line.startswith("stages:"))
     out, stage, command, i = lines[:start], None, None, start
@@ -101,9 +115,11 @@ def sync_dvc_yaml(path: Path | str = "dvc.yaml", root: Path | str = ".") -> bool
             indent = line[: len(line) - len(line.lstrip())]
             out.append(line)
             i += 1
-            while i < len(lines) and lines[i].startswith(indent + "  - "):
+            # The stage table's entries are replaced; a params file's (`- metrics/select/x.json:` and its
+            # keys) stay as written.
+            while i < len(lines) and lines[i].startswith(indent + "  - ") and not lines[i].rstrip().endswith(":"):
                 i += 1
-            out += [f"{indent}  - {section}\n" for section in STAGES[stage].sections]
+            out += [f"{indent}  - {name}\n" for name in dvc_params(stage, defaults)]
             continue
         words = line.replace("cmd:", " ").split()
         if command is None and len(words) >= 2 and words[0] == "gsm8k":

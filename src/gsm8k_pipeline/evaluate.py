@@ -23,6 +23,9 @@ class EvalConfig:
     output_file: str = "base.json"
     test_file: Path = Path("data/gsm8k/test.jsonl")
     train_file: Path = Path("data/gsm8k/train.jsonl")  # lm-eval's few-shot examples
+    # A learning-rate candidate scored on the validation split (tune_eval_<method>): every problem of the
+    # file, greedy only: the test cap (eval.samples), the boosters and lm-eval are the test split's.
+    validation: bool = False
 
     @property
     def model_id(self) -> str:
@@ -144,7 +147,8 @@ def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
     from .task import read_jsonl
 
     ev = params["eval"]
-    rows = read_jsonl(config.test_file)[: ev["samples"]]
+    rows = read_jsonl(config.test_file)
+    rows = rows if config.validation else rows[: ev["samples"]]
     settings = {
         **decoding(ev["do_sample"], ev["temperature"]),
         "max_new_tokens": ev["max_new_tokens"],
@@ -181,12 +185,14 @@ def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
 
     records = score(rows, [c[0] for c in completions])
     metrics = summarize(records, config.model_id, settings, seconds)
-    add_boosters(metrics, records, model, tokenizer, prompts, ev, config.model_id, passes=passes)
+    if not config.validation:
+        add_boosters(metrics, records, model, tokenizer, prompts, ev, config.model_id, passes=passes)
     metrics["contamination"] = contaminated
     metrics["timings"] = pass_timings(passes)
-    harness = run_harness(model, tokenizer, params, config.model_id, config.test_file, config.train_file)
-    if harness is not None:  # lm-eval's numbers beside ours, for the models params lm_eval selects
-        metrics["lm_eval"] = harness
+    if not config.validation:
+        harness = run_harness(model, tokenizer, params, config.model_id, config.test_file, config.train_file)
+        if harness is not None:  # lm-eval's numbers beside ours, for the models params lm_eval selects
+            metrics["lm_eval"] = harness
     results, clock = timings.split(metrics)
     detail_dir = config.output_dir / config.model_id
     atomic_write_text(detail_dir / "debug.csv", pd.DataFrame(records).to_csv(index=False))

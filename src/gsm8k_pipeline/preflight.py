@@ -163,6 +163,8 @@ def work(params: dict) -> dict[str, float]:
     ids = [*SHARED, *map(str, RunId.every(params))]
     boosted = sum(selected(i, boosters["models"]) for i in ids)  # eval.boosters.models
     total = sum(budgets) * len(seeds)
+    # The first seed's final runs are not trained: each copies its candidate at the chosen rate (training.reuse).
+    trained = sum(budgets) * (len(seeds) - 1)
     # The learning-rate candidates: each rate of a grid trained once, at the first seed, on every budget, and
     # scored greedy on the validation split (select.py).
     sft_grid, grpo_grid = len(full["learning_rates"]), len(grpo["learning_rates"])
@@ -173,9 +175,9 @@ def work(params: dict) -> dict[str, float]:
         "base_model": 1,
         "leaderboard": 1,
         "prep_sft": (prep["samples"] or 0) * prep["epochs"],
-        "full_sft": total * full["epochs"],
-        "sft_from_traces": total * full["epochs"],
-        "grpo": total * grpo["epochs"] * grpo["num_generations"] * grpo["max_completion_length"],
+        "full_sft": trained * full["epochs"],
+        "sft_from_traces": trained * full["epochs"],
+        "grpo": trained * grpo["epochs"] * grpo["num_generations"] * grpo["max_completion_length"],
         "traces": total * traces["max_attempts"] * traces["max_new_tokens"],
         "eval": (len(ids) + boosted * bool(boosters["calculator"])) * problems * ev["max_new_tokens"],
         "eval_sampled": boosted * problems * ev["max_new_tokens"] * sampled_passes,

@@ -14,6 +14,7 @@ class GRPOStageConfig:
     output_dir: Path
     base_model: Path
     train_file: Path = Path("data/gsm8k/train.jsonl")
+    candidates: Path | None = None  # learning-rate candidates: this run is copied from one if it is the same
 
 
 def check_vllm(use_vllm: bool) -> None:
@@ -55,6 +56,7 @@ def fast_rollouts(params: dict, tokenizer, prompts: list):
 
 
 def main(params: dict, config: GRPOStageConfig) -> None:
+    import torch
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
@@ -63,7 +65,16 @@ def main(params: dict, config: GRPOStageConfig) -> None:
     from .loading import load_trainable
     from .rewards import reward_funcs
     from .task import gold, read_jsonl
-    from .training import StageDirs, at_rate, fingerprint, method_learning_rate, prepare_checkpoints, run, trainer_args
+    from .training import (
+        StageDirs,
+        at_rate,
+        method_learning_rate,
+        prepare_checkpoints,
+        reuse,
+        run,
+        run_fingerprint,
+        trainer_args,
+    )
 
     section = at_rate(params["grpo"], method_learning_rate(params, "grpo"))  # the rate of the grid it was given
     check_vllm(section["use_vllm"])
@@ -78,7 +89,7 @@ def main(params: dict, config: GRPOStageConfig) -> None:
     dataset = Dataset.from_list([{"prompt": p, "answer": gold(r["answer"])} for p, r in zip(prompts, rows)])
     names = list(section["rewards"])
     dirs = StageDirs(config.output_dir)
-    run_id = fingerprint(
+    run_id = run_fingerprint(
         "grpo",
         str(config.base_model),
         rows,
@@ -89,7 +100,11 @@ def main(params: dict, config: GRPOStageConfig) -> None:
         params["precision"],
         params["seed"],
         system,
+        base=config.base_model,
+        threads=torch.get_num_threads(),
     )
+    if reuse(dirs, run_id, config.candidates, section["learning_rate"]):
+        return
     resume_from = prepare_checkpoints(dirs, run_id)
     model, tokenizer, peft_config = load_trainable(config.base_model, params)
     args = GRPOConfig(
@@ -124,4 +139,4 @@ def main(params: dict, config: GRPOStageConfig) -> None:
         rollout_func=fast_rollouts(params, tokenizer, prompts),
     )
     print(f"grpo: {len(rows)} problems x {num_generations} generations, rewards {names}", flush=True)
-    run(trainer, dirs, resume_from, "grpo", base=base_folder(config.base_model))
+    run(trainer, dirs, resume_from, "grpo", run_id, base=base_folder(config.base_model))

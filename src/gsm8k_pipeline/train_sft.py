@@ -25,6 +25,7 @@ class SFTStageConfig:
     base_model: Path
     train_file: Path = Path("data/gsm8k/train.jsonl")
     traces_file: Path | None = None  # train on these targets instead of the original solutions
+    candidates: Path | None = None  # learning-rate candidates: this run is copied from one if it is the same
 
 
 def examples(config: SFTStageConfig, params: dict) -> list[dict]:
@@ -43,13 +44,23 @@ def examples(config: SFTStageConfig, params: dict) -> list[dict]:
 
 
 def main(params: dict, config: SFTStageConfig) -> None:
+    import torch
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     from .adapters import base_folder
     from .formatting import prompt_messages
     from .loading import load_trainable
-    from .training import StageDirs, at_rate, fingerprint, method_learning_rate, prepare_checkpoints, run, trainer_args
+    from .training import (
+        StageDirs,
+        at_rate,
+        method_learning_rate,
+        prepare_checkpoints,
+        reuse,
+        run,
+        run_fingerprint,
+        trainer_args,
+    )
 
     if config.stage not in STAGES:
         raise PipelineError(f"--stage must be one of {STAGES}, not {config.stage!r}")
@@ -68,7 +79,7 @@ def main(params: dict, config: SFTStageConfig) -> None:
         ]
     )
     dirs = StageDirs(config.output_dir)
-    run_id = fingerprint(
+    run_id = run_fingerprint(
         "sft",
         config.stage,
         str(config.base_model),
@@ -79,7 +90,11 @@ def main(params: dict, config: SFTStageConfig) -> None:
         params["precision"],
         params["seed"],
         system,
+        base=config.base_model,
+        threads=torch.get_num_threads(),
     )
+    if config.stage == "full" and reuse(dirs, run_id, config.candidates, section["learning_rate"]):
+        return
     model, tokenizer, peft_config = load_trainable(config.base_model, params)
     args = SFTConfig(
         **trainer_args(params, dirs, math.ceil(len(rows) / section["batch_size"]) * section["epochs"]),
@@ -107,7 +122,7 @@ def main(params: dict, config: SFTStageConfig) -> None:
         flush=True,
     )
     stage = "prep_sft" if config.stage == "prep" else "sft_from_traces" if config.traces_file else "full_sft"
-    run(trainer, dirs, resume_from, stage, base=base_folder(config.base_model), records={EXAMPLES: record})
+    run(trainer, dirs, resume_from, stage, run_id, base=base_folder(config.base_model), records={EXAMPLES: record})
 
 
 # TRL cuts every tokenized example at max_length and then drops, in silence, those left without a completion

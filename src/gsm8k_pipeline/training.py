@@ -49,6 +49,45 @@ def fingerprint(*parts) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+# In every trained model/ folder: the fingerprint of the run that trained it (what reuse() matches).
+RUN_RECORD = "run.json"
+
+
+def run_fingerprint(*parts, base: Path, threads: int) -> str:
+    """A training run's identity for resuming and reusing: the stage's parts (data, settings, seed), the
+    content of the model it starts from, and torch's thread count (which changes float sums)."""
+    from .fileio import content_hash
+
+    return fingerprint(*parts, content_hash(base), threads)
+
+
+def reuse(dirs: StageDirs, run_id: str, candidates: Path | None, rate: float) -> bool:
+    """Copy the learning-rate candidate in `candidates`/lr<rate>/ into `dirs` if it is this very run (same
+    fingerprint: same data, settings, rate, seed and starting model), rather than train it a second time;
+    False (train) otherwise. The final run of the tuning seed at the chosen rate is such a run: identical
+    training gives identical files (the engines' test holds the two byte-identical)."""
+    from . import timings
+
+    if candidates is None:
+        return False
+    source = StageDirs(Path(candidates) / f"lr{rate}")
+    try:
+        trained = json.loads((source.model / RUN_RECORD).read_text())["run_id"]
+    except (FileNotFoundError, NotADirectoryError, KeyError, ValueError):
+        return False  # no finished candidate there (or one from before runs were recorded)
+    if trained != run_id or not source.log.is_file():
+        return False
+    timings.work_begins()
+    clear_previous(dirs)
+    with atomic_dir(dirs.model) as tmp:
+        shutil.copytree(source.model, tmp, dirs_exist_ok=True)
+    timings.write(dirs.timings, {"reused": str(source.out_dir)})
+    atomic_write_text(dirs.log, source.log.read_text())
+    shutil.rmtree(dirs.checkpoints, ignore_errors=True)
+    print(f"reused {source.out_dir}: the same run (fingerprint {run_id}), trained as a learning-rate candidate")
+    return True
+
+
 def prepare_checkpoints(dirs: StageDirs, run_id: str) -> str | None:
     """The newest complete checkpoint of this same run, or None; stale ones from other runs are removed."""
     stamp = dirs.checkpoints / "RUN_ID"
@@ -92,19 +131,38 @@ def trainer_args(params: dict, dirs: StageDirs, total_steps: int) -> dict:
     }
 
 
+def clear_previous(dirs: StageDirs) -> None:
+    """A failed run must not leave an older result looking current; and one that can't be removed (a read-only
+    folder) stops the run here, not after training, when publishing would fail."""
+    try:
+        if dirs.model.is_dir() and not dirs.model.is_symlink():
+            shutil.rmtree(dirs.model)
+        else:
+            dirs.model.unlink(missing_ok=True)
+        dirs.log.unlink(missing_ok=True)
+        dirs.out_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=dirs.out_dir).close()  # where model/ will be written
+    except OSError as exc:
+        raise PipelineError(
+            f"{exc.filename or dirs.out_dir}: cannot replace the previous result ({exc.strerror}); nothing was trained"
+        ) from None
+
+
 def run(
     trainer,
     dirs: StageDirs,
     resume_from: str | None,
     stage: str,
+    run_id: str,
     base: Path | None = None,
     records: dict[str, dict] | None = None,
 ) -> None:
     """Train (resuming if a checkpoint exists), then publish model/ and train_log.csv atomically.
 
-    `stage`: the DAG stage, named in errors. `base`: the full-weights folder a LoRA adapter applies to,
-    recorded in the adapter (adapters.py). `records`: JSON files (name -> content) published in model/
-    with it. A run whose loss or weights go non-finite publishes nothing.
+    `stage`: the DAG stage, named in errors. `run_id`: the run's fingerprint, recorded in model/ (RUN_RECORD).
+    `base`: the full-weights folder a LoRA adapter applies to, recorded in the adapter (adapters.py).
+    `records`: JSON files (name -> content) published in model/ with it. A run whose loss or weights go
+    non-finite publishes nothing.
     """
     from . import timings
     from .adapters import record_base
@@ -117,29 +175,20 @@ def run(
     if resume_from:
         print(f"resuming from {resume_from}", flush=True)
         restore_token_count(trainer, resume_from)
-    # A failed run must not leave an older result looking current; and one that can't be removed (a read-only
-    # folder) stops the run here, not after training, when publishing would fail.
-    try:
-        if dirs.model.is_dir() and not dirs.model.is_symlink():
-            shutil.rmtree(dirs.model)
-        else:
-            dirs.model.unlink(missing_ok=True)
-        dirs.log.unlink(missing_ok=True)
-        tempfile.TemporaryFile(dir=dirs.out_dir).close()  # where model/ will be written
-    except OSError as exc:
-        raise PipelineError(
-            f"{exc.filename or dirs.out_dir}: cannot replace the previous result ({exc.strerror}); nothing was trained"
-        ) from None
+    clear_previous(dirs)
     timings.work_begins()
     output = trainer.train(resume_from_checkpoint=resume_from)
     print(f"trained to step {output.global_step}", flush=True)
     check_weights(trainer.model, where)
     with atomic_dir(dirs.model) as tmp:
         trainer.save_model(str(tmp))
+        # The Trainer's pickled arguments name this run's checkpoint folder, so the same run trained in two
+        # folders would differ in it (reuse() copies a candidate as the final run); its settings are params'.
+        (tmp / "training_args.bin").unlink(missing_ok=True)
         trainer.processing_class.save_pretrained(str(tmp))
         if (tmp / "adapter_config.json").exists():
             record_base(tmp, base, final_dir=dirs.model)
-        for name, content in (records or {}).items():
+        for name, content in {**(records or {}), RUN_RECORD: {"run_id": run_id}}.items():
             atomic_write_json(tmp / name, content)
         write_manifest(tmp)  # what Snakemake checks the folder against (workflow/rules/common.smk)
     timings.write(dirs.timings, {"log": wall_clock(trainer.state.log_history)})
@@ -153,14 +202,16 @@ def run(
 
 def method_learning_rate(params: dict, section: str) -> float:
     """The rate a full_sft, grpo or sft_from_traces run trains at: the one its command was given
-    (--learning-rate, --learning-rate-from: run.learning_rate), else the middle of the grid (the lower of
-    the two middle values of an even grid), which the shipped grids are centred on. The DAG always gives
-    one (a candidate's, or the chosen one); the default is for a command run by hand."""
-    given = params["run"].get("learning_rate")  # callers of main() that build `run` themselves may leave it out
-    if given is not None:
-        return given
-    grid = sorted(params[section]["learning_rates"])
-    return grid[(len(grid) - 1) // 2]
+    (--learning-rate, --learning-rate-from, else the middle of the grid: run.learning_rate), else, for
+    callers of main() that build `run` themselves, the middle of the grid."""
+    given = params["run"].get("learning_rate")
+    return given if given is not None else middle(params[section]["learning_rates"])
+
+
+def middle(grid: list[float]) -> float:
+    """The middle of a grid (the lower of the two middle values of an even one), which the shipped grids are
+    centred on: the rate of a command run by hand without --learning-rate or --learning-rate-from."""
+    return sorted(grid)[(len(grid) - 1) // 2]
 
 
 def at_rate(section: dict, rate: float) -> dict:
@@ -188,13 +239,26 @@ def add_learning_rate(p) -> None:
         default=None,
         help="train at the rate this selection chose (metrics/select/<method>_<budget>.json, `gsm8k select`)",
     )
+    p.add_argument(
+        "--candidates",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="the method's learning-rate candidates at this budget (models/tune_<method>/<budget>/): if the "
+        "one at this run's rate is this very run (the tuning seed's), it is copied rather than trained again",
+    )
 
 
-def learning_rate(args) -> float | None:
-    """The rate --learning-rate or --learning-rate-from gives (None: neither)."""
-    if args.learning_rate_from is None:
+def learning_rate(args, section: str) -> float:
+    """The rate --learning-rate or --learning-rate-from gives, else the middle of `section`'s grid. Read here,
+    from the whole params file: the stage itself is not handed the grid (its rate is what it trains at)."""
+    if args.learning_rate_from is not None:
+        return chosen_rate(args.learning_rate_from)
+    if args.learning_rate is not None:
         return args.learning_rate
-    return chosen_rate(args.learning_rate_from)
+    from .params import resolve
+
+    return middle(resolve(args.params)[section]["learning_rates"])
 
 
 def chosen_rate(path: str | Path) -> float:

@@ -1,7 +1,8 @@
 # Training stages. Each writes models/<stage>[/<budget>/s<seed>]/{model/,train_log.csv}; its checkpoints/
 # beside them are deliberately not outputs, so a killed job's checkpoints survive --rerun-incomplete and are
 # resumed. Stages after prep_sft run once per (budget, seed): `seeds` in params.yaml, passed as --seed, at the
-# learning rate their method's selection on validation chose (tune.smk).
+# learning rate their method's selection on validation chose (tune.smk). The tuning seed's run at that rate
+# was already trained, as a candidate: --candidates copies it (training.reuse) rather than train it twice.
 
 
 rule prep_sft:
@@ -42,7 +43,7 @@ rule full_sft:
         "logs/full_sft/{budget}/s{seed}.log",
     shell:
         "gsm8k train-sft --params {PARAMS_FILE} --stage full --model {input.model} --seed {wildcards.seed} "
-        "--samples {wildcards.budget} --learning-rate-from {input.selection} --output-dir models/full_sft/{wildcards.budget}/s{wildcards.seed} > {log} 2>&1"
+        "--samples {wildcards.budget} --learning-rate-from {input.selection} --candidates models/tune_full_sft/{wildcards.budget} --output-dir models/full_sft/{wildcards.budget}/s{wildcards.seed} > {log} 2>&1"
 
 
 rule grpo:
@@ -63,7 +64,7 @@ rule grpo:
         "logs/grpo/{budget}/s{seed}.log",
     shell:
         "gsm8k train-grpo --params {PARAMS_FILE} --model {input.model} --seed {wildcards.seed} "
-        "--samples {wildcards.budget} --learning-rate-from {input.selection} --output-dir models/grpo/{wildcards.budget}/s{wildcards.seed} > {log} 2>&1"
+        "--samples {wildcards.budget} --learning-rate-from {input.selection} --candidates models/tune_grpo/{wildcards.budget} --output-dir models/grpo/{wildcards.budget}/s{wildcards.seed} > {log} 2>&1"
 
 
 rule traces:
@@ -103,5 +104,5 @@ rule sft_from_traces:
         "logs/sft_from_traces/{budget}/s{seed}.log",
     shell:
         "gsm8k train-sft --params {PARAMS_FILE} --stage full --model {input.model} --seed {wildcards.seed} "
-        "--traces-file {input.traces} --learning-rate-from {input.selection} --output-dir models/sft_from_traces/{wildcards.budget}/s{wildcards.seed} "
+        "--traces-file {input.traces} --learning-rate-from {input.selection} --candidates models/tune_sft_from_traces/{wildcards.budget} --output-dir models/sft_from_traces/{wildcards.budget}/s{wildcards.seed} "
         "> {log} 2>&1"

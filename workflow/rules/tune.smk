@@ -40,7 +40,7 @@ rule tune_full_sft:
         "logs/tune_full_sft/{budget}/lr{lr}.log",
     shell:
         "gsm8k train-sft --params {PARAMS_FILE} --stage full --model {input.model} --seed {SEED0} "
-        "--samples {wildcards.budget} --learning-rate {wildcards.lr} --output-dir models/tune/full_sft/{wildcards.budget}/lr{wildcards.lr} > {log} 2>&1"
+        "--samples {wildcards.budget} --learning-rate {wildcards.lr} --output-dir models/tune_full_sft/{wildcards.budget}/lr{wildcards.lr} > {log} 2>&1"
 
 
 rule tune_eval_full_sft:
@@ -99,7 +99,7 @@ rule tune_grpo:
         "logs/tune_grpo/{budget}/lr{lr}.log",
     shell:
         "gsm8k train-grpo --params {PARAMS_FILE} --model {input.model} --seed {SEED0} "
-        "--samples {wildcards.budget} --learning-rate {wildcards.lr} --output-dir models/tune/grpo/{wildcards.budget}/lr{wildcards.lr} > {log} 2>&1"
+        "--samples {wildcards.budget} --learning-rate {wildcards.lr} --output-dir models/tune_grpo/{wildcards.budget}/lr{wildcards.lr} > {log} 2>&1"
 
 
 rule tune_eval_grpo:
@@ -158,7 +158,7 @@ rule tune_sft_from_traces:
         "logs/tune_sft_from_traces/{budget}/lr{lr}.log",
     shell:
         "gsm8k train-sft --params {PARAMS_FILE} --stage full --model {input.model} --seed {SEED0} "
-        "--traces-file {input.traces} --learning-rate {wildcards.lr} --output-dir models/tune/sft_from_traces/{wildcards.budget}/lr{wildcards.lr} > {log} 2>&1"
+        "--traces-file {input.traces} --learning-rate {wildcards.lr} --output-dir models/tune_sft_from_traces/{wildcards.budget}/lr{wildcards.lr} > {log} 2>&1"
 
 
 rule tune_eval_sft_from_traces:

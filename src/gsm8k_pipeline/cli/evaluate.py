@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
-from .. import RunId
+from .. import METHODS, RunId
 from . import add_stage, alias, params_for, set_threads, split_output
 
 
@@ -47,13 +48,21 @@ def add_cli(sub) -> None:
     p.set_defaults(func=_run)
 
 
+def stage_of(model_id: str) -> str:
+    """The stage whose job scores `model_id`: a learning-rate candidate's (<method>_<budget>_lr<rate>)
+    tune_eval_<method>, a budgeted run's eval_budget, any other's eval."""
+    for method in METHODS:
+        if re.fullmatch(rf"{method}_\d+_lr[0-9][0-9.e+-]*", model_id):
+            return f"tune_eval_{method}"
+    return "eval_budget" if RunId.parse(model_id) else "eval"
+
+
 def _run(args) -> int:
     from ..evaluate import EvalConfig, main
     from ..guards import exclusive
 
     folder, name = split_output(args, None, "base.json")
-    # A budgeted run's model id names eval_budget's job, any other id eval's.
-    stage = "eval_budget" if RunId.parse(Path(name).stem) else "eval"
+    stage = stage_of(Path(name).stem)
     params = params_for(args, stage, {"eval.samples": args.samples, "run.output_dir": folder, "seed": args.seed})
     config = EvalConfig(
         model_path=args.model,
@@ -61,6 +70,7 @@ def _run(args) -> int:
         output_file=name,
         test_file=args.test_file,
         train_file=args.train_file,
+        validation=stage.startswith("tune_eval_"),
     )
     with exclusive(config.output_dir / config.output_file):
         set_threads(params)

@@ -44,9 +44,14 @@ def _run(args) -> int:
     from ..train_grpo import GRPOStageConfig, main
 
     cli = {"run.samples": args.samples, "run.output_dir": args.output_dir, "seed": args.seed}
-    params = params_for(args, "grpo", cli | {"run.learning_rate": learning_rate(args)})
+    params = params_for(args, "grpo", cli | {"run.learning_rate": learning_rate(args, "grpo")})
     folder = output_dir(params, "models/grpo")
     with exclusive(folder):  # before anything reads or clears its checkpoints
         set_threads(params)
-        main(params, GRPOStageConfig(output_dir=folder, base_model=args.model, train_file=args.train_file))
+        main(
+            params,
+            GRPOStageConfig(
+                output_dir=folder, base_model=args.model, train_file=args.train_file, candidates=args.candidates
+            ),
+        )
     return 0

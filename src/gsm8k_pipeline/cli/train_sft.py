@@ -51,10 +51,13 @@ def _run(args) -> int:
 
     stage = "prep_sft" if args.stage == "prep" else "sft_from_traces" if args.traces_file else "full_sft"
     samples_key = "prep_sft.samples" if args.stage == "prep" else "run.samples"
-    if args.stage == "prep" and (args.learning_rate is not None or args.learning_rate_from is not None):
-        raise PipelineError("--learning-rate and --learning-rate-from are for --stage full (prep_sft.learning_rate)")
+    if args.stage == "prep" and (args.learning_rate, args.learning_rate_from, args.candidates) != (None, None, None):
+        raise PipelineError(
+            "--learning-rate, --learning-rate-from and --candidates are for --stage full (prep_sft.learning_rate)"
+        )
     cli = {samples_key: args.samples, "run.output_dir": args.output_dir, "seed": args.seed}
-    params = params_for(args, stage, cli | {"run.learning_rate": learning_rate(args)})
+    rate = None if args.stage == "prep" else learning_rate(args, "full_sft")
+    params = params_for(args, stage, cli | {"run.learning_rate": rate})
     folder = output_dir(params, "models/prep_sft" if args.stage == "prep" else "models/full_sft")
     with exclusive(folder):  # before anything reads or clears its checkpoints
         set_threads(params, params["prep_sft"].get("threads") if args.stage == "prep" else None)
@@ -66,6 +69,7 @@ def _run(args) -> int:
                 base_model=args.model,
                 train_file=args.train_file,
                 traces_file=args.traces_file,
+                candidates=args.candidates,
             ),
         )
     return 0
