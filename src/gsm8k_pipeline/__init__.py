@@ -8,8 +8,9 @@ share and nothing else:
   its outputs and the id of the model it writes. The Snakefile builds its rules from it, dvc.yaml's params
   lists are generated from it (`python -m gsm8k_pipeline.dag`), the CLI hands each stage exactly its sections,
   and the leaderboard names the models with it;
-- `RunId`: builds and parses the model id `<method>_<budget>_s<seed>` of a budgeted run; `selected`: whether a
-  model id matches params' glob patterns (lm_eval.models, eval.boosters.models).
+- `RunId`: builds and parses the model id `<method>_<budget>_s<seed>` of a budgeted run; `model_ids`: every
+  model the DAG scores on test; `selected`: whether a model id matches params' glob patterns (lm_eval.models,
+  eval.boosters.models).
 
 Standard library only: the Snakefile imports it at parse time, and dvc.yaml reads METHODS from it as a vars
 file (DVC parses the module-level literals of a .py file).
@@ -65,6 +66,11 @@ class RunId:
     def every(cls, params: dict, methods: list[str] = METHODS) -> list[RunId]:
         """Every budgeted run of the DAG, method by method, budget by budget, seed by seed."""
         return [cls(m, b, s) for m in methods for b in params["budgets"] for s in params["seeds"]]
+
+
+def model_ids(params: dict) -> list[str]:
+    """Every model the DAG scores on test: the shared models, then every budgeted run."""
+    return [*SHARED, *(str(r) for r in RunId.every(params))]
 
 
 def selected(model_id: str, patterns: list[str]) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from . import PipelineError
+from . import PipelineError, model_ids
 
 DEFAULT_PARAMS = Path("params.yaml")
 SCHEMA_RELPATH = Path("workflow/schemas/params.schema.yaml")
@@ -156,13 +156,6 @@ def context_length(params: dict) -> tuple[int, str] | None:
         if isinstance(n, int) and n > 0:
             return n, f"{folder / 'config.json'}"
     return None
-
-
-def model_ids(params: dict) -> list[str]:
-    """Every model id the DAG evaluates: the shared models, then every budgeted run."""
-    from . import METHODS, SHARED, RunId
-
-    return [*SHARED, *(str(r) for r in RunId.every(params, METHODS))]
 
 
 def _non_finite(node: Any, path: tuple = ()):

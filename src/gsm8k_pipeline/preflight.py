@@ -31,7 +31,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import SHARED, RunId, selected
+from . import model_ids, selected
 
 HUB_TIMEOUT = 3.0  # seconds: a hub that answers at all answers well within this
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")  # base_model.py's
@@ -160,7 +160,7 @@ def work(params: dict) -> dict[str, float]:
     boosters = ev["boosters"]
     n = boosters["samples_per_problem"]
     sampled_passes = (1 + bool(boosters["sampled_calculator"])) * n if n else 0
-    ids = [*SHARED, *map(str, RunId.every(params))]
+    ids = model_ids(params)
     boosted = sum(selected(i, boosters["models"]) for i in ids)  # eval.boosters.models
     total = sum(budgets) * len(seeds)
     # The first seed's final runs are not trained: each copies its candidate at the chosen rate (training.reuse).

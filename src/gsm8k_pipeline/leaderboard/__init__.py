@@ -19,17 +19,12 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import METHODS, SHARED, STAGES, PipelineError, RunId, timings
+from .. import METHODS, SHARED, STAGES, PipelineError, RunId, model_ids, timings
 from ..fileio import atomic_write_json, atomic_write_text
 from ..results import record
 from . import boosters as booster_table
 from . import sections
 from .plots import plot_accuracy, plot_rewards
-
-
-def model_ids(params: dict) -> list[str]:
-    """Every model the DAG evaluates."""
-    return SHARED + [str(run) for run in RunId.every(params)]
 
 
 @dataclass(frozen=True)
