@@ -225,6 +225,17 @@ def identical(before: Path, after: Path) -> list[str]:
     return [k for k in sorted(set(a) | set(b)) if a.get(k, b"").replace(old, new) != b.get(k)]
 
 
+def libraries_compiled() -> bool:
+    """Whether a job's imports find bytecode: Python writes it itself unless PYTHONDONTWRITEBYTECODE is set
+    (this sandbox sets it), and then only `uv sync --compile-bytecode` has."""
+    import importlib.util
+
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        return True
+    spec = importlib.util.find_spec("transformers")
+    return spec is not None and Path(importlib.util.cache_from_source(spec.origin)).exists()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", choices=("snakemake", "dvc"), default="snakemake")
@@ -233,6 +244,14 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="build here instead of a temp dir")
     args = parser.parse_args()
 
+    compiled = libraries_compiled()
+    if not compiled:
+        # Every job would compile torch's and transformers' sources again (6-7 s a job here): a figure of
+        # the environment, not of the DAG. The README's command compiles them once (uv sync --compile-bytecode).
+        sys.exit(
+            "bench/default_dag.py: PYTHONDONTWRITEBYTECODE is set and the libraries have no bytecode: "
+            "run `uv sync --compile-bytecode` first"
+        )
     where = args.keep or Path(tempfile.mkdtemp(prefix="gsm8k-default-"))
     result = {"machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()}}
     if args.before:
