@@ -29,7 +29,7 @@ def planned_resources(repo, *args) -> dict[str, dict[str, str]]:
     out = run(["snakemake", "-n", "--forceall", "--cores", "1", *args], repo).stdout
     found, rule = {}, None
     for line in out.splitlines():
-        if m := re.match(r"^(?:local)?rule (\w+):$", line):
+        if m := re.match(r"^(?:local)?(?:rule|checkpoint) (\w+):$", line):
             rule = m.group(1)
         elif rule and line.startswith("    resources: "):
             found[rule] = dict(kv.split("=", 1) for kv in line.split(": ", 1)[1].split(", "))

@@ -57,8 +57,13 @@ def chosen_rate(method):
     validation eval rerun) is a newer file: the runs take it as ancient() and rerun on this param instead,
     only when the choice moves, as DVC does with its params dependency on the selection's `chosen`."""
     def chosen(wildcards):
-        selection = getattr(checkpoints, f"select_{method}").get(budget=wildcards.budget)  # tune.smk's
-        return json.loads(Path(selection.output.selection).read_text())["chosen"]
+        path = Path(STAGES[f"select_{method}"].outputs["selection"].format(budget=wildcards.budget))
+        if not path.exists():  # not made yet: the run waits for the checkpoint (tune.smk), then asks again
+            getattr(checkpoints, f"select_{method}").get(budget=wildcards.budget)
+        # Read directly, not through the checkpoint, which reports itself incomplete while the DAG is first
+        # built and would make every final run (and what follows) look changed. When the selection is made
+        # again during the run, Snakemake re-evaluates the jobs that depend on it, and so this param.
+        return json.loads(path.read_text())["chosen"]
 
     return chosen
 
