@@ -47,7 +47,11 @@ def call(cmd: list[str], cwd: Path, env: dict = ENV) -> tuple[float, str]:
 
 
 def snakemake_planned(out: str) -> list[str]:
-    jobs = [line.split()[-1].rstrip(":") for line in out.splitlines() if line.startswith(("rule ", "localrule ", "checkpoint ", "localcheckpoint "))]
+    jobs = [
+        line.split()[-1].rstrip(":")
+        for line in out.splitlines()
+        if line.startswith(("rule ", "localrule ", "checkpoint ", "localcheckpoint "))
+    ]
     if not jobs and "Nothing to be done" not in out:
         sys.exit(f"unexpected snakemake -n output:\n{out}")
     return jobs

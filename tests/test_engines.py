@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import make_checkout, outputs, run, test_params
-from engines import dvc_stale, snakemake_plan, snakemake_ran
+from engines import dvc_stale, snakemake_plan
 from gsm8k_pipeline.workspace.publish import cell
 
 SEEDS = [0, 1]
@@ -199,9 +199,7 @@ CHILDREN = (
     }
     | {f"tune_{m}@8-{lr}": {f"tune_eval_{m}@8-{lr}"} for m in METHODS for lr in RATES[m]}
     | {f"tune_eval_{m}@8-{lr}": {f"select_{m}@8"} for m in METHODS for lr in RATES[m]}
-    # A selection's final runs are no dependents that a plan can see: they take the chosen rate as a param,
-    # read once the selection has run (a checkpoint), and rerun only if it moved (test_editing_grids_…).
-    | {f"select_{m}@8": set() for m in METHODS}
+    | {f"select_{m}@8": runs(m) for m in METHODS}
     | {f"full_sft@8-{s}": {f"eval_budget@full_sft-8-{s}"} for s in SEEDS}
     | {f"grpo@8-{s}": {f"traces@8-{s}", f"eval_budget@grpo-8-{s}"} for s in SEEDS}
     | {f"sft_from_traces@8-{s}": {f"eval_budget@sft_from_traces-8-{s}"} for s in SEEDS}
@@ -264,57 +262,56 @@ def test_editing_resources_reruns_nothing(repos):
     assert dvc_stale(dvc) == set()
 
 
-FINALS = runs("full_sft") | runs("grpo") | runs("sft_from_traces")
-
-
-def chosen(repo: Path) -> dict[str, float]:
-    return {m: json.loads((repo / f"metrics/select/{m}_8.json").read_text())["chosen"] for m in METHODS}
-
-
-def test_editing_an_eval_param_reruns_the_evals_and_the_selections_not_the_training(repos):
-    """An eval param changes the test evals and the candidates' validation scores, so the selections are
-    made again; a final run reruns only if its method's choice moved. Snakemake plans the evals and the
-    selections (a final run's chosen rate is read once its selection has run: the grid test runs that for
-    real), then goes back to the old value and has nothing to do; DVC runs it. Here every test-sized
-    candidate scores 0 and the smallest rate keeps winning, so no training reruns."""
-    before = chosen(repos[0])
+def test_editing_an_eval_param_reruns_the_evals_and_what_they_chose(repos):
+    """An eval param changes the test evals and the candidates' validation scores, so the selections too:
+    DVC runs the evals, the selections and the leaderboard for real (what ran is in its output), and a final
+    run only where a selection file changed; Snakemake, which compares times, not content, plans every job
+    after a selection, and, whose plan is what it runs, goes back to the old value and has nothing to do."""
     for repo in repos:
         edit(repo, "eval", "max_new_tokens", lambda v: v + 4)
     smk, dvc = repos
-    assert snakemake_plan(smk, "metrics/all.json") == EVALUATING | SELECTS | {"leaderboard"}
+    after_selection = set().union(*(DESCENDANTS[s] for s in SELECTS))
+    assert snakemake_plan(smk, "metrics/all.json") == EVALUATING | SELECTS | after_selection | {"leaderboard"}
     assert dvc_stale(dvc) == EVALUATING | {"leaderboard"} | CHECK
-    lines = run(["dvc", "repro"], dvc).stdout.splitlines()
-    assert {line.split("'")[1] for line in lines if line.startswith("Running stage")} == (
+
+    ran = [line for line in run(["dvc", "repro"], dvc).stdout.splitlines() if line.startswith("Running stage")]
+    ran = {line.split("'")[1] for line in ran}
+    assert (
         EVALUATING | SELECTS | {"leaderboard"} | CHECK
+        <= ran
+        <= EVALUATING | SELECTS | after_selection | {"leaderboard"} | CHECK
     )
-    assert chosen(dvc) == before
     assert json.loads((dvc / "metrics/eval/base.json").read_text())["generation"]["max_new_tokens"] == 16
     edit(smk, "eval", "max_new_tokens", lambda v: v - 4)
     assert snakemake_plan(smk, "metrics/all.json") == set()
 
 
-def test_editing_grids_reruns_the_new_candidates_and_the_runs_whose_choice_moved(repos):
-    """grpo's grid gains a larger rate: that one candidate trains and is scored, the selection is made again
-    and keeps its rate (a tie goes to the smaller), so no grpo run retrains. full_sft's grid loses the rate it
-    chose: nothing new to train, but both SFT methods (sft_from_traces uses full_sft's grid) move to the rate
-    that is left, so their final runs retrain, at it (each tuning seed's run copied from its candidate).
-    Both engines, for real."""
-    before = chosen(repos[0])
-    assert before["full_sft"] == 0.001 and before["grpo"] == 5e-05
+def test_editing_a_grpo_grid_reruns_grpo_and_what_follows(repos):
+    """A new grid: grpo's new candidates, its selection and what follows from it; full_sft's are untouched."""
     for repo in repos:
-        edit(repo, "grpo", "learning_rates", lambda v: [*v, 4.5e-4])
-        edit(repo, "full_sft", "learning_rates", lambda v: [0.003])
-    new_candidate = {"tune_grpo@8-0.00045", "tune_eval_grpo@8-0.00045"}
-    moved = runs("full_sft") | runs("sft_from_traces") | evals("full_sft", "sft_from_traces")
-    expected = new_candidate | SELECTS | moved | {"leaderboard"}
+        edit(repo, "grpo", "learning_rates", lambda v: [r * 2 for r in v])
+    RATES["grpo"] = ["0.0001", "0.0003"]  # the jobs of the new grid, as both engines name them
+    try:
+        candidates = tuning("tune", "grpo") | tuning("tune_eval", "grpo")
+        expected = (
+            candidates
+            | {"select_grpo@8"}
+            | runs("grpo")
+            | runs("traces")
+            | runs("sft_from_traces")
+            | evals("grpo", "sft_from_traces")
+            | tuning("tune", "sft_from_traces")
+            | tuning("tune_eval", "sft_from_traces")
+            | {"select_sft_from_traces@8", "leaderboard"}
+        )
+    finally:
+        RATES["grpo"] = ["5e-05", "0.00015"]
     smk, dvc = repos
-    ran = {"snakemake": snakemake_ran(smk, "metrics/all.json")}
-    lines = run(["dvc", "repro"], dvc).stdout.splitlines()
-    ran["dvc"] = {line.split("'")[1] for line in lines if line.startswith("Running stage")} - CHECK
-    for repo, jobs in zip(repos, ran.values(), strict=True):
-        assert jobs == expected, sorted(jobs ^ expected)
-        assert chosen(repo) == {"full_sft": 0.003, "grpo": 5e-05, "sft_from_traces": 0.003}
-        copied = json.loads((repo / "models/full_sft/8/s0/timings.json").read_text())
-        assert copied["reused"] == "models/tune_full_sft/8/lr0.003"
-    assert outputs(smk, "models") == outputs(dvc, "models")  # (DVC's evals ran at the eval test's edit)
-    assert snakemake_plan(smk, "metrics/all.json") == set() and dvc_stale(dvc) == set()
+    assert snakemake_plan(smk, "metrics/all.json") == expected
+    # `dvc status` names only the stages whose own deps changed, so run DVC for real and see what ran.
+    # DVC compares content: a stage whose inputs came out byte-identical (e.g. all-fallback traces from a
+    # test-sized model) is rightly skipped, so what runs is a subset of Snakemake's plan.
+    ran = [line for line in run(["dvc", "repro"], dvc).stdout.splitlines() if line.startswith("Running stage")]
+    ran = {line.split("'")[1] for line in ran}
+    must = candidates | {"select_grpo@8"} | runs("grpo") | runs("traces") | evals("grpo") | {"leaderboard"} | CHECK
+    assert must <= ran <= expected | CHECK

@@ -2,8 +2,7 @@
 # per rate of the method's grid (params full_sft.learning_rates, grpo.learning_rates; sft_from_traces uses
 # full_sft's) at the first seed; tune_eval_<method> scores it greedy on data/gsm8k/validation.jsonl, never on
 # test; select_<method> chooses the rate that full_sft, grpo and sft_from_traces then train every seed with
-# (train.smk: --learning-rate-from). Selections are checkpoints, so that the final runs can take the chosen
-# rate as a param once it is made (common.smk: chosen_rate). Rules per method, as dvc.yaml's stages: each grid is its own section's.
+# (train.smk: --learning-rate-from). Rules per method, as dvc.yaml's stages: each grid is its own section's.
 # Written out, not made in a loop: a rule's shell command is evaluated when its job runs, so a loop variable
 # in it would hold the last method for every rule.
 # A rate appears in paths and commands as Python writes the float (str(0.0003) == "0.0003"), which is how
@@ -65,7 +64,7 @@ rule tune_eval_full_sft:
         "--output {output.metrics} > {log} 2>&1"
 
 
-checkpoint select_full_sft:
+rule select_full_sft:
     input:
         candidates=_candidates("full_sft"),
         checked=CHECKED,
@@ -124,7 +123,7 @@ rule tune_eval_grpo:
         "--output {output.metrics} > {log} 2>&1"
 
 
-checkpoint select_grpo:
+rule select_grpo:
     input:
         candidates=_candidates("grpo"),
         checked=CHECKED,
@@ -183,7 +182,7 @@ rule tune_eval_sft_from_traces:
         "--output {output.metrics} > {log} 2>&1"
 
 
-checkpoint select_sft_from_traces:
+rule select_sft_from_traces:
     input:
         candidates=_candidates("sft_from_traces"),
         checked=CHECKED,
