@@ -65,7 +65,7 @@ def reuse(dirs: StageDirs, run_id: str, candidates: Path | None, rate: float) ->
     """Copy the learning-rate candidate in `candidates`/lr<rate>/ into `dirs` if it is this very run (same
     fingerprint: same data, settings, rate, seed and starting model), rather than train it a second time;
     False (train) otherwise. The final run of the tuning seed at the chosen rate is such a run: identical
-    training gives identical files (the engines' test holds the two byte-identical)."""
+    training gives identical files (tests/test_training.py holds the two byte-identical)."""
     from . import timings
 
     if candidates is None:
