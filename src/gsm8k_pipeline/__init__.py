@@ -122,10 +122,19 @@ def section_of(method: str) -> str:
     return "grpo" if method == "grpo" else "full_sft"
 
 
+# A learning rate as Python writes the float (0.0003, 5e-05): how candidates' files and ids name it.
+RATE = r"[0-9][0-9.e+-]*"
+
+
 def candidate(method: str) -> str:
     """A learning-rate candidate's model id, `<method>_<budget>_lr<rate>` (rate as Python writes the float,
     which is also how DVC renders it in dvc.yaml's matrix: both engines name the same files)."""
     return f"{method}_{{budget}}_lr{{lr}}"
+
+
+def candidate_method(model_id: str) -> str | None:
+    """The method of a learning-rate candidate's model id (`candidate`); None for any other id."""
+    return next((m for m in METHODS if re.fullmatch(rf"{m}_\d+_lr{RATE}", model_id)), None)
 
 
 def _tuning() -> dict[str, Stage]:

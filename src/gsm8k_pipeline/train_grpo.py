@@ -57,8 +57,6 @@ def fast_rollouts(params: dict, tokenizer, prompts: list):
 
 def main(params: dict, config: GRPOStageConfig) -> None:
     import torch
-    from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
 
     from .adapters import base_folder
     from .formatting import prompt_messages
@@ -86,7 +84,6 @@ def main(params: dict, config: GRPOStageConfig) -> None:
     num_generations = section["num_generations"]
     system = params["prompt"]["system"]
     prompts = [prompt_messages(r["question"], system) for r in rows]
-    dataset = Dataset.from_list([{"prompt": p, "answer": gold(r["answer"])} for p, r in zip(prompts, rows)])
     names = list(section["rewards"])
     dirs = StageDirs(config.output_dir)
     run_id = run_fingerprint(
@@ -105,6 +102,11 @@ def main(params: dict, config: GRPOStageConfig) -> None:
     )
     if reuse(dirs, run_id, config.candidates, section["learning_rate"]):
         return
+    # Imported here, after the reuse check: a copied run needs neither (about 4 s of a job's start-up).
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    dataset = Dataset.from_list([{"prompt": p, "answer": gold(r["answer"])} for p, r in zip(prompts, rows)])
     resume_from = prepare_checkpoints(dirs, run_id)
     model, tokenizer, peft_config = load_trainable(config.base_model, params)
     args = GRPOConfig(

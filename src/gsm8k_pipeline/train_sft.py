@@ -45,8 +45,6 @@ def examples(config: SFTStageConfig, params: dict) -> list[dict]:
 
 def main(params: dict, config: SFTStageConfig) -> None:
     import torch
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
 
     from .adapters import base_folder
     from .formatting import prompt_messages
@@ -69,15 +67,6 @@ def main(params: dict, config: SFTStageConfig) -> None:
         section = at_rate(section, method_learning_rate(params, "full_sft"))
     rows = examples(config, params)
     system = params["prompt"]["system"]
-    dataset = Dataset.from_list(
-        [
-            {
-                "prompt": prompt_messages(r["question"], system),
-                "completion": [{"role": "assistant", "content": r["target"]}],
-            }
-            for r in rows
-        ]
-    )
     dirs = StageDirs(config.output_dir)
     run_id = run_fingerprint(
         "sft",
@@ -95,6 +84,19 @@ def main(params: dict, config: SFTStageConfig) -> None:
     )
     if config.stage == "full" and reuse(dirs, run_id, config.candidates, section["learning_rate"]):
         return
+    # Imported here, after the reuse check: a copied run needs neither (about 4 s of a job's start-up).
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    dataset = Dataset.from_list(
+        [
+            {
+                "prompt": prompt_messages(r["question"], system),
+                "completion": [{"role": "assistant", "content": r["target"]}],
+            }
+            for r in rows
+        ]
+    )
     model, tokenizer, peft_config = load_trainable(config.base_model, params)
     args = SFTConfig(
         **trainer_args(params, dirs, math.ceil(len(rows) / section["batch_size"]) * section["epochs"]),

@@ -8,7 +8,7 @@
 # A rate appears in paths and commands as Python writes the float (str(0.0003) == "0.0003"), which is how
 # DVC renders it too, so both engines name the same files.
 SEED0 = config["seeds"][0]  # the tuning seed
-RATE = r"[0-9][0-9.e+-]*"  # a rate as Python writes a float
+RATE = gsm8k_pipeline.RATE  # a rate as Python writes a float
 # sft_from_traces' candidates train on the traces of the final grpo run of the tuning seed.
 TUNE_TRACES = STAGES["traces"].outputs["traces"].replace("{seed}", str(SEED0))
 

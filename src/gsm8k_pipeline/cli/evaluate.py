@@ -1,12 +1,12 @@
-"""`gsm8k evaluate`: the eval stages (eval: base, prep_sft; eval_budget: every budgeted run)."""
+"""`gsm8k evaluate`: the eval stages (eval: base, prep_sft; eval_budget: every budgeted run; tune_eval_<method>: a
+learning-rate candidate, on the validation split)."""
 
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
-from .. import METHODS, RunId
+from .. import RunId, candidate_method
 from . import add_stage, alias, params_for, set_threads, split_output
 
 
@@ -51,9 +51,8 @@ def add_cli(sub) -> None:
 def stage_of(model_id: str) -> str:
     """The stage whose job scores `model_id`: a learning-rate candidate's (<method>_<budget>_lr<rate>)
     tune_eval_<method>, a budgeted run's eval_budget, any other's eval."""
-    for method in METHODS:
-        if re.fullmatch(rf"{method}_\d+_lr[0-9][0-9.e+-]*", model_id):
-            return f"tune_eval_{method}"
+    if method := candidate_method(model_id):
+        return f"tune_eval_{method}"
     return "eval_budget" if RunId.parse(model_id) else "eval"
 
 
