@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from support.checkout import REPO, SHARED_GSM8K, make_checkout, outputs, run, test_params  # noqa: F401  (the tests import these from here)
+from support.checkout import REPO, SHARED_GSM8K, built, make_checkout, outputs, run, test_params  # noqa: F401  (the tests import these from here)
 
 # The longest test files first, so none is left running alone at the end (seconds of a worker each, measured
 # 2026-12-05 in a fresh clone on 2 cores): with `--dist loadfile` a file runs whole on one worker, and with
@@ -30,6 +30,16 @@ SLOWEST_FIRST = (
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files keep their own order
+
+
+@pytest.fixture(scope="session")
+def built_dag(tmp_path_factory, worker_id):
+    """`built_dag(dest, params, engine)`: support.checkout.built, its builds kept for the session in a folder
+    every pytest-xdist worker of this session sees (the workers' temp folders' parent)."""
+    base = tmp_path_factory.getbasetemp()
+    cache = (base if worker_id == "master" else base.parent) / "built-dags"
+    cache.mkdir(exist_ok=True)
+    return lambda dest, params, engine: built(dest, params, engine, cache)
 
 
 @pytest.fixture

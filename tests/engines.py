@@ -10,14 +10,25 @@ from pathlib import Path
 from conftest import run
 from gsm8k_pipeline import dag
 
-_RULE_RE = re.compile(r"^(?:local)?rule (\w+):$")
+_RULE_RE = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):$")
 _WILDCARDS_RE = re.compile(r"^\s+wildcards: (.+)$")
 
 
 def snakemake_plan(repo: Path, *targets: str, forceall: bool = False) -> set[str]:
     """Jobs `snakemake -n` plans, named like DVC stages: rule, or rule@wildcard-values."""
     cmd = ["snakemake", "-n", "--cores", "1", *(["--forceall"] if forceall else []), *targets]
-    out = run(cmd, repo).stdout
+    return _jobs(run(cmd, repo).stdout)
+
+
+def snakemake_ran(repo: Path, *targets: str) -> set[str]:
+    """Jobs a real `snakemake` run ran, named as snakemake_plan names them: what a plan cannot know (a job
+    whose param is read once a checkpoint has run) included."""
+    proc = run(["snakemake", "--cores", "1", *targets], repo)
+    return _jobs(proc.stdout + "\n" + proc.stderr)
+
+
+def _jobs(out: str) -> set[str]:
+    """The jobs Snakemake's output lists (`rule x:` / `localcheckpoint x:` and their `wildcards:` lines)."""
     jobs, rule = set(), None
     for line in out.splitlines() + [""]:
         if m := _RULE_RE.match(line):
@@ -86,7 +97,9 @@ def snakemake_jobs(repo: Path, *args: str) -> dict[str, dict]:
         name: {
             "inputs": set(job["inputs"]),
             "outputs": set(job["outputs"]),
-            "params": set(job["params"]) - {dag.CONTENT_PARAM},
+            # `chosen` (a final run's learning rate, from its selection) is what DVC tracks as a params file's
+            # key; both engines list the selection file among the inputs.
+            "params": set(job["params"]) - {dag.CONTENT_PARAM, "chosen"},
             "cmd": _command(job["cmd"]),
         }
         for name, job in json.loads(out.splitlines()[-1]).items()

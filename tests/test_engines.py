@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import make_checkout, outputs, run, test_params
-from engines import dvc_stale, snakemake_plan
+from conftest import outputs, run, test_params
+from engines import dvc_stale, snakemake_plan, snakemake_ran
 from gsm8k_pipeline.workspace.publish import cell
 
 SEEDS = [0, 1]
@@ -46,12 +46,11 @@ TUNING = tuning("tune", *METHODS) | TUNE_EVALS | SELECTS
 
 
 @pytest.fixture(scope="module")
-def repos(tmp_path_factory):
+def repos(tmp_path_factory, built_dag):
+    """The test DAG built from nothing by each engine (the DVC build is test_sharing.py's too: conftest.built_dag)."""
     params = test_params(seeds=SEEDS)
-    smk = make_checkout(tmp_path_factory.mktemp("smk"), params)
-    run(["snakemake", "--cores", "1", "metrics/all.json"], smk)
-    dvc = make_checkout(tmp_path_factory.mktemp("dvc"), params)
-    run(["dvc", "repro"], dvc)
+    smk = built_dag(tmp_path_factory.mktemp("smk") / "repo", params, "snakemake")
+    dvc = built_dag(tmp_path_factory.mktemp("dvc") / "repo", params, "dvc")
     return smk, dvc
 
 
@@ -199,7 +198,9 @@ CHILDREN = (
     }
     | {f"tune_{m}@8-{lr}": {f"tune_eval_{m}@8-{lr}"} for m in METHODS for lr in RATES[m]}
     | {f"tune_eval_{m}@8-{lr}": {f"select_{m}@8"} for m in METHODS for lr in RATES[m]}
-    | {f"select_{m}@8": runs(m) for m in METHODS}
+    # A selection's final runs are no dependents that a plan can see: they take the chosen rate as a param,
+    # read once the selection has run (a checkpoint), and rerun only if it moved (test_editing_grids_…).
+    | {f"select_{m}@8": set() for m in METHODS}
     | {f"full_sft@8-{s}": {f"eval_budget@full_sft-8-{s}"} for s in SEEDS}
     | {f"grpo@8-{s}": {f"traces@8-{s}", f"eval_budget@grpo-8-{s}"} for s in SEEDS}
     | {f"sft_from_traces@8-{s}": {f"eval_budget@sft_from_traces-8-{s}"} for s in SEEDS}
@@ -221,14 +222,41 @@ def _descendants(job: str) -> set[str]:
 
 DESCENDANTS = {job: _descendants(job) for job in ALL_JOBS}
 assert DESCENDANTS["prep_sft"] == ALL_JOBS - {"download", "base_model", "prep_sft", "eval@base"}
+# The DAG as its files connect it, the selections' final runs included (their selection input is ancient()).
+UPSTREAM = {job: {parent for parent, children in CHILDREN.items() if job in children} for job in ALL_JOBS}
+for _method in METHODS:
+    for _run in runs(_method):
+        UPSTREAM[_run].add(f"select_{_method}@8")
+
+
+def _ancestors(job: str) -> set[str]:
+    found, todo = set(), [job]
+    while todo:
+        for parent in UPSTREAM[todo.pop()] - found:
+            found.add(parent)
+            todo.append(parent)
+    return found
+
+
+def snakemake_first_pass(changed: set[str]) -> set[str]:
+    """What `snakemake -n` plans when the jobs `changed` have a reason of their own (code, params): its first
+    pass, before any selection (a checkpoint) has run. Snakemake skips the reasons of every job downstream of
+    one that will run (it would rerun anyway), and a rerun propagates to dependents, but not through an
+    ancient() input: so past a selection that reruns, the final runs it feeds (and all that follows them)
+    are left to the second pass, made once the selection has run (the grid test runs that for real). A job
+    with a reason of its own is planned when nothing upstream of it has one; what it reruns, when nothing
+    stops it."""
+    first = {job for job in changed if not _ancestors(job) & changed}
+    return first | set().union(set(), *(DESCENDANTS[job] for job in first))
 
 
 @pytest.mark.parametrize("module", sorted(IMPORTERS))
 def test_editing_a_module_makes_exactly_its_importers_stale(repos, module):
-    """A comment added to a module: Snakemake plans its importers and everything downstream of them; DVC
-    reports its importers as changed (DVC reruns a descendant only if its inputs then change)."""
+    """A comment added to a module: Snakemake plans its importers and everything downstream of them, up to
+    the selections (snakemake_first_pass); DVC reports its importers as changed (DVC reruns a descendant only
+    if its inputs then change)."""
     importers = IMPORTERS[module]
-    stale = importers | set().union(set(), *(DESCENDANTS[s] for s in importers))
+    stale = snakemake_first_pass(importers)
     for repo in repos:
         path = repo / "src/gsm8k_pipeline" / module
         text, stat = path.read_text(), path.stat()
@@ -262,56 +290,62 @@ def test_editing_resources_reruns_nothing(repos):
     assert dvc_stale(dvc) == set()
 
 
-def test_editing_an_eval_param_reruns_the_evals_and_what_they_chose(repos):
-    """An eval param changes the test evals and the candidates' validation scores, so the selections too:
-    DVC runs the evals, the selections and the leaderboard for real (what ran is in its output), and a final
-    run only where a selection file changed; Snakemake, which compares times, not content, plans every job
-    after a selection, and, whose plan is what it runs, goes back to the old value and has nothing to do."""
+FINALS = runs("full_sft") | runs("grpo") | runs("sft_from_traces")
+
+
+def chosen(repo: Path) -> dict[str, float]:
+    return {m: json.loads((repo / f"metrics/select/{m}_8.json").read_text())["chosen"] for m in METHODS}
+
+
+def test_editing_an_eval_param_reruns_the_evals_and_the_selections_not_the_training(repos):
+    """An eval param changes the test evals and the candidates' validation scores, so the selections are
+    made again; a final run reruns only if its method's choice moved. Snakemake plans the evals and the
+    selections (a final run's chosen rate is read once its selection has run: the grid test runs that for
+    real), then goes back to the old value and has nothing to do; DVC runs it. Here every test-sized
+    candidate scores 0 and the smallest rate keeps winning, so no training reruns."""
+    before = chosen(repos[0])
     for repo in repos:
         edit(repo, "eval", "max_new_tokens", lambda v: v + 4)
     smk, dvc = repos
-    after_selection = set().union(*(DESCENDANTS[s] for s in SELECTS))
-    assert snakemake_plan(smk, "metrics/all.json") == EVALUATING | SELECTS | after_selection | {"leaderboard"}
-    assert dvc_stale(dvc) == EVALUATING | {"leaderboard"} | CHECK
-
-    ran = [line for line in run(["dvc", "repro"], dvc).stdout.splitlines() if line.startswith("Running stage")]
-    ran = {line.split("'")[1] for line in ran}
-    assert (
-        EVALUATING | SELECTS | {"leaderboard"} | CHECK
-        <= ran
-        <= EVALUATING | SELECTS | after_selection | {"leaderboard"} | CHECK
+    assert snakemake_plan(smk, "metrics/all.json") == snakemake_first_pass(EVALUATING)
+    # The test evals wait for the selections (their runs do), and SFT on traces' validation evals for grpo's.
+    assert snakemake_first_pass(EVALUATING) == (
+        {"eval@base", "eval@prep_sft", "select_full_sft@8", "select_grpo@8", "leaderboard"}
+        | tuning("tune_eval", "full_sft", "grpo")
     )
+    assert dvc_stale(dvc) == EVALUATING | {"leaderboard"} | CHECK
+    lines = run(["dvc", "repro"], dvc).stdout.splitlines()
+    assert {line.split("'")[1] for line in lines if line.startswith("Running stage")} == (
+        EVALUATING | SELECTS | {"leaderboard"} | CHECK
+    )
+    assert chosen(dvc) == before
     assert json.loads((dvc / "metrics/eval/base.json").read_text())["generation"]["max_new_tokens"] == 16
     edit(smk, "eval", "max_new_tokens", lambda v: v - 4)
     assert snakemake_plan(smk, "metrics/all.json") == set()
 
 
-def test_editing_a_grpo_grid_reruns_grpo_and_what_follows(repos):
-    """A new grid: grpo's new candidates, its selection and what follows from it; full_sft's are untouched."""
+def test_editing_grids_reruns_the_new_candidates_and_the_runs_whose_choice_moved(repos):
+    """grpo's grid gains a larger rate: that one candidate trains and is scored, the selection is made again
+    and keeps its rate (a tie goes to the smaller), so no grpo run retrains. full_sft's grid loses the rate it
+    chose: nothing new to train, but both SFT methods (sft_from_traces uses full_sft's grid) move to the rate
+    that is left, so their final runs retrain, at it (each tuning seed's run copied from its candidate).
+    Both engines, for real."""
+    before = chosen(repos[0])
+    assert before["full_sft"] == 0.001 and before["grpo"] == 5e-05
     for repo in repos:
-        edit(repo, "grpo", "learning_rates", lambda v: [r * 2 for r in v])
-    RATES["grpo"] = ["0.0001", "0.0003"]  # the jobs of the new grid, as both engines name them
-    try:
-        candidates = tuning("tune", "grpo") | tuning("tune_eval", "grpo")
-        expected = (
-            candidates
-            | {"select_grpo@8"}
-            | runs("grpo")
-            | runs("traces")
-            | runs("sft_from_traces")
-            | evals("grpo", "sft_from_traces")
-            | tuning("tune", "sft_from_traces")
-            | tuning("tune_eval", "sft_from_traces")
-            | {"select_sft_from_traces@8", "leaderboard"}
-        )
-    finally:
-        RATES["grpo"] = ["5e-05", "0.00015"]
+        edit(repo, "grpo", "learning_rates", lambda v: [*v, 4.5e-4])
+        edit(repo, "full_sft", "learning_rates", lambda v: [0.003])
+    new_candidate = {"tune_grpo@8-0.00045", "tune_eval_grpo@8-0.00045"}
+    moved = runs("full_sft") | runs("sft_from_traces") | evals("full_sft", "sft_from_traces")
+    expected = new_candidate | SELECTS | moved | {"leaderboard"}
     smk, dvc = repos
-    assert snakemake_plan(smk, "metrics/all.json") == expected
-    # `dvc status` names only the stages whose own deps changed, so run DVC for real and see what ran.
-    # DVC compares content: a stage whose inputs came out byte-identical (e.g. all-fallback traces from a
-    # test-sized model) is rightly skipped, so what runs is a subset of Snakemake's plan.
-    ran = [line for line in run(["dvc", "repro"], dvc).stdout.splitlines() if line.startswith("Running stage")]
-    ran = {line.split("'")[1] for line in ran}
-    must = candidates | {"select_grpo@8"} | runs("grpo") | runs("traces") | evals("grpo") | {"leaderboard"} | CHECK
-    assert must <= ran <= expected | CHECK
+    ran = {"snakemake": snakemake_ran(smk, "metrics/all.json")}
+    lines = run(["dvc", "repro"], dvc).stdout.splitlines()
+    ran["dvc"] = {line.split("'")[1] for line in lines if line.startswith("Running stage")} - CHECK
+    for repo, jobs in zip(repos, ran.values(), strict=True):
+        assert jobs == expected, sorted(jobs ^ expected)
+        assert chosen(repo) == {"full_sft": 0.003, "grpo": 5e-05, "sft_from_traces": 0.003}
+        copied = json.loads((repo / "models/full_sft/8/s0/timings.json").read_text())
+        assert copied["reused"] == "models/tune_full_sft/8/lr0.003"
+    assert outputs(smk, "models") == outputs(dvc, "models")  # (DVC's evals ran at the eval test's edit)
+    assert snakemake_plan(smk, "metrics/all.json") == set() and dvc_stale(dvc) == set()

@@ -31,7 +31,9 @@ def test_hub_shaped_lora_dag(tmp_path):
         base_model={"name": "models/pretrained/hub_model", "revision": None},
         lora={"enabled": True, "r": 4, "alpha": 8},
         prep_sft={"max_length": 384},  # the stand-in's tokenizer: up to 322 tokens per example
-        full_sft={"max_length": 384},
+        # One candidate per grid: the selection's paths are tests/test_engines.py's; here, the adapters.
+        full_sft={"max_length": 384, "learning_rates": [1.0e-3]},
+        grpo={"learning_rates": [5.0e-5]},
     )
     smk = make_checkout(tmp_path / "snakemake", params)
     build(smk / "models/pretrained/hub_model")  # a local model folder, as on a cluster without internet

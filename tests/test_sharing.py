@@ -1,6 +1,7 @@
 """Sharing results, for real: `dvc push` to a local remote, a fresh `git clone` + `dvc pull` gives the same
 files; one `snakemake --touch` makes Snakemake agree the clone is up to date; `dvc metrics diff` shows what
-a params branch changed. One test-sized DAG build (`dvc repro`), shared by every test here."""
+a params branch changed. One test-sized DAG build (`dvc repro`, the one test_engines.py makes: conftest.built_dag),
+shared by every test here."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import make_checkout, run, test_params
+from conftest import run, test_params
 from engines import dvc_stale, snakemake_plan
 from gsm8k_pipeline import METHODS
 
+SEEDS = [0, 1]  # test_engines.py's, whose DVC build this file shares
 OUTPUT_DIRS = ("data", "models", "metrics")
 EVAL_FILES = [
     f"metrics/eval/{m}.json" for m in ("base", "prep_sft", "full_sft_8_s0", "grpo_8_s0", "sft_from_traces_8_s0")
@@ -69,13 +71,13 @@ def snakemake_metadata_rules(repo: Path) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def origin(tmp_path_factory):
-    """A built, committed and pushed checkout: (repo, remote)."""
-    repo = make_checkout(tmp_path_factory.mktemp("origin"), test_params())
+def origin(tmp_path_factory, built_dag):
+    """A built, committed and pushed checkout: (repo, remote). The DAG test_engines.py builds with DVC, built
+    once for both files (conftest.built_dag)."""
+    repo = built_dag(tmp_path_factory.mktemp("origin") / "repo", test_params(seeds=SEEDS), "dvc")
     # Engine bookkeeping never belongs in a commit (the project's .gitignore says so; the temp checkout has none).
     with open(repo / ".git" / "info" / "exclude", "a") as f:
         f.write(".snakemake/\n/logs/\n")
-    run(["dvc", "repro"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "results"], repo)
     remote = tmp_path_factory.mktemp("remote")
@@ -186,9 +188,7 @@ def test_dvc_metrics_diff_shows_a_params_branch(origin):
         "check_params",  # params.yaml changed: checked again first, rerunning nothing through it
         "eval@base",
         "eval@prep_sft",
-        "eval_budget@full_sft-8-0",
-        "eval_budget@grpo-8-0",
-        "eval_budget@sft_from_traces-8-0",
+        *(f"eval_budget@{m}-8-{s}" for m in METHODS for s in SEEDS),
         "leaderboard",
     }
     run(["git", "add", "-A"], repo)

@@ -60,7 +60,9 @@ def test_smollm2_dag_in_both_engines(tmp_path, shared_gsm8k):
     import torch
     from transformers import AutoTokenizer
 
-    params = test_params(data={"source": f"local:{shared_gsm8k}", "contamination": "refuse"}, **PARAMS)
+    # Two validation problems, as many as the test evals score: each candidate's validation eval is one batch.
+    data = {"source": f"local:{shared_gsm8k}", "contamination": "refuse", "validation": 2}
+    params = test_params(data=data, **PARAMS)
     # Both engines at once (a job at a time each): the stages' process start-up and model loads overlap.
     commands = {"snakemake": ["snakemake", "--cores", "1", "metrics/all.json"], "dvc": ["dvc", "repro"]}
     repos = {engine: make_checkout(tmp_path / engine, params) for engine in commands}

@@ -119,3 +119,28 @@ def outputs(root: Path, *dirs: str) -> dict[str, bytes]:
         for p in sorted((root / d).rglob("*"))
         if p.is_file() and p.name not in BOOKKEEPING and not is_timings_file(p)
     }
+
+
+def built(dest: Path, params: dict, engine: str, cache: Path) -> Path:
+    """A checkout at `dest` in which `engine` ("snakemake" or "dvc") has built the whole DAG on `params`.
+
+    The build is made once per test session, in `cache` (a folder every pytest-xdist worker sees), under a file
+    lock: the first test file to ask builds it, any other waits for it, and each gets its own copy (times kept,
+    so that Snakemake sees what it left), to edit and rerun as it likes. Two test files that build the same
+    DAG (test_engines.py, test_sharing.py) pay for one build."""
+    import hashlib
+    import json
+
+    from filelock import FileLock
+
+    key = hashlib.sha256(json.dumps([engine, params], sort_keys=True).encode()).hexdigest()[:16]
+    source = cache / f"{engine}-{key}"
+    with FileLock(str(source) + ".lock"):
+        if not (source / ".built").exists():
+            shutil.rmtree(source, ignore_errors=True)  # a build that failed half-way is built again
+            make_checkout(source, params)
+            command = ["snakemake", "--cores", "1", "metrics/all.json"] if engine == "snakemake" else ["dvc", "repro"]
+            run(command, source)
+            (source / ".built").touch()
+    shutil.copytree(source, dest, symlinks=True, ignore=shutil.ignore_patterns(".built"))
+    return dest

@@ -2,7 +2,8 @@
 # src/gsm8k_pipeline/__init__.py), the one place both engines' declarations are checked against
 # (tests/test_parity.py), and its code from the planning module src/gsm8k_pipeline/dag.py:
 # - `code(command)`: the source files the command really executes (its import closure), as inputs;
-# - `stage_params(stage)`: the params.yaml sections the stage reads, as params;
+# - `stage_params(stage)`: the params.yaml sections (or keys) the stage reads, as params;
+# - `chosen_rate(method)`: a final run's learning rate, from its selection (a checkpoint), as a param;
 # - `outputs(stage)`: the stage's outputs, model folders as directory();
 # Every rule that runs torch declares `threads: config["threads"]` for scheduling; the command itself sets
 # torch's threads from the params, since Snakemake would set OMP_NUM_THREADS to the job's (possibly scaled
@@ -48,6 +49,23 @@ PARAMS_FILE = _write_params_file(config)
 
 def code(command):
     return dag.code_deps(command, workflow.basedir)
+
+
+def chosen_rate(method):
+    """A final run's param: the rate select_<method> chose at its budget, read once that checkpoint has run.
+    Snakemake compares file times, and a selection remade with the same choice (a grid grown by a value, a
+    validation eval rerun) is a newer file: the runs take it as ancient() and rerun on this param instead,
+    only when the choice moves, as DVC does with its params dependency on the selection's `chosen`."""
+    def chosen(wildcards):
+        path = Path(STAGES[f"select_{method}"].outputs["selection"].format(budget=wildcards.budget))
+        if not path.exists():  # not made yet: the run waits for the checkpoint (tune.smk), then asks again
+            getattr(checkpoints, f"select_{method}").get(budget=wildcards.budget)
+        # Read directly, not through the checkpoint, which reports itself incomplete while the DAG is first
+        # built and would make every final run (and what follows) look changed. When the selection is made
+        # again during the run, Snakemake re-evaluates the jobs that depend on it, and so this param.
+        return json.loads(path.read_text())["chosen"]
+
+    return chosen
 
 
 def stage_params(stage):

@@ -32,11 +32,12 @@ rule full_sft:
         checked=CHECKED,
         code=code("train-sft"),
         intact=remake_if_gutted(STAGES["full_sft"].outputs["model"]),
-        selection=STAGES["select_full_sft"].outputs["selection"],  # the learning rate chosen on validation
+        selection=ancient(STAGES["select_full_sft"].outputs["selection"]),  # its time is not compared: see chosen_rate
     output:
         **outputs("full_sft"),
     params:
         **stage_params("full_sft"),
+        chosen=chosen_rate("full_sft"),  # the learning rate chosen on validation: a moved choice reruns the run
     threads: config["threads"]
     resources: **resources_for("train")
     log:
@@ -53,11 +54,12 @@ rule grpo:
         checked=CHECKED,
         code=code("train-grpo"),
         intact=remake_if_gutted(STAGES["grpo"].outputs["model"]),
-        selection=STAGES["select_grpo"].outputs["selection"],  # the learning rate chosen on validation
+        selection=ancient(STAGES["select_grpo"].outputs["selection"]),  # its time is not compared: see chosen_rate
     output:
         **outputs("grpo"),
     params:
         **stage_params("grpo"),
+        chosen=chosen_rate("grpo"),  # the learning rate chosen on validation: a moved choice reruns the run
     threads: config["threads"]
     resources: **resources_for("train")
     log:
@@ -93,11 +95,12 @@ rule sft_from_traces:
         checked=CHECKED,
         code=code("train-sft"),
         intact=remake_if_gutted(STAGES["sft_from_traces"].outputs["model"]),
-        selection=STAGES["select_sft_from_traces"].outputs["selection"],  # the learning rate chosen on validation
+        selection=ancient(STAGES["select_sft_from_traces"].outputs["selection"]),  # its time is not compared: see chosen_rate
     output:
         **outputs("sft_from_traces"),
     params:
         **stage_params("sft_from_traces"),
+        chosen=chosen_rate("sft_from_traces"),  # the learning rate chosen on validation: a moved choice reruns the run
     threads: config["threads"]
     resources: **resources_for("train")
     log:

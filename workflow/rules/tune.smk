@@ -2,7 +2,8 @@
 # per rate of the method's grid (params full_sft.learning_rates, grpo.learning_rates; sft_from_traces uses
 # full_sft's) at the first seed; tune_eval_<method> scores it greedy on data/gsm8k/validation.jsonl, never on
 # test; select_<method> chooses the rate that full_sft, grpo and sft_from_traces then train every seed with
-# (train.smk: --learning-rate-from). Rules per method, as dvc.yaml's stages: each grid is its own section's.
+# (train.smk: --learning-rate-from). Selections are checkpoints, so that the final runs can take the chosen
+# rate as a param once it is made (common.smk: chosen_rate). Rules per method, as dvc.yaml's stages: each grid is its own section's.
 # Written out, not made in a loop: a rule's shell command is evaluated when its job runs, so a loop variable
 # in it would hold the last method for every rule.
 # A rate appears in paths and commands as Python writes the float (str(0.0003) == "0.0003"), which is how
@@ -64,7 +65,7 @@ rule tune_eval_full_sft:
         "--output {output.metrics} > {log} 2>&1"
 
 
-rule select_full_sft:
+checkpoint select_full_sft:
     input:
         candidates=_candidates("full_sft"),
         checked=CHECKED,
@@ -123,7 +124,7 @@ rule tune_eval_grpo:
         "--output {output.metrics} > {log} 2>&1"
 
 
-rule select_grpo:
+checkpoint select_grpo:
     input:
         candidates=_candidates("grpo"),
         checked=CHECKED,
@@ -182,7 +183,7 @@ rule tune_eval_sft_from_traces:
         "--output {output.metrics} > {log} 2>&1"
 
 
-rule select_sft_from_traces:
+checkpoint select_sft_from_traces:
     input:
         candidates=_candidates("sft_from_traces"),
         checked=CHECKED,
