@@ -1,13 +1,14 @@
-"""A method's learning rate, chosen on the validation split: select.py's rule, and `gsm8k select` on
-candidates' validation metrics as the tune_eval stages write them."""
+"""A method's learning rate, chosen on the validation split: select.py's rule, `gsm8k select` on
+candidates' validation metrics as the tune_eval stages write them, and the whole selection for real."""
 
 import json
+import os
 import subprocess
 
 import pytest
 import yaml
 
-from conftest import test_params
+from conftest import make_checkout, run, test_params
 from gsm8k_pipeline.select import candidate_metrics, choose
 
 
@@ -68,6 +69,36 @@ def test_an_absurd_rate_among_sane_ones_is_not_chosen_and_only_validation_is_rea
     from gsm8k_pipeline.training import chosen_rate
 
     assert chosen_rate(tmp_path / "metrics/select/full_sft_8.json") == 1e-3
+
+
+@pytest.mark.slow
+def test_an_absurd_rate_trained_for_real_loses_to_a_sane_one_and_test_is_never_read(tmp_path):
+    """Snakemake builds full_sft's selection from nothing over a grid of a sane rate (3e-4) and an absurd one
+    (1.0): both candidates train from a prep_sft that answers some problems (one-step problems, small numbers,
+    a small model: 25 % on validation at 3e-4, measured on the 2-core machine), the absurd one wrecks it, and
+    the sane one is chosen on its validation score. Once downloaded, the test split is overwritten with a line
+    that is not JSON (its time kept, so no engine sees a change): a stage before the final evals that read it
+    would fail. About 80 CPU-seconds."""
+    params = test_params(
+        data={"validation": 40, "synthetic": {"n_train": 440, "max_steps": 1, "max_operand": 3, "max_value": 6}},
+        base_model={"tiny": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2}},
+        prep_sft={"samples": 400, "epochs": 2, "learning_rate": 5.0e-3, "batch_size": 16, "max_length": 128},
+        eval={"max_new_tokens": 40},
+        full_sft={"learning_rates": [3.0e-4, 1.0]},
+    )
+    repo = make_checkout(tmp_path / "repo", params)
+    run(["snakemake", "--cores", "1", "data/gsm8k/test.jsonl"], repo)
+    test_split = repo / "data/gsm8k/test.jsonl"
+    kept = test_split.stat()
+    test_split.write_text("not JSON: only the final evals read the test split\n")
+    os.utime(test_split, ns=(kept.st_atime_ns, kept.st_mtime_ns))
+
+    run(["snakemake", "--cores", "1", "metrics/select/full_sft_8.json"], repo)
+    selection = json.loads((repo / "metrics/select/full_sft_8.json").read_text())
+    correct = {c["learning_rate"]: c["correct"] for c in selection["candidates"]}
+    assert correct[3.0e-4] > correct[1.0], correct  # chosen on its score, not by the tie rule
+    assert selection["chosen"] == 3.0e-4 and selection["split"] == "validation"
+    assert test_split.read_text().startswith("not JSON")
 
 
 def test_a_missing_candidate_is_a_one_line_error(tmp_path):
