@@ -98,8 +98,13 @@ def slowed(checkout: Path, factor: int = 5, period: float = 0.05):
             stopped = time.monotonic()
             signal_all(pids, signal.SIGSTOP)
             # Look for new stage processes while the known ones are stopped: the scan takes tens of ms.
-            pids = _stage_processes(checkout)
-            signal_all(pids, signal.SIGSTOP)
+            found = _stage_processes(checkout)
+            signal_all(found, signal.SIGSTOP)
+            # One that the scan no longer finds is continued at once, never left stopped: a child forked by a
+            # stage (git, lm-eval's subprocesses) looks like the stage until it execs, and a stopped child
+            # that exec'd would stay stopped, its stage waiting on it until SLURM's time limit.
+            signal_all(set(pids) - set(found), signal.SIGCONT)
+            pids = found
             slowed_pids.update(pids)
             time.sleep(max(0.0, stopped + period * (factor - 1) / factor - time.monotonic()))
             signal_all(pids, signal.SIGCONT)
