@@ -211,31 +211,23 @@ for _select in SELECTS:  # the leaderboard shows the selections
     CHILDREN[_select] = CHILDREN[_select] | {"leaderboard"}
 
 
-def _descendants(job: str) -> set[str]:
+def _reach(job: str, edges: dict[str, set[str]]) -> set[str]:
+    """Every job reached from `job` along `edges` (CHILDREN: its descendants; UPSTREAM: its ancestors)."""
     found, todo = set(), [job]
     while todo:
-        for child in CHILDREN.get(todo.pop(), set()) - found:
-            found.add(child)
-            todo.append(child)
+        for nxt in edges.get(todo.pop(), set()) - found:
+            found.add(nxt)
+            todo.append(nxt)
     return found
 
 
-DESCENDANTS = {job: _descendants(job) for job in ALL_JOBS}
+DESCENDANTS = {job: _reach(job, CHILDREN) for job in ALL_JOBS}
 assert DESCENDANTS["prep_sft"] == ALL_JOBS - {"download", "base_model", "prep_sft", "eval@base"}
 # The DAG as its files connect it, the selections' final runs included (their selection input is ancient()).
 UPSTREAM = {job: {parent for parent, children in CHILDREN.items() if job in children} for job in ALL_JOBS}
 for _method in METHODS:
     for _run in runs(_method):
         UPSTREAM[_run].add(f"select_{_method}@8")
-
-
-def _ancestors(job: str) -> set[str]:
-    found, todo = set(), [job]
-    while todo:
-        for parent in UPSTREAM[todo.pop()] - found:
-            found.add(parent)
-            todo.append(parent)
-    return found
 
 
 def snakemake_first_pass(changed: set[str]) -> set[str]:
@@ -246,7 +238,7 @@ def snakemake_first_pass(changed: set[str]) -> set[str]:
     are left to the second pass, made once the selection has run (the grid test runs that for real). A job
     with a reason of its own is planned when nothing upstream of it has one; what it reruns, when nothing
     stops it."""
-    first = {job for job in changed if not _ancestors(job) & changed}
+    first = {job for job in changed if not _reach(job, UPSTREAM) & changed}
     return first | set().union(set(), *(DESCENDANTS[job] for job in first))
 
 
@@ -288,9 +280,6 @@ def test_editing_resources_reruns_nothing(repos):
     ran = [line for line in run(["dvc", "repro"], dvc).stdout.splitlines() if line.startswith("Running stage")]
     assert {line.split("'")[1] for line in ran} == CHECK
     assert dvc_stale(dvc) == set()
-
-
-FINALS = runs("full_sft") | runs("grpo") | runs("sft_from_traces")
 
 
 def chosen(repo: Path) -> dict[str, float]:

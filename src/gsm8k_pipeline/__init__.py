@@ -186,9 +186,9 @@ STAGES: dict[str, Stage] = {
         "base-model", [*_MODEL, "base_model"], {"model": "models/base/model", "info": "models/base/info.json"}, "base"
     ),
     "prep_sft": Stage("train-sft", [*_TRAIN, "prep_sft"], _trained("prep_sft"), "prep_sft"),
-    # The budgeted runs train at the rate their selection chose (its file a dependency of theirs), not at
-    # every rate of the grid: with DVC, which tracks only its `chosen`, a grid that grows by a value reruns
-    # them only if the choice moves; Snakemake compares the file's time (docs/params.md).
+    # The budgeted runs train at the rate their selection chose, not at every rate of the grid: both engines
+    # track only its `chosen` (DVC a params dependency, Snakemake a param read from the checkpoint's file),
+    # so a grid that grows by a value reruns them only if the choice moves (docs/params.md).
     "full_sft": Stage(
         "train-sft", [*_TRAIN, "full_sft"], _trained("full_sft"), RunId.PATTERN, ("full_sft.learning_rates",)
     ),
