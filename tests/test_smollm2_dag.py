@@ -35,7 +35,7 @@ PARAMS = dict(
     traces={"batch_size": 2, "max_attempts": 2, "max_new_tokens": 16},
     lora={"enabled": True, "r": 4, "alpha": 8},
     train={"save_steps": 10, "logging_steps": 1},
-    prep_sft={"samples": 4, "epochs": 1, "batch_size": 4, "max_length": 512, "learning_rate": 1.0e-3},
+    prep_sft={"samples": 2, "epochs": 1, "batch_size": 2, "max_length": 512, "learning_rate": 1.0e-3},
     full_sft={"epochs": 1, "batch_size": 2, "max_length": 512, "learning_rates": [1.0e-3]},  # one candidate each
     grpo={
         "num_generations": 2,

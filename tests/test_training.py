@@ -174,13 +174,15 @@ def test_sft_refuses_a_max_length_that_loses_examples_naming_the_key_and_the_cou
 
 
 def test_grpo_trains_and_logs_rewards(repo):
-    run(["snakemake", "--cores", "1", "models/grpo/8/s0/model"], repo)
+    """A learning-rate candidate's run: the same `gsm8k train-grpo` as a final run's, without the candidates'
+    validation evals and selection that a final run waits for (test_engines.py runs those)."""
+    run(["snakemake", "--cores", "1", "models/tune_grpo/8/lr5e-05/model"], repo)
     import pandas as pd
 
-    log = pd.read_csv(repo / "models/grpo/8/s0/train_log.csv")
+    log = pd.read_csv(repo / "models/tune_grpo/8/lr5e-05/train_log.csv")
     assert {"reward", "reward_std", "loss"} <= set(log.columns)
     assert any(c.startswith("rewards/correctness") for c in log.columns)
-    assert (repo / "models/grpo/8/s0/model/model.safetensors").exists()
+    assert (repo / "models/tune_grpo/8/lr5e-05/model/model.safetensors").exists()
 
 
 def test_use_vllm_fails_clearly_on_cpu(repo, tmp_path):
