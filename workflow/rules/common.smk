@@ -19,7 +19,7 @@ import yaml
 # This checkout's package, not whichever copy of it happens to be installed.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 import gsm8k_pipeline  # noqa: E402
-from gsm8k_pipeline import STAGES, METHODS, RunId, base_model, contamination, dag, fileio  # noqa: E402  (stdlib only)
+from gsm8k_pipeline import STAGES, METHODS, PipelineError, RunId, base_model, contamination, dag, fileio, training  # noqa: E402  (stdlib only)
 from snakemake.exceptions import WorkflowError  # noqa: E402
 from snakemake.logging import logger  # noqa: E402
 
@@ -63,7 +63,10 @@ def chosen_rate(method):
         # Read directly, not through the checkpoint, which reports itself incomplete while the DAG is first
         # built and would make every final run (and what follows) look changed. When the selection is made
         # again during the run, Snakemake re-evaluates the jobs that depend on it, and so this param.
-        return json.loads(path.read_text())["chosen"]
+        try:
+            return training.chosen_rate(path)  # as the run's --learning-rate-from reads it
+        except PipelineError as exc:  # one line naming the file, not a traceback through the Snakefile
+            raise WorkflowError(str(exc)) from None
 
     return chosen
 
@@ -115,8 +118,6 @@ def base_model_content():
     base_model: Snakemake sees only the mtime of a directory input, not edits to the files in it, so the
     content hash is what reruns base_model after a local folder changes (DVC hashes the folder itself).
     Hashes of unchanged folders are kept in .snakemake/, so planning doesn't reread the weights."""
-    from gsm8k_pipeline import PipelineError
-
     try:
         return base_model.identity(config["base_model"], Path(" + ".join(map(str, workflow.configfiles))),
                                    Path(".snakemake/gsm8k-content-hash"))
