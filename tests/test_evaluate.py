@@ -1,6 +1,6 @@
 import pytest
 
-from gsm8k_pipeline.evaluate import score, summarize, wilson_interval
+from gsm8k_pipeline.evaluate import debug_csv, score, summarize, wilson_interval
 
 
 @pytest.mark.parametrize("k, n", [(0, 10), (5, 10), (81, 263), (263, 263)])
@@ -30,6 +30,21 @@ def test_score_and_summarize():
     assert m["accuracy"] == pytest.approx(2 / 3)
     assert m["answer_proportion"] == pytest.approx(2 / 3)
     assert m["n"] == 3 and m["problems_per_second"] == 1.5
+
+
+@pytest.mark.parametrize("extracted", [["7", None, "-3.5"], [None, None, None]])
+def test_debug_csv_is_the_bytes_pandas_wrote(extracted):
+    """debug.csv is written without pandas, and must stay the file it was: completions with commas, quotes,
+    line breaks and non-ASCII text; answers that are None (one row, or the whole column); bools; the booster
+    columns' floats, thirds included."""
+    import pandas as pd
+
+    rows = [{"question": f'q{i}, "quoted"', "answer": f"x\n#### {i}"} for i in range(3)]
+    completions = ['a, b\n"c"', "é ∑ 1,200\r\nend", ""]
+    records = score(rows, completions)
+    for record, answer, third in zip(records, extracted, (0.0, 1 / 3, 2 / 3), strict=True):
+        record.update({"extracted": answer, "correct:pass@1": third, "correct:maj@4": 1.0, "answers:sampled": "7||7|"})
+    assert debug_csv(records) == pd.DataFrame(records).to_csv(index=False)
 
 
 def test_metrics_and_debug_csv_carry_every_booster_of_the_selected_models(tmp_path):

@@ -174,3 +174,36 @@ def test_smollm2_from_pypi_is_a_plain_model_whose_generation_stops_at_im_end(tmp
         "pad_token None -> '<|im_end|>': padding must be defined (it is masked out)",
     ]
     assert (tokenizer.eos_token_id, model.generation_config.eos_token_id, model.config.pad_token_id) == (2, 2, 2)
+
+
+def test_one_reader_shares_a_files_reader_and_reaches_transformers_gguf_loading(tmp_path):
+    """pypi_model.one_reader: the file parsed once for the four reads of a load (config, tokenizer, weights,
+    summary), the library's own class back afterwards. It reaches transformers because load_gguf_checkpoint
+    imports GGUFReader from gguf when it runs: if transformers ever binds the name at module level instead,
+    this fails, rather than every GGUF load quietly parsing the file four times again."""
+    import inspect
+
+    import gguf
+    from transformers import modeling_gguf_pytorch_utils as loader
+
+    source = inspect.getsource(loader.load_gguf_checkpoint)
+    assert "from gguf import GGUFReader" in source and "GGUFReader(gguf_checkpoint_path)" in source
+    assert not hasattr(loader, "GGUFReader")
+
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_file_type(3)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    original = gguf.GGUFReader
+    with pypi_model.one_reader():
+        first = gguf.GGUFReader(path)
+        assert gguf.GGUFReader(str(path)) is first and isinstance(first, original)
+        assert pypi_model.gguf_summary(path) == {
+            "architecture": "llama",
+            "quant_type": "MOSTLY_Q4_1",
+            "tensor_types": {},
+        }
+    assert gguf.GGUFReader is original and gguf.GGUFReader(path) is not first

@@ -93,7 +93,9 @@ def wait_for_checkpoint(folder, proc, timeout=300):
 
 @pytest.mark.parametrize("engine", ["snakemake", "dvc"])
 def test_killed_training_resumes_from_its_last_checkpoint(tmp_path, engine):
-    params = test_params(prep_sft={"samples": 300, "epochs": 2, "batch_size": 4})
+    # 60 steps, a checkpoint every 2: seconds of training left after the first checkpoint, time enough to be
+    # killed mid-run however loaded the machine (the poll below takes 50 ms).
+    params = test_params(prep_sft={"samples": 120, "epochs": 2, "batch_size": 4})
     repo = make_checkout(tmp_path / "repo", params)
     run(["snakemake", "--cores", "1", "models/base/model"], repo)
     if engine == "dvc":

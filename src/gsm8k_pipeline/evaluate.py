@@ -127,6 +127,22 @@ def add_boosters(
             record[name] = value
 
 
+def debug_csv(records: list[dict]) -> str:
+    """The per-problem records as CSV, a column per key in the order keys first appear. The standard library's
+    writer, not pandas' (whose to_csv writes through the same writer): importing pandas took a quarter of a
+    second of every eval process, for this one file. Each column holds one type or None, so pandas would
+    write the same bytes (tests/test_evaluate.py compares the two)."""
+    import csv
+    import io
+
+    columns = list(dict.fromkeys(key for record in records for key in record))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    return out.getvalue()
+
+
 def booster_lines(metrics: dict) -> list[str]:
     lines = []
     for name, m in metrics.get("boosters", {}).items():
@@ -137,7 +153,6 @@ def booster_lines(metrics: dict) -> list[str]:
 
 def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
     """Evaluate, write the stage's files, and return the metrics with their timings (as the bench reads them)."""
-    import pandas as pd
     import torch
 
     from .device import device
@@ -195,7 +210,7 @@ def main(params: dict, config: EvalConfig = EvalConfig()) -> dict:
             metrics["lm_eval"] = harness
     results, clock = timings.split(metrics)
     detail_dir = config.output_dir / config.model_id
-    atomic_write_text(detail_dir / "debug.csv", pd.DataFrame(records).to_csv(index=False))
+    atomic_write_text(detail_dir / "debug.csv", debug_csv(records))
     atomic_write_text(detail_dir / "summary.txt", summary_text(results, records, config.model_path))
     timings.write(detail_dir / timings.TIMINGS, {**clock, "load_seconds": round(load_seconds, 3)})
     atomic_write_json(json_path, results)  # last: its presence means the evaluation finished

@@ -103,13 +103,13 @@ def check_folder(model_path: Path) -> None:
 def load_for_inference(model_path: str | Path, precision: str = "float32"):
     """(model, tokenizer) from a saved model dir — full weights, or a PEFT adapter merged into its base —
     on the GPU when there is one, with weights in `precision` (bf16/fp16 need the GPU)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from .device import device, inference_dtype
 
     dtype = inference_dtype(precision)  # first: a precision this machine can't run fails before any loading
     model_path = Path(model_path)
-    check_folder(model_path)
+    check_folder(model_path)  # before transformers is imported: a damaged folder is named in a second
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(model_path, padding_side="left")
     ensure_pad_token(tokenizer)
     if is_adapter(model_path):

