@@ -10,20 +10,22 @@ import pytest
 from support.checkout import REPO, SHARED_GSM8K, built, make_checkout, outputs, run, test_params  # noqa: F401  (the tests import these from here)
 
 # The longest test files first, so none is left running alone at the end (seconds of a worker each, measured
-# 2026-12-05 in a fresh clone on 2 cores, 905b690): with `--dist loadfile` a file runs whole on one worker, and with
-# `--no-loadscope-reorder` (tests/run.sh) pytest-xdist hands files out in this order, not by test count,
-# which put the two-test SLURM file and the one-test SmolLM2 file last. The SLURM test waits on the
-# cluster most of its time, so it goes first, beside the SmolLM2 test's two engines at once.
+# 2026-12-05 in a fresh clone on 2 cores, 73aaf85): with `--dist loadfile` a file runs whole on one worker, and
+# with `--no-loadscope-reorder` (tests/run.sh) pytest-xdist hands files out in this order, not by test count,
+# which put the two-test SLURM file and the one-test SmolLM2 file last. Files that mostly wait (on the SLURM
+# cluster, DVC's queue, concurrent publishers) are here too, so that their waits overlap other files' work.
 SLOWEST_FIRST = (
-    "test_slurm.py",  # 287 s, mostly waiting on its 5x throttled jobs: first, so other files fill the idle core
-    "test_smollm2_dag.py",  # 278 s, two engines at once
-    "test_engines.py",  # about 430 s, its build 179 s
-    "test_sharing.py",  # 295 s, its build 193 s (the same build, when test_engines.py has not made it yet)
-    "test_training.py",  # 174 s
-    "test_engines_hub.py",  # 101 s
-    "test_guards.py",  # 60 s
+    "test_slurm.py",  # 285 s, mostly waiting on its 5x throttled jobs: first, so other files fill the idle core
+    "test_smollm2_dag.py",  # 245 s, two engines at once
+    "test_engines.py",  # about 410 s, its two builds side by side about 180 s
+    "test_sharing.py",  # 275 s, its build 195 s (the same DVC build, when test_engines.py has not made it yet)
+    "test_training.py",  # 165 s
+    "test_engines_hub.py",  # 120 s
+    "test_guards.py",  # 70 s, a third of it waiting
+    "test_select.py",  # 55 s
     "test_finite.py",  # about 45 s
-    "test_sweep.py",  # 52 s
+    "test_sweep.py",  # 45 s, mostly DVC's queue
+    "test_workspace_leaderboard.py",  # 45 s, three-quarters waiting on concurrent publishers
 )
 
 

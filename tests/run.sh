@@ -17,7 +17,8 @@ command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 if [ -n "$missing" ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
 fi
-# One worker per CPU, each test file on one worker (its module fixtures, e.g. the engines' built DAGs, are
-# built once); most of the suite waits on subprocesses (engines, daemons, model loads), so two cores serve two.
-# Files go out longest first (tests/conftest.py: SLOWEST_FIRST), not by their number of tests.
-exec uv run pytest -n auto --dist loadfile --no-loadscope-reorder "$@"
+# One worker per CPU and one more, each test file on one worker (its module fixtures, e.g. the engines' built
+# DAGs, are built once). The suite is CPU-bound, but some files mostly wait (the SLURM cluster, DVC's queue,
+# concurrent publishers): the extra worker's tests fill those waits. Files go out longest first
+# (tests/conftest.py: SLOWEST_FIRST), not by their number of tests. `-n N` after it overrides.
+exec uv run pytest -n "$(($(nproc) + 1))" --dist loadfile --no-loadscope-reorder "$@"
