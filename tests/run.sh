@@ -17,8 +17,8 @@ command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 if [ -n "$missing" ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
 fi
-# One worker per CPU and one more, each test file on one worker (its module fixtures, e.g. the engines' built
-# DAGs, are built once). The suite is CPU-bound, but some files mostly wait (the SLURM cluster, DVC's queue,
-# concurrent publishers): the extra worker's tests fill those waits. Files go out longest first
-# (tests/conftest.py: SLOWEST_FIRST), not by their number of tests. `-n N` after it overrides.
-exec uv run pytest -n "$(($(nproc) + 1))" --dist loadfile --no-loadscope-reorder "$@"
+# One worker per CPU, each test file on one worker (its module fixtures, e.g. the engines' built DAGs, are
+# built once). The suite is CPU-bound: a third worker on two CPUs filled the waits of the files that mostly
+# wait (SLURM, DVC's queue) but made every test's CPU time 13 % longer, and the suite 75 s slower
+# (docs/testing.md). Files go out longest first (tests/conftest.py: SLOWEST_FIRST), not by their number of tests.
+exec uv run pytest -n auto --dist loadfile --no-loadscope-reorder "$@"
