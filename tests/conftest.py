@@ -3,6 +3,7 @@ which the benches import too); the workspace tests' backends (tests/support/work
 
 from __future__ import annotations
 
+import concurrent.futures
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,21 @@ def built_dag(tmp_path_factory, worker_id):
     cache = (base if worker_id == "master" else base.parent) / "built-dags"
     cache.mkdir(exist_ok=True)
     return lambda dest, params, engine: built(dest, params, engine, cache)
+
+
+@pytest.fixture(scope="session")
+def built_engines(built_dag):
+    """`built_engines(root, params)`: (snakemake, dvc), checkouts under `root` in which each engine built `params`
+    (built_dag: once per session), the two builds side by side. Each engine runs one job at a time, so one build
+    alone would leave a CPU idle: test_engines.py needs both, test_sharing.py the DVC one, and whichever of them
+    runs first starts both (the suite's first files, SLURM, mostly wait)."""
+
+    def both(root: Path, params: dict) -> tuple[Path, Path]:
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            builds = [pool.submit(built_dag, root / engine / "repo", params, engine) for engine in ("snakemake", "dvc")]
+            return tuple(build.result() for build in builds)
+
+    return both
 
 
 @pytest.fixture

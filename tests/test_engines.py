@@ -3,7 +3,6 @@ same files, no-op reruns, and minimal reruns after a params or code edit."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import os
 from pathlib import Path
@@ -47,16 +46,9 @@ TUNING = tuning("tune", *METHODS) | TUNE_EVALS | SELECTS
 
 
 @pytest.fixture(scope="module")
-def repos(tmp_path_factory, built_dag):
-    """The test DAG built from nothing by each engine (the DVC build is test_sharing.py's too: conftest.built_dag)."""
-    params = test_params(seeds=SEEDS)
-    # Side by side: each engine runs a job at a time, so one build alone leaves a CPU idle.
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        builds = [
-            pool.submit(built_dag, tmp_path_factory.mktemp(name) / "repo", params, engine)
-            for name, engine in (("smk", "snakemake"), ("dvc", "dvc"))
-        ]
-        return tuple(build.result() for build in builds)
+def repos(tmp_path_factory, built_engines):
+    """The test DAG built from nothing by each engine (test_sharing.py's too: conftest.built_engines)."""
+    return built_engines(tmp_path_factory.mktemp("engines"), test_params(seeds=SEEDS))
 
 
 def test_engines_build_everything_and_identically(repos):

@@ -1,6 +1,6 @@
 """Sharing results, for real: `dvc push` to a local remote, a fresh `git clone` + `dvc pull` gives the same
 files; one `snakemake --touch` makes Snakemake agree the clone is up to date; `dvc metrics diff` shows what
-a params branch changed. One test-sized DAG build (`dvc repro`, the one test_engines.py makes: conftest.built_dag),
+a params branch changed. One test-sized DAG build (`dvc repro`, the one test_engines.py makes: conftest.built_engines),
 shared by every test here."""
 
 from __future__ import annotations
@@ -72,10 +72,10 @@ def snakemake_metadata_rules(repo: Path) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def origin(tmp_path_factory, built_dag):
+def origin(tmp_path_factory, built_engines):
     """A built, committed and pushed checkout: (repo, remote). The DAG test_engines.py builds with DVC, built
-    once for both files (conftest.built_dag)."""
-    repo = built_dag(tmp_path_factory.mktemp("origin") / "repo", test_params(seeds=SEEDS), "dvc")
+    once for both files (conftest.built_engines)."""
+    _, repo = built_engines(tmp_path_factory.mktemp("origin"), test_params(seeds=SEEDS))
     # Engine bookkeeping never belongs in a commit (the project's .gitignore says so; the temp checkout has none).
     with open(repo / ".git" / "info" / "exclude", "a") as f:
         f.write(".snakemake/\n/logs/\n")
