@@ -107,7 +107,7 @@ def load_for_inference(model_path: str | Path, precision: str = "float32"):
 
     dtype = inference_dtype(precision)  # first: a precision this machine can't run fails before any loading
     model_path = Path(model_path)
-    check_folder(model_path)  # before transformers is imported: a damaged folder is named in a second
+    check_folder(model_path)  # before transformers' imports (about 1.5 s): a damaged folder is named without them
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path, padding_side="left")
