@@ -30,6 +30,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from datetime import datetime
@@ -53,9 +54,28 @@ def stage_seconds_snakemake(repo: Path) -> dict[str, float]:
     return dict(totals)
 
 
+def largest_job_rss(stop: threading.Event, found: list[int]) -> None:
+    """Polls every process's peak RSS (VmHWM) twice a second until `stop`, keeping the largest among `gsm8k`
+    processes in found[0] (MiB): with warm starts (gsm8k_pipeline.warm) the stages are the warm-start server's
+    children, not the engine's, so the engine's rusage no longer sees them."""
+    while not stop.wait(0.5):
+        for proc in Path("/proc").iterdir():
+            try:
+                if b"gsm8k" not in (proc / "cmdline").read_bytes():
+                    continue
+                status = (proc / "status").read_text()
+            except (FileNotFoundError, ProcessLookupError, PermissionError, NotADirectoryError):
+                continue
+            if m := re.search(r"^VmHWM:\s+(\d+) kB", status, re.M):
+                found[0] = max(found[0], round(int(m.group(1)) / 1024))
+
+
 def run_engine(cmd: list[str], repo: Path, env: dict, on_line=None) -> int:
-    """Runs the engine; returns the peak RSS in MiB of its largest process (the engine or one stage job, whose
-    rusage wait4 gathers), and fails with the engine's log tail if it fails."""
+    """Runs the engine; returns the peak RSS in MiB of its largest process (the engine or one stage job: what
+    rusage wait4 gathers, and the stages' own peaks, polled), and fails with the engine's log tail if it fails."""
+    stop, polled = threading.Event(), [0]
+    poller = threading.Thread(target=largest_job_rss, args=(stop, polled), daemon=True)
+    poller.start()
     proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     tail = []
     for line in proc.stdout:
@@ -63,10 +83,12 @@ def run_engine(cmd: list[str], repo: Path, env: dict, on_line=None) -> int:
         if on_line:
             on_line(line)
     _, status, usage = os.wait4(proc.pid, 0)
+    stop.set()
+    poller.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed in {repo}:\n{''.join(tail)}")
-    return round(usage.ru_maxrss / 1024)
+    return max(round(usage.ru_maxrss / 1024), polled[0])
 
 
 def run_dvc(repo: Path, env: dict) -> tuple[dict[str, float], int]:
@@ -131,6 +153,14 @@ def build(source: Path, where: Path, engine_name: str, cores: int) -> dict:
 
     repo = make_checkout(where, yaml.safe_load((source / "params.yaml").read_text()), source=source)
     env = os.environ | {"PYTHONPATH": str(repo / "src")}  # this tree's code, not the installed package's
+    if not (repo / "src/gsm8k_pipeline/warm.py").exists():
+        # A tree from before warm starts: the installed console script imports gsm8k_pipeline.warm, which its
+        # package lacks, so its jobs run its own dispatcher, as its console script did.
+        shim = repo.parent / f"{repo.name}-bin"
+        shim.mkdir()
+        (shim / "gsm8k").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m gsm8k_pipeline.cli "$@"\n')
+        (shim / "gsm8k").chmod(0o755)
+        env["PATH"] = f"{shim}:{env['PATH']}"
     started = time.perf_counter()
     if engine_name == "snakemake":
         peak = run_engine(["snakemake", "--cores", str(cores), "metrics/all.json"], repo, env)

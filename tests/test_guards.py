@@ -20,6 +20,7 @@ import yaml
 
 from conftest import make_checkout, run, test_params
 from gsm8k_pipeline import PipelineError
+from gsm8k_pipeline.guards import lock_file
 
 OUTPUT_DIRS = ("data", "models", "metrics")
 
@@ -281,18 +282,18 @@ def process_running(pid: int) -> bool:
 
 
 def trainer_pid(repo: Path, output_dir: str, owner: subprocess.Popen, timeout: float = 300) -> int:
-    """The pid of the `gsm8k train-sft` working in `repo` once it is training (its checkpoints folder exists)."""
+    """The pid of the process training `output_dir` in `repo` once it is training (its checkpoints folder exists):
+    the holder of the output's lock (guards.exclusive), which is the `gsm8k train-sft` process itself when it
+    started cold, and the process forked for it when it started warm (gsm8k_pipeline.warm)."""
     deadline = time.monotonic() + timeout
+    lock = lock_file(repo / output_dir)
     while time.monotonic() < deadline:
         assert owner.poll() is None, f"{owner.args} exited ({owner.returncode}) before training started"
         if (repo / output_dir / "checkpoints").exists():
-            for proc in Path("/proc").iterdir():
-                try:
-                    argv = (proc / "cmdline").read_bytes().split(b"\0")
-                    if b"train-sft" in argv and (proc / "cwd").resolve() == repo.resolve():
-                        return int(proc.name)
-                except (FileNotFoundError, ProcessLookupError, PermissionError, NotADirectoryError):
-                    continue
+            try:
+                return int(lock.read_text())
+            except (FileNotFoundError, ValueError):  # between its open and its write
+                pass
         time.sleep(0.2)
     raise AssertionError(f"no trainer started in {repo} within {timeout} s")
 
