@@ -159,13 +159,19 @@ def exit_like(status: int) -> None:
 
 
 def _read_int(conn: socket.socket) -> int | None:
-    data = b""
-    while len(data) < _INT.size:
-        chunk = conn.recv(_INT.size - len(data))
+    """The next integer on `conn`, or None if it closed first."""
+    data = _recv_exactly(conn, _INT.size)
+    return None if data is None else _INT.unpack(data)[0]
+
+
+def _recv_exactly(conn: socket.socket, size: int, data: bytes = b"") -> bytes | None:
+    """`data` completed to `size` bytes from `conn`, or None if it closed first."""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
         if not chunk:
             return None
         data += chunk
-    return _INT.unpack(data)[0]
+    return data
 
 
 def _connect(path: Path) -> socket.socket:
@@ -217,13 +223,14 @@ def _dial(path: Path) -> socket.socket:
 
 
 def serve(path: Path, ready: int) -> None:
-    """Import PRELOAD, listen at `path`, write b"1" to the fd `ready`, then fork a child per request until
-    IDLE_SECONDS pass with none running."""
+    """Listen beside `path`, import PRELOAD, write b"1" to the fd `ready`, take the name `path` once the
+    launcher has gone, then fork a child per request until IDLE_SECONDS pass with none running."""
     import importlib
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    Path(str(path) + ".new").unlink(missing_ok=True)
-    listener.bind(str(path) + ".new")  # first, so that a path too long fails at once; the name clients dial last
+    staging = path.with_name(path.name + ".new")
+    staging.unlink(missing_ok=True)
+    listener.bind(str(staging))  # first, so that a path too long fails at once; the name clients dial last
     listener.listen(64)
     for name in PRELOAD:
         importlib.import_module(name)
@@ -232,7 +239,7 @@ def serve(path: Path, ready: int) -> None:
     os.close(ready)
     while os.getppid() == launcher:  # until the launcher has exited (see launch)
         time.sleep(0.001)
-    os.rename(str(path) + ".new", path)
+    os.rename(staging, path)
     mine = os.stat(path).st_ino
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ)
@@ -269,13 +276,9 @@ def _fork(conn: socket.socket, servers: list) -> int | None:
     """Receive a request on `conn` and fork its child; the child's pid (sent to the client too), or None."""
     try:
         head, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
-        size = _INT.unpack(head[: _INT.size])[0]
-        body = head[_INT.size :]
-        while len(body) < size:
-            chunk = conn.recv(size - len(body))
-            if not chunk:
-                raise OSError("the client hung up")
-            body += chunk
+        body = _recv_exactly(conn, _INT.unpack(head[: _INT.size])[0], head[_INT.size :])
+        if body is None:
+            raise OSError("the client hung up")
         request = json.loads(body)
     except (OSError, ValueError, struct.error):
         conn.close()
@@ -328,7 +331,6 @@ def _child(conn: socket.socket, request: dict, fds: list[int]) -> int:
         del sys.modules[name]
     from gsm8k_pipeline import cli
 
-    cli.WARM_CHILD = True  # the client watches the engine (cli.main)
     try:
         cli.main(sys.argv[1:])
         code = 0
