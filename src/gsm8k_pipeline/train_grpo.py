@@ -130,6 +130,10 @@ def main(params: dict, config: GRPOStageConfig) -> None:
         # checkpointing off around generate; the Trainer sets the model's config.use_cache to False). Not for
         # vLLM, whose SamplingParams has no such key.
         generation_kwargs=None if section["use_vllm"] else {"use_cache": True},
+        # A preallocated cache, as eval's (generation.py): the default one grows by concatenation every token.
+        # On the CPU the same sampled completions, so the same weights, byte for byte, 4 % sooner
+        # (docs/benchmarks.md, issue 25). TRL's own generation only: vLLM and the fast path have theirs.
+        cache_implementation="static",
     )
     trainer = GRPOTrainer(
         model=model,

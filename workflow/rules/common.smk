@@ -88,6 +88,14 @@ def outputs(stage):
 # Snakemake skips evaluating the descendants of a job it reruns). It runs only when its output is missing.
 localrules: check_params  # a second of validation: never worth a cluster job
 
+# Which ready job starts first, when there are more than free cores (`--cores 2`): those with the higher
+# priority. Every rule other stages wait for has priority GATE; the test evals (eval, eval_budget), which only
+# the leaderboard waits for, keep the default 0. So a five-second validation eval that unlocks a selection,
+# and the GRPO runs and traces behind it, no longer wait behind half-minute booster evals: in one default run
+# the last GRPO candidates' eval did, for 5 min, and the DAG ended on a chain of jobs one at a time (issue 25,
+# docs/benchmarks.md). Scheduling only: no output changes, and neither engine reruns anything for it.
+GATE = 1
+
 
 rule check_params:
     input:

@@ -17,6 +17,7 @@ rule prep_sft:
     params:
         **stage_params("prep_sft"),
     threads: config["prep_sft"].get("threads") or config["threads"]
+    priority: GATE
     resources: **resources_for("train")
     log:
         "logs/prep_sft.log",
@@ -39,6 +40,7 @@ rule full_sft:
         **stage_params("full_sft"),
         chosen=chosen_rate("full_sft"),  # the learning rate chosen on validation: a moved choice reruns the run
     threads: config["threads"]
+    priority: GATE
     resources: **resources_for("train")
     log:
         "logs/full_sft/{budget}/s{seed}.log",
@@ -61,6 +63,7 @@ rule grpo:
         **stage_params("grpo"),
         chosen=chosen_rate("grpo"),  # the learning rate chosen on validation: a moved choice reruns the run
     threads: config["threads"]
+    priority: GATE
     resources: **resources_for("train")
     log:
         "logs/grpo/{budget}/s{seed}.log",
@@ -80,6 +83,7 @@ rule traces:
     params:
         **stage_params("traces"),
     threads: config["threads"]
+    priority: GATE
     resources: **resources_for("generate")
     log:
         "logs/traces/{budget}/s{seed}.log",
@@ -102,6 +106,7 @@ rule sft_from_traces:
         **stage_params("sft_from_traces"),
         chosen=chosen_rate("sft_from_traces"),  # the learning rate chosen on validation: a moved choice reruns the run
     threads: config["threads"]
+    priority: GATE
     resources: **resources_for("train")
     log:
         "logs/sft_from_traces/{budget}/s{seed}.log",

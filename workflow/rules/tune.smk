@@ -36,6 +36,7 @@ rule tune_full_sft:
     wildcard_constraints:
         lr=RATE,
     threads: config["threads"]
+    priority: GATE
     resources: **resources_for("train")
     log:
         "logs/tune_full_sft/{budget}/lr{lr}.log",
@@ -57,6 +58,7 @@ rule tune_eval_full_sft:
     wildcard_constraints:
         lr=RATE,
     threads: config["threads"]
+    priority: GATE
     resources: **resources_for("eval")
     log:
         "logs/tune_eval_full_sft/{budget}/lr{lr}.log",
@@ -75,6 +77,7 @@ checkpoint select_full_sft:
     params:
         **stage_params("select_full_sft"),
     localrule: True  # a second of json: never worth a cluster job
+    priority: GATE
     log:
         "logs/select_full_sft/{budget}.log",
     shell:
@@ -95,6 +98,7 @@ rule tune_grpo:
     wildcard_constraints:
         lr=RATE,
     threads: config["threads"]
+    priority: GATE
     resources: **resources_for("train")
     log:
         "logs/tune_grpo/{budget}/lr{lr}.log",
@@ -116,6 +120,7 @@ rule tune_eval_grpo:
     wildcard_constraints:
         lr=RATE,
     threads: config["threads"]
+    priority: GATE
     resources: **resources_for("eval")
     log:
         "logs/tune_eval_grpo/{budget}/lr{lr}.log",
@@ -134,6 +139,7 @@ checkpoint select_grpo:
     params:
         **stage_params("select_grpo"),
     localrule: True  # a second of json: never worth a cluster job
+    priority: GATE
     log:
         "logs/select_grpo/{budget}.log",
     shell:
@@ -154,6 +160,7 @@ rule tune_sft_from_traces:
     wildcard_constraints:
         lr=RATE,
     threads: config["threads"]
+    priority: GATE
     resources: **resources_for("train")
     log:
         "logs/tune_sft_from_traces/{budget}/lr{lr}.log",
@@ -175,6 +182,7 @@ rule tune_eval_sft_from_traces:
     wildcard_constraints:
         lr=RATE,
     threads: config["threads"]
+    priority: GATE
     resources: **resources_for("eval")
     log:
         "logs/tune_eval_sft_from_traces/{budget}/lr{lr}.log",
@@ -193,6 +201,7 @@ checkpoint select_sft_from_traces:
     params:
         **stage_params("select_sft_from_traces"),
     localrule: True  # a second of json: never worth a cluster job
+    priority: GATE
     log:
         "logs/select_sft_from_traces/{budget}.log",
     shell:
