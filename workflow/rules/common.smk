@@ -90,11 +90,18 @@ localrules: check_params  # a second of validation: never worth a cluster job
 
 # Which ready job starts first, when there are more than free cores (`--cores 2`): those with the higher
 # priority. Every rule other stages wait for has priority GATE; the test evals (eval, eval_budget), which only
-# the leaderboard waits for, keep the default 0. So a five-second validation eval that unlocks a selection,
-# and the GRPO runs and traces behind it, no longer wait behind half-minute booster evals: in one default run
+# the leaderboard waits for, come after, the long ones (boosters, lm-eval: half a minute or more) before the
+# greedy-only ones, so the DAG ends on short jobs two at a time. So a five-second validation eval that unlocks
+# a selection, and the GRPO runs and traces behind it, no longer wait behind booster evals: in one default run
 # the last GRPO candidates' eval did, for 5 min, and the DAG ended on a chain of jobs one at a time (issue 25,
 # docs/benchmarks.md). Scheduling only: no output changes, and neither engine reruns anything for it.
-GATE = 1
+GATE = 2
+
+
+def eval_priority(model_id):
+    """1 for a test eval that runs the boosters or lm-eval on its model, 0 for a greedy-only one."""
+    patterns = config["eval"]["boosters"]["models"] + config["lm_eval"]["models"]
+    return int(gsm8k_pipeline.selected(model_id, patterns))
 
 
 rule check_params:

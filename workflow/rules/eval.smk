@@ -18,6 +18,7 @@ rule eval:
     params:
         **stage_params("eval"),
     threads: config["threads"]
+    priority: lambda w: eval_priority(w.model)
     resources: **resources_for("eval")
     log:
         "logs/eval/{model}.log",
@@ -40,6 +41,7 @@ rule eval_budget:
     params:
         **stage_params("eval_budget"),
     threads: config["threads"]
+    priority: lambda w: eval_priority(f"{w.method}_{w.budget}_s{w.seed}")
     resources: **resources_for("eval")
     log:
         "logs/eval/{method}_{budget}_s{seed}.log",
