@@ -124,6 +124,20 @@ def test_killed_training_resumes_from_its_last_checkpoint(tmp_path, engine):
     assert not (repo / "models/prep_sft/checkpoints").exists()
 
 
+def test_a_checkpoint_cut_off_while_its_state_was_written_is_not_resumed(tmp_path):
+    """A kill can land while the Trainer writes trainer_state.json (CI saw it empty): that checkpoint is cut
+    short, and the one before it, still on disk until the new one is saved, is where the run resumes."""
+    from gsm8k_pipeline.training import StageDirs, prepare_checkpoints
+
+    dirs = StageDirs(tmp_path / "stage")
+    for step, state in ((2, json.dumps({"log_history": []})), (4, ""), (6, '{"log_hist')):
+        (dirs.checkpoints / f"checkpoint-{step}").mkdir(parents=True)
+        (dirs.checkpoints / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
+    (dirs.checkpoints / "checkpoint-8").mkdir()  # no state at all
+    (dirs.checkpoints / "RUN_ID").write_text("run")
+    assert prepare_checkpoints(dirs, "run") == str(dirs.checkpoints / "checkpoint-2")
+
+
 def test_same_params_and_seed_give_identical_eval_metrics(repo):
     for i in range(2):
         out = repo / f"determinism{i}"

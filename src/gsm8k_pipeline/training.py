@@ -95,11 +95,20 @@ def prepare_checkpoints(dirs: StageDirs, run_id: str) -> str | None:
         shutil.rmtree(dirs.checkpoints)
     dirs.checkpoints.mkdir(parents=True, exist_ok=True)
     stamp.write_text(run_id)
-    # trainer_state.json is written last, so a checkpoint without it was cut short by a kill.
-    complete = [p for p in dirs.checkpoints.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+    complete = [p for p in dirs.checkpoints.glob("checkpoint-*") if _complete(p)]
     if not complete:
         return None
     return str(max(complete, key=lambda p: int(p.name.split("-")[1])))
+
+
+def _complete(checkpoint: Path) -> bool:
+    """trainer_state.json is written last, so a checkpoint without it, or with it empty or cut off (a kill
+    while the Trainer wrote it: seen in CI), was cut short; the one before it is still there to resume from."""
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def warmup_steps(total_steps: int) -> int:
