@@ -41,7 +41,7 @@ rule eval_budget:
     params:
         **stage_params("eval_budget"),
     threads: config["threads"]
-    priority: lambda w: eval_priority(f"{w.method}_{w.budget}_s{w.seed}")
+    priority: lambda w: eval_priority(str(RunId(w.method, int(w.budget), int(w.seed))))
     resources: **resources_for("eval")
     log:
         "logs/eval/{method}_{budget}_s{seed}.log",
